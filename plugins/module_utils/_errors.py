@@ -1,0 +1,22 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one exception type of the picluster.carrier library.
+
+Every error the library raises on purpose is a CarrierError (or a subclass) whose message names
+the field and the value at fault. Modules turn it into ``fail_json(msg=...)`` in one place.
+"""
+
+from __future__ import annotations
+
+
+class CarrierError(Exception):
+    """An error a user can act on: the message says which field, which value, and why."""
+
+
+class BusError(CarrierError):
+    """An I2C transaction failed after its retries (NACK, EIO, a line that did not follow)."""
+
+
+class ProtectedSlotError(CarrierError):
+    """An operation would touch the controller's own slot without ``force``."""
