@@ -1,0 +1,625 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Board profiles and boards: which expander bit drives which control line of which slot.
+
+A profile is data (the built-ins below, or a user's dict of the same shape, see docs/internals.md).
+A :class:`Board` is a profile on a bus. All access to the hardware goes through a
+:meth:`Board.session`, which holds the bus lock and one open bus for its whole duration, so a
+read-modify-write-verify is never interleaved with another process's (HARDWARE.md section 2).
+
+Line meanings (a line is *asserted* when its bit is at its ``active`` level):
+
+- ``power``: the node is powered (a load switch enable or GLOBAL_EN, HARDWARE.md section 1);
+- ``run``: the node may run; de-asserted holds RUN_PG low, the SoC in reset;
+- ``rpiboot``: nRPIBOOT is pulled low, so the boot ROM enters USB device boot at the next start;
+- ``eeprom_wp``: EEPROM_nWP is pulled low (write protect, when the EEPROM config enables it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+
+from ansible_collections.picluster.carrier.plugins.module_utils._bus import (
+    bus_lock,
+    open_bus,
+    with_retries,
+)
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import BusError, CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._expanders import chip_width, make_chip
+
+LINE_NAMES = ("power", "run", "rpiboot", "eeprom_wp")
+KINDS = ("gpio", "clusterctrl", "turingpi1")
+
+# HARDWARE.md section 1: timing is not confirmed electrically; conservative defaults.
+DEFAULT_TIMING = {"reset_pulse": 0.1, "off_time": 1.0, "stagger": 0.5}
+
+
+class Line(object):
+    """One control line of one slot: a chip bit and its electrical sense."""
+
+    __slots__ = ("name", "chip", "bit", "active_high", "pull_up")
+
+    def __init__(self, name, chip, bit, active_high=True, pull_up=True):
+        self.name = name
+        self.chip = chip
+        self.bit = bit
+        self.active_high = active_high
+        self.pull_up = pull_up
+
+    @property
+    def mask(self):
+        return 1 << self.bit
+
+    def level_for(self, asserted):
+        """The bit level (True = 1) that makes the line asserted (or not)."""
+        return asserted if self.active_high else not asserted
+
+    def asserted_at(self, level):
+        return bool(level) == self.active_high
+
+    def to_dict(self):
+        data = {"bit": self.bit, "active": "high" if self.active_high else "low",
+                "pull": "up" if self.pull_up else "down"}
+        if self.chip is not None:
+            data["chip"] = self.chip
+        return data
+
+
+def _as_int(value, field, low=None, high=None):
+    if isinstance(value, bool):
+        raise CarrierError("%s: %r is not an integer" % (field, value))
+    if isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            value = int(text, 16) if text.startswith("0x") else int(text, 10)
+        except ValueError:
+            raise CarrierError("%s: %r is not an integer" % (field, value)) from None
+    if not isinstance(value, int):
+        raise CarrierError("%s: %r is not an integer" % (field, value))
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise CarrierError("%s: %r is out of range (%s..%s)" % (field, value, low, high))
+    return value
+
+
+def _choice(value, field, choices):
+    if value not in choices:
+        raise CarrierError("%s: %r is not one of %s" % (field, value, ", ".join(choices)))
+    return value
+
+
+def _no_unknown(data, allowed, field):
+    unknown = sorted(str(k) for k in data if k not in allowed)
+    if unknown:
+        raise CarrierError("%s: unknown key(s) %s (allowed: %s)" % (field, ", ".join(unknown), ", ".join(allowed)))
+
+
+class Profile(object):
+    """A validated board profile. Build one with :func:`get_profile`."""
+
+    def __init__(self, data, builtin=False):
+        if not isinstance(data, dict):
+            raise CarrierError("profile: %r is not a mapping" % (data,))
+        self.builtin = builtin
+        self.name = str(data.get("name") or "custom")
+        field = "profile %s" % self.name
+        _no_unknown(data, ("name", "description", "kind", "chips", "slots", "timing", "device", "max_slots"), field)
+        self.description = str(data.get("description") or "")
+        self.kind = _choice(data.get("kind", "gpio"), field + ".kind", KINDS)
+        self.timing = dict(DEFAULT_TIMING)
+        timing = data.get("timing") or {}
+        if not isinstance(timing, dict):
+            raise CarrierError("%s.timing: %r is not a mapping" % (field, timing))
+        _no_unknown(timing, tuple(DEFAULT_TIMING), field + ".timing")
+        for key, value in timing.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value > 600:
+                raise CarrierError("%s.timing.%s: %r is not a number of seconds (0-600)" % (field, key, value))
+            self.timing[key] = float(value)
+        self.chips = {}
+        self._lines = {}
+        self.device_address = None
+        if self.kind == "gpio":
+            self._parse_gpio(data, field)
+        elif self.kind == "clusterctrl":
+            self._parse_command_board(data, field, default_address=0x20, max_slots=32)
+        else:
+            self._parse_command_board(data, field, default_address=0x57, max_slots=7)
+        self.slot_numbers = tuple(sorted(self._lines))
+
+    def _parse_gpio(self, data, field):
+        chips = data.get("chips")
+        if not isinstance(chips, dict) or not chips:
+            raise CarrierError("%s.chips: a gpio profile needs a mapping of chips (name: {type, address})" % field)
+        for chip_name, chip in chips.items():
+            cfield = "%s.chips.%s" % (field, chip_name)
+            if not isinstance(chip, dict):
+                raise CarrierError("%s: %r is not a mapping" % (cfield, chip))
+            _no_unknown(chip, ("type", "address"), cfield)
+            try:
+                chip_width(chip.get("type"))
+            except CarrierError as exc:
+                raise CarrierError("%s.type: %s" % (cfield, exc)) from None
+            self.chips[str(chip_name)] = (str(chip["type"]).lower(), _as_int(chip.get("address"), cfield + ".address",
+                                                                              0x03, 0x77))
+        slots = data.get("slots")
+        if not isinstance(slots, dict) or not slots:
+            raise CarrierError("%s.slots: a mapping of slot number to lines is required" % field)
+        used = {}
+        for slot_key, lines in slots.items():
+            slot = _as_int(slot_key, "%s.slots" % field, 1, 999)
+            sfield = "%s.slots.%s" % (field, slot)
+            if not isinstance(lines, dict) or "power" not in lines:
+                raise CarrierError("%s: each slot needs at least a `power` line" % sfield)
+            _no_unknown(lines, LINE_NAMES, sfield)
+            parsed = {}
+            for line_name, spec in lines.items():
+                lfield = "%s.%s" % (sfield, line_name)
+                if not isinstance(spec, dict):
+                    raise CarrierError("%s: %r is not a mapping {chip, bit, active, pull}" % (lfield, spec))
+                _no_unknown(spec, ("chip", "bit", "active", "pull"), lfield)
+                chip_name = str(spec.get("chip", next(iter(self.chips)) if len(self.chips) == 1 else ""))
+                if chip_name not in self.chips:
+                    raise CarrierError("%s.chip: %r is not one of the profile's chips (%s)"
+                                       % (lfield, spec.get("chip"), ", ".join(sorted(self.chips))))
+                width = chip_width(self.chips[chip_name][0])
+                bit = _as_int(spec.get("bit"), lfield + ".bit", 0, width - 1)
+                if (chip_name, bit) in used:
+                    raise CarrierError("%s.bit: %s bit %d is already %s"
+                                       % (lfield, chip_name, bit, used[(chip_name, bit)]))
+                used[(chip_name, bit)] = "slot %d %s" % (slot, line_name)
+                active = _choice(spec.get("active", "high"), lfield + ".active", ("high", "low"))
+                pull = _choice(spec.get("pull", "up"), lfield + ".pull", ("up", "down"))
+                parsed[line_name] = Line(line_name, chip_name, bit, active == "high", pull == "up")
+            if slot in self._lines:
+                raise CarrierError("%s: slot %d is listed twice" % (field, slot))
+            self._lines[slot] = parsed
+
+    def _parse_command_board(self, data, field, default_address, max_slots):
+        if "chips" in data:
+            raise CarrierError("%s.chips: a %s profile has no chips (it speaks a command protocol)"
+                               % (field, self.kind))
+        device = data.get("device") or {}
+        if not isinstance(device, dict):
+            raise CarrierError("%s.device: %r is not a mapping" % (field, device))
+        _no_unknown(device, ("address",), field + ".device")
+        self.device_address = _as_int(device.get("address", default_address), field + ".device.address", 0x03, 0x77)
+        count = _as_int(data.get("max_slots", max_slots), field + ".max_slots", 1, max_slots)
+        for slot in range(1, count + 1):
+            if self.kind == "turingpi1":
+                self._lines[slot] = {"power": Line("power", None, TURINGPI1_BITS[slot - 1])}
+            else:
+                self._lines[slot] = {"power": Line("power", None, 0), "rpiboot": Line("rpiboot", None, 0)}
+
+    def lines(self, slot):
+        """Line name -> :class:`Line` for one slot (CarrierError for a slot the profile lacks)."""
+        try:
+            return self._lines[slot]
+        except KeyError:
+            raise CarrierError("slot: %r is not a slot of profile %s (slots: %s)"
+                               % (slot, self.name, _ranges(self.slot_numbers))) from None
+
+    def to_dict(self):
+        data = {"name": self.name, "kind": self.kind, "timing": dict(self.timing)}
+        if self.description:
+            data["description"] = self.description
+        if self.kind == "gpio":
+            data["chips"] = {name: {"type": t, "address": a} for name, (t, a) in self.chips.items()}
+            data["slots"] = {slot: {n: line.to_dict() for n, line in lines.items()}
+                             for slot, lines in self._lines.items()}
+        else:
+            data["device"] = {"address": self.device_address}
+            data["max_slots"] = len(self._lines)
+        return data
+
+
+def _ranges(numbers):
+    numbers = sorted(numbers)
+    if not numbers:
+        return "none"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return "%d-%d" % (numbers[0], numbers[-1])
+    return ", ".join(str(n) for n in numbers)
+
+
+# HARDWARE.md section 3, Turing Pi 1: register 0xF2, one bit per node, nodes 1-7.
+TURINGPI1_BITS = (1, 2, 3, 4, 7, 6, 5)  # masks 0x02, 0x04, 0x08, 0x10, 0x80, 0x40, 0x20
+TURINGPI1_REG_POWER = 0xF2
+TURINGPI1_REG_SHADOW = 0xF4
+
+# HARDWARE.md section 3, ClusterCTRL: a command protocol over an emulated I2C device.
+CC_REG_VERSION = 0x00
+CC_REG_MAXPI = 0x01
+CC_REG_DATA0 = 0x0C
+CC_REG_CMD = 0x0D
+CC_REG_STATUS = 0x0E
+CC_CMD_ON = 0x03
+CC_CMD_OFF = 0x04
+CC_CMD_GET_PSTATUS = 0x0F
+CC_CMD_USBBOOT_EN = 0x12
+CC_CMD_USBBOOT_DIS = 0x13
+CC_CMD_GET_USTATUS = 0x14
+
+
+def _carrier_slots(chip_names, slots_per_chip, first_slot=1):
+    """Slots of a generic carrier: three lines per slot, packed from bit 0 of each chip.
+
+    power (load switch / GLOBAL_EN enable, active high, pulled down: nodes stay off until the
+    controller says so), run (RUN_PG, released high), rpiboot (nRPIBOOT, active low).
+    """
+    slots = {}
+    slot = first_slot
+    for chip in chip_names:
+        for index in range(slots_per_chip):
+            base = 3 * index
+            slots[slot] = {
+                "power": {"chip": chip, "bit": base, "active": "high", "pull": "down"},
+                "run": {"chip": chip, "bit": base + 1, "active": "high", "pull": "up"},
+                "rpiboot": {"chip": chip, "bit": base + 2, "active": "low", "pull": "up"},
+            }
+            slot += 1
+    return slots
+
+
+def _builtin_profiles():
+    itx4_slots = _carrier_slots(["u1"], 4)
+    for slot in range(1, 5):
+        # The four spare bits of the PCA9555 drive EEPROM_nWP (active low, pulled up).
+        itx4_slots[slot]["eeprom_wp"] = {"chip": "u1", "bit": 11 + slot, "active": "low", "pull": "up"}
+    clusterhat_slots = {slot: {"power": {"chip": "u1", "bit": slot - 1, "active": "high", "pull": "down"}}
+                        for slot in range(1, 5)}
+    return {
+        "itx4": {
+            "name": "itx4",
+            "description": "4-slot mini-ITX CM4 carrier: one PCA9555 at 0x20; per slot power, run, rpiboot, eeprom_wp",
+            "kind": "gpio",
+            "chips": {"u1": {"type": "pca9555", "address": 0x20}},
+            "slots": itx4_slots,
+        },
+        "backplane10": {
+            "name": "backplane10",
+            "description": "10-slot 19-inch backplane: PCA9555 at 0x20 (slots 1-5) and 0x21 (slots 6-10)",
+            "kind": "gpio",
+            "chips": {"u1": {"type": "pca9555", "address": 0x20}, "u2": {"type": "pca9555", "address": 0x21}},
+            "slots": _carrier_slots(["u1", "u2"], 5),
+        },
+        # HARDWARE.md section 3: XRA1200 (some batches PCA9554, same register layout) at 0x20,
+        # bits 0-3 = power of P1-P4, 1 = on. Bits 4-7 (LED, hub, alert, HAT EEPROM WP) are not slot
+        # lines and are never touched.
+        "clusterhat_v2": {
+            "name": "clusterhat_v2",
+            "description": "Cluster HAT v2: four Pi Zeros, XRA1200/PCA9554 at 0x20, bits 0-3 power P1-P4",
+            "kind": "gpio",
+            "chips": {"u1": {"type": "xra1200", "address": 0x20}},
+            "slots": copy.deepcopy(clusterhat_slots),
+        },
+        "clusterhat_v3": {
+            "name": "clusterhat_v3",
+            "description": "Cluster HAT v3: four Pi Zeros, XRA1200/PCA9554 at 0x20, bits 0-3 power P1-P4",
+            "kind": "gpio",
+            "chips": {"u1": {"type": "xra1200", "address": 0x20}},
+            "slots": copy.deepcopy(clusterhat_slots),
+        },
+        "clusterctrl": {
+            "name": "clusterctrl",
+            "description": "ClusterCTRL (Triple, Stack, A+6, Single): USB-I2C command protocol at 0x20",
+            "kind": "clusterctrl",
+            "device": {"address": 0x20},
+            "max_slots": 32,
+        },
+        "turingpi1": {
+            "name": "turingpi1",
+            "description": "Turing Pi 1: seven nodes, register 0xF2 at 0x57, one power bit per node",
+            "kind": "turingpi1",
+            "device": {"address": 0x57},
+            "max_slots": 7,
+        },
+    }
+
+
+BUILTIN_PROFILES = _builtin_profiles()
+_PROFILE_CACHE = {}
+
+
+def get_profile(name_or_dict):
+    """A validated :class:`Profile` from a built-in name or a user's dict."""
+    if isinstance(name_or_dict, Profile):
+        return name_or_dict
+    if isinstance(name_or_dict, str):
+        cached = _PROFILE_CACHE.get(name_or_dict)
+        if cached is None:
+            if name_or_dict not in BUILTIN_PROFILES:
+                raise CarrierError("profile: %r is not a built-in profile (built-in: %s); define your own as a mapping"
+                                   % (name_or_dict, ", ".join(sorted(BUILTIN_PROFILES))))
+            cached = _PROFILE_CACHE[name_or_dict] = Profile(BUILTIN_PROFILES[name_or_dict], builtin=True)
+        return cached
+    if isinstance(name_or_dict, dict):
+        return Profile(name_or_dict)
+    raise CarrierError("profile: %r is neither a profile name nor a mapping" % (name_or_dict,))
+
+
+def slot_summary(lines_state):
+    """One word for a slot's state from its asserted lines: off, reset, usb_boot, on."""
+    if lines_state.get("power") is False:
+        return "off"
+    if lines_state.get("run") is False:
+        return "reset"
+    if lines_state.get("rpiboot") is True:
+        return "usb_boot"
+    return "on"
+
+
+class Board(object):
+    """A profile on a bus, with its chip addresses and protected slots."""
+
+    def __init__(self, name, profile, bus_spec, addresses=None, protected_slots=(), lock_dir=None,
+                 bus_opener=open_bus, retries=5):
+        self.name = name
+        self.profile = get_profile(profile)
+        self.bus_spec = bus_spec
+        self.lock_dir = lock_dir
+        self.protected_slots = frozenset(int(s) for s in (protected_slots or ()))
+        self.retries = retries
+        self._bus_opener = bus_opener
+        self.chips = dict(self.profile.chips)
+        for chip_name, address in (addresses or {}).items():
+            if chip_name not in self.chips:
+                raise CarrierError("addresses: %r is not a chip of profile %s (chips: %s)"
+                                   % (chip_name, self.profile.name, ", ".join(sorted(self.chips)) or "none"))
+            self.chips[chip_name] = (self.chips[chip_name][0], _as_int(address, "addresses.%s" % chip_name,
+                                                                        0x03, 0x77))
+        for slot in self.protected_slots:
+            self.profile.lines(slot)
+
+    def resolve_slots(self, slot):
+        """A sorted list of slot numbers from an int, a digit string, a list of them, or ``all``."""
+        if slot is None or slot == "all" or slot == ["all"]:
+            return list(self.profile.slot_numbers)
+        items = slot if isinstance(slot, (list, tuple)) else [slot]
+        result = set()
+        for item in items:
+            number = _as_int(item, "slot", 1, 999)
+            self.profile.lines(number)
+            result.add(number)
+        if not result:
+            raise CarrierError("slot: an empty list names no slot")
+        return sorted(result)
+
+    @contextlib.contextmanager
+    def session(self):
+        """Hold this board's bus lock and an open bus; yield a backend session."""
+        with bus_lock(self.bus_spec, self.lock_dir):
+            bus = self._bus_opener(self.bus_spec)
+            try:
+                yield _BACKENDS[self.profile.kind](self, bus)
+            finally:
+                bus.close()
+
+    def read_state(self, slots=None):
+        with self.session() as session:
+            return session.read_state(self.resolve_slots(slots))
+
+    def set_lines(self, changes):
+        with self.session() as session:
+            return session.set_lines(changes)
+
+
+class _GpioSession(object):
+    """Line access on expander chips. Chip configuration is read once per session."""
+
+    def __init__(self, board, bus):
+        self.board = board
+        self.drivers = {name: make_chip(t, bus, a, retries=board.retries) for name, (t, a) in board.chips.items()}
+        self._polarity = {}
+        self._direction = {}
+
+    def _lines(self, slots):
+        return {slot: self.board.profile.lines(slot) for slot in slots}
+
+    def polarity(self, chip):
+        if chip not in self._polarity:
+            self._polarity[chip] = self.drivers[chip].read_polarity()
+        return self._polarity[chip]
+
+    def direction(self, chip):
+        if chip not in self._direction:
+            self._direction[chip] = self.drivers[chip].read_direction()
+        return self._direction[chip]
+
+    def read_pins(self, chip):
+        return self.drivers[chip].read_inputs(polarity=self.polarity(chip))
+
+    def read_state(self, slots):
+        by_slot = self._lines(slots)
+        pins = {}
+        for lines in by_slot.values():
+            for line in lines.values():
+                if line.chip not in pins:
+                    pins[line.chip] = self.read_pins(line.chip)
+        result = {}
+        for slot, lines in by_slot.items():
+            state = {name: None for name in LINE_NAMES}
+            for name, line in lines.items():
+                state[name] = line.asserted_at(pins[line.chip] & line.mask)
+            result[slot] = state
+        return result
+
+    def chip_facts(self):
+        facts = {}
+        for name, driver in sorted(self.drivers.items()):
+            facts[name] = {"type": driver.chip, "address": "0x%02x" % driver.address, "width": driver.width,
+                           "direction": "0x%0*x" % (driver.width // 4, self.direction(name)),
+                           "inputs": "0x%0*x" % (driver.width // 4, self.read_pins(name)),
+                           "first_use": self.direction(name) == driver.mask}
+        return facts
+
+    def set_lines(self, changes):
+        """Drive lines: ``{slot: {line: asserted}}``. Verifies every pin by reading it back."""
+        plan = {}
+        for slot, wanted in changes.items():
+            lines = self.board.profile.lines(slot)
+            for name, asserted in wanted.items():
+                if name not in lines:
+                    raise CarrierError("slot %d of profile %s has no %s line" % (slot, self.board.profile.name, name))
+                line = lines[name]
+                mask, value, owners = plan.setdefault(line.chip, [0, 0, {}])
+                plan[line.chip][0] = mask | line.mask
+                if line.level_for(asserted):
+                    plan[line.chip][1] = value | line.mask
+                owners[line.bit] = (slot, name, asserted)
+        for chip in sorted(plan):
+            mask, value, owners = plan[chip]
+            driver = self.drivers[chip]
+            if self.direction(chip) & mask:
+                driver.configure_outputs(mask)
+                self._direction[chip] = self.direction(chip) & ~mask
+            latch = driver.read_outputs()
+            new_latch = (latch & ~mask) | value
+            if new_latch != latch:
+                driver.write_outputs(new_latch)
+            pins = self.read_pins(chip)
+            wrong = (pins ^ new_latch) & mask
+            if wrong:
+                back = driver.read_outputs()
+                if (back ^ new_latch) & mask:
+                    raise BusError("%s: wrote output latch 0x%x but read back 0x%x"
+                                   % (driver.describe(), new_latch, back))
+                bad = []
+                for bit in range(driver.width):
+                    if wrong & (1 << bit):
+                        slot, name, asserted = owners[bit]
+                        bad.append("slot %d %s (bit %d) should be %s but the pin reads %d"
+                                   % (slot, name, bit, "asserted" if asserted else "released", (pins >> bit) & 1))
+                raise BusError("%s on board %s: line did not follow: %s (stuck line or short?)"
+                               % (driver.describe(), self.board.name, "; ".join(bad)))
+        return True
+
+
+class _Device(object):
+    """Register access to a command-style board with retries."""
+
+    def __init__(self, board, bus, address):
+        self.board = board
+        self.bus = bus
+        self.address = address
+
+    def read(self, reg):
+        return with_retries(lambda: self.bus.read_byte_data(self.address, reg),
+                            "%s (0x%02x): read register 0x%02x" % (self.board.profile.kind, self.address, reg),
+                            attempts=self.board.retries) & 0xFF
+
+    def write(self, reg, value):
+        with_retries(lambda: self.bus.write_byte_data(self.address, reg, value & 0xFF),
+                     "%s (0x%02x): write register 0x%02x = 0x%02x"
+                     % (self.board.profile.kind, self.address, reg, value & 0xFF), attempts=self.board.retries)
+
+
+class _TuringPi1Session(object):
+    """HARDWARE.md section 3: one power bit per node in register 0xF2 (bit set = on)."""
+
+    def __init__(self, board, bus):
+        self.board = board
+        self.device = _Device(board, bus, board.profile.device_address)
+
+    def read_state(self, slots):
+        value = self.device.read(TURINGPI1_REG_POWER)
+        result = {}
+        for slot in slots:
+            state = {name: None for name in LINE_NAMES}
+            state["power"] = bool(value & self.board.profile.lines(slot)["power"].mask)
+            result[slot] = state
+        return result
+
+    def chip_facts(self):
+        return {"device": {"type": "turingpi1", "address": "0x%02x" % self.device.address,
+                           "power_register": "0x%02x" % self.device.read(TURINGPI1_REG_POWER)}}
+
+    def set_lines(self, changes):
+        current = self.device.read(TURINGPI1_REG_POWER)
+        new = current
+        for slot, wanted in changes.items():
+            lines = self.board.profile.lines(slot)
+            for name, asserted in wanted.items():
+                if name not in lines:
+                    raise CarrierError("slot %d of a Turing Pi 1 has no %s line (only power)" % (slot, name))
+                new = (new | lines[name].mask) if asserted else (new & ~lines[name].mask)
+        if new != current:
+            self.device.write(TURINGPI1_REG_POWER, new)
+        back = self.device.read(TURINGPI1_REG_POWER)
+        if back != new:
+            raise BusError("turingpi1 (0x%02x): wrote power register 0x%02x but read back 0x%02x"
+                           % (self.device.address, new, back))
+        return True
+
+
+class _ClusterCtrlSession(object):
+    """HARDWARE.md section 3: write the node to DATA0, the command to CMD; the firmware runs it
+    from its main loop, clears CMD when done and leaves STATUS 0 for OK; GET commands answer in
+    DATA0 (read from the firmware source). A write while a command is pending is NACKed, which
+    the bus retries absorb."""
+
+    POLL_TIMEOUT = 2.0
+
+    def __init__(self, board, bus):
+        self.board = board
+        self.device = _Device(board, bus, board.profile.device_address)
+        self._maxpi = None
+
+    def maxpi(self):
+        if self._maxpi is None:
+            self._maxpi = self.device.read(CC_REG_MAXPI)
+        return self._maxpi
+
+    def _check_slot(self, slot):
+        if slot > self.maxpi():
+            raise CarrierError("slot: %d is beyond this ClusterCTRL's %d nodes (MAXPI)" % (slot, self.maxpi()))
+
+    def command(self, code, node):
+        self.device.write(CC_REG_DATA0, node)
+        self.device.write(CC_REG_CMD, code)
+        deadline = time.monotonic() + self.POLL_TIMEOUT
+        while self.device.read(CC_REG_CMD) != 0:
+            if time.monotonic() > deadline:
+                raise BusError("clusterctrl: command 0x%02x for node %d did not finish in %.0f s"
+                               % (code, node, self.POLL_TIMEOUT))
+            time.sleep(0.001)
+        status = self.device.read(CC_REG_STATUS)
+        if status != 0:
+            raise BusError("clusterctrl: command 0x%02x for node %d failed with status 0x%02x" % (code, node, status))
+        return self.device.read(CC_REG_DATA0)
+
+    def read_state(self, slots):
+        result = {}
+        for slot in slots:
+            self._check_slot(slot)
+            state = {name: None for name in LINE_NAMES}
+            state["power"] = bool(self.command(CC_CMD_GET_PSTATUS, slot))
+            state["rpiboot"] = bool(self.command(CC_CMD_GET_USTATUS, slot))
+            result[slot] = state
+        return result
+
+    def chip_facts(self):
+        return {"device": {"type": "clusterctrl", "address": "0x%02x" % self.device.address,
+                           "version": self.device.read(CC_REG_VERSION), "maxpi": self.maxpi()}}
+
+    def set_lines(self, changes):
+        codes = {"power": (CC_CMD_ON, CC_CMD_OFF), "rpiboot": (CC_CMD_USBBOOT_EN, CC_CMD_USBBOOT_DIS)}
+        for slot in sorted(changes):
+            self._check_slot(slot)
+            # rpiboot before power, so a node switched on with USB boot starts in it.
+            for name in sorted(changes[slot], key=lambda n: n != "rpiboot"):
+                if name not in codes:
+                    raise CarrierError("slot %d of a ClusterCTRL has no %s line (power and rpiboot only)"
+                                       % (slot, name))
+                self.command(codes[name][0] if changes[slot][name] else codes[name][1], slot)
+        after = self.read_state(sorted(changes))
+        for slot, wanted in changes.items():
+            for name, asserted in wanted.items():
+                if after[slot][name] != asserted:
+                    raise BusError("clusterctrl: node %d %s reads %s after the command"
+                                   % (slot, name, "on" if after[slot][name] else "off"))
+        return True
+
+
+_BACKENDS = {"gpio": _GpioSession, "turingpi1": _TuringPi1Session, "clusterctrl": _ClusterCtrlSession}
