@@ -1,0 +1,679 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The cluster topology file (``*.carrier.yml``): load, validate, normalise.
+
+One file describes a cluster: the controllers (hosts wired to the boards' I2C buses), optional
+user-defined board profiles, and the boards with one entry per populated slot. The inventory
+plugin ``picluster.carrier.boards`` and the simulator (``sim/``) both read it through
+:func:`load_topology`; the format is documented in ``docs/internals.md``.
+
+Object model (all dataclasses, read-only after loading)::
+
+    Topology
+      .source            str: the file path (or the ``source`` given for in-memory data)
+      .controllers       {name: Controller}            in file order
+      .profiles          {name: Profile}               user profiles of the top-level ``profiles:``
+      .boards            {name: BoardSpec}             in file order
+      .nodes             {host: Node}                  every slot of every board, board then slot order
+      .specializations   (str, ...)                    every specialization name the file may use
+      .node(host) -> Node                              KeyError if unknown
+      .nodes_of_controller(name) -> [Node]
+
+    Controller
+      .name  .vars (dict: host vars for the controller host)
+
+    BoardSpec
+      .name  .controller (str)  .bus (str: "N", "/dev/i2c-N" or "sim:/abs/path")
+      .profile (a _board.Profile)  .profile_name (str)
+      .profile_data (the user's profile dict with its name, or None for a built-in profile)
+      .addresses ({chip: int} or None)  .controller_slot (int or None)
+      .protected_slots (tuple of int)  .console (pattern or None)  .vars (dict)  .sim (dict)
+      .nodes ({slot: Node}, sorted by slot)
+
+    Node
+      .host  .board (board name)  .slot (int)  .controller  .profile (profile name)
+      .profile_data (dict or None)  .bus  .addresses  .protected_slots
+      .console (the board's pattern or the slot's own, expanded; None if neither)
+      .serial (16 or 8 lowercase hex digits, or None)  .tftp_dir (last 8 digits of the serial)
+      .mac (lowercase, ':'-separated, or None)  .model (str or None)
+      .specializations (tuple of str)
+      .board_vars  .slot_vars  .vars (board vars updated with slot vars)
+      .sim (dict: simulator-only settings of the slot)
+      .hostvars() -> dict: the ``carrier_*`` variables plus ``.vars`` (what the inventory sets)
+
+Every validation failure raises :class:`TopologyError` (a ``CarrierError``) whose message names
+the file, the field path (``boards.rack1.slots.3.mac``) and the value at fault.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+
+from ansible_collections.picluster.carrier.plugins.module_utils._board import BUILTIN_PROFILES, get_profile
+
+
+#: Specializations every topology may use (each becomes an inventory group of that name).
+BUILTIN_SPECIALIZATIONS = ("ceph_storage", "k3s_server", "k3s_agent", "pihole")
+
+#: Node models the library knows (HARDWARE.md section 9 board types).
+MODELS = ("cm3", "cm4", "cm4s", "cm5", "pi4", "pi5", "pizero", "pizero2")
+
+#: Top-level keys that belong to the inventory plugin (its options); the topology ignores them.
+INVENTORY_OPTION_KEYS = frozenset(
+    {
+        "plugin",
+        "probe",
+        "strict",
+        "compose",
+        "groups",
+        "keyed_groups",
+        "use_extra_vars",
+        "leading_separator",
+        "cache",
+        "cache_plugin",
+        "cache_timeout",
+        "cache_connection",
+        "cache_prefix",
+    }
+)
+
+#: Host variables the inventory sets itself; ``vars:`` may not use these names.
+RESERVED_VAR_PREFIX = "carrier_"
+
+_TOP_KEYS = frozenset({"controllers", "profiles", "boards", "specializations"})
+_CONTROLLER_KEYS = frozenset({"vars"})
+_BOARD_KEYS = frozenset(
+    {"profile", "controller", "bus", "addresses", "controller_slot", "console", "vars", "sim", "slots", "description"}
+)
+_SLOT_KEYS = frozenset({"host", "specializations", "serial", "mac", "model", "console", "vars", "sim"})
+_RESERVED_GROUPS = frozenset({"all", "ungrouped", "carrier_nodes", "carrier_controllers"})
+
+_HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BOARD_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$")
+_SERIAL_RE = re.compile(r"^(?:[0-9a-f]{8}){1,2}$")
+_DEV_I2C_RE = re.compile(r"^/dev/i2c-(\d+)$")
+_CONSOLE_FIELDS = ("host", "slot", "board")
+
+
+class TopologyError(CarrierError):
+    """A topology file is invalid. ``source``, ``path`` (the field path) and ``value`` say where."""
+
+    def __init__(self, source: str, path: str, message: str, value: Any = None):
+        self.source = source
+        self.path = path
+        self.value = value
+        where = "%s: %s" % (source, path) if path else source
+        super().__init__("%s: %s" % (where, message))
+
+
+@dataclass(frozen=True)
+class Controller:
+    name: str
+    vars: dict
+
+
+@dataclass(frozen=True)
+class Node:
+    host: str
+    board: str
+    slot: int
+    controller: str
+    profile: str
+    profile_data: dict | None
+    bus: str
+    addresses: dict | None
+    protected_slots: tuple
+    console: str | None
+    serial: str | None
+    mac: str | None
+    model: str | None
+    specializations: tuple
+    board_vars: dict
+    slot_vars: dict
+    sim: dict
+
+    @property
+    def vars(self) -> dict:
+        """The node's own variables: the board's ``vars`` updated with the slot's."""
+        merged = dict(self.board_vars)
+        merged.update(self.slot_vars)
+        return merged
+
+    @property
+    def tftp_dir(self) -> str | None:
+        """The TFTP directory name of the node: the last 8 hex digits of its serial (HARDWARE.md section 9)."""
+        return self.serial[-8:] if self.serial else None
+
+    def hostvars(self) -> dict:
+        """The inventory host variables: ``carrier_*`` facts then the board's and the slot's ``vars``."""
+        hv = {
+            "carrier_board": self.board,
+            "carrier_slot": self.slot,
+            "carrier_controller": self.controller,
+            "carrier_profile": self.profile,
+            "carrier_bus": self.bus,
+            "carrier_protected_slots": list(self.protected_slots),
+            "carrier_serial": self.serial,
+            "carrier_mac": self.mac,
+            "carrier_model": self.model,
+            "carrier_specializations": list(self.specializations),
+        }
+        if self.profile_data is not None:
+            hv["carrier_profile_data"] = self.profile_data
+        if self.addresses:
+            hv["carrier_addresses"] = dict(self.addresses)
+        if self.console is not None:
+            hv["carrier_console"] = self.console
+        hv.update(self.board_vars)
+        hv.update(self.slot_vars)
+        return hv
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    name: str
+    controller: str
+    bus: str
+    profile: Any
+    profile_name: str
+    profile_data: dict | None
+    addresses: dict | None
+    controller_slot: int | None
+    console: str | None
+    vars: dict
+    sim: dict
+    description: str | None = None
+    nodes: dict = field(default_factory=dict)
+
+    @property
+    def protected_slots(self) -> tuple:
+        return () if self.controller_slot is None else (self.controller_slot,)
+
+
+@dataclass(frozen=True)
+class Topology:
+    source: str
+    controllers: dict
+    profiles: dict
+    boards: dict
+    nodes: dict
+    specializations: tuple
+
+    def node(self, host: str) -> Node:
+        return self.nodes[host]
+
+    def nodes_of_controller(self, name: str) -> list:
+        return [n for n in self.nodes.values() if n.controller == name]
+
+
+def _yaml_load(path: str) -> Any:
+    import yaml
+
+    loader_base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class _Loader(loader_base):  # a safe loader that refuses duplicate keys (two entries for slot 3)
+        pass
+
+    def _construct_mapping(loader, node, deep=False):
+        loader.flatten_mapping(node)
+        out = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in out:
+                mark = key_node.start_mark
+                raise TopologyError(path, "line %d" % (mark.line + 1), "duplicate key %r" % (key,), key)
+            out[key] = loader.construct_object(value_node, deep=deep)
+        return out
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    try:
+        with open(path, "rb") as fh:
+            return yaml.load(fh, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as exc:
+        raise TopologyError(path, "", "cannot read the topology file: %s" % exc.strerror) from exc
+    except yaml.YAMLError as exc:
+        raise TopologyError(path, "", "not valid YAML: %s" % exc) from exc
+
+
+def load_topology(data_or_path: Any, source: str | None = None) -> Topology:
+    """Load and validate a topology from a path or from already-parsed data (a mapping).
+
+    ``source`` names the file in error messages (defaults to the path, or ``<topology>``).
+    Keys of the inventory plugin's options (:data:`INVENTORY_OPTION_KEYS`) are ignored.
+    """
+    if isinstance(data_or_path, (str, os.PathLike)):
+        path = os.fspath(data_or_path)
+        source = source or path
+        data = _yaml_load(path)
+    else:
+        data = data_or_path
+        source = source or "<topology>"
+    return _Loader(source).load(data)
+
+
+def normalize_mac(value: Any, source: str = "<value>", path: str = "mac") -> str:
+    """``DC-A6-32-01-36-C2`` or ``dc:a6:32:01:36:c2`` -> ``dc:a6:32:01:36:c2``; TopologyError otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise TopologyError(source, path, "%r was read by YAML as a number: quote the MAC address" % (value,), value)
+    if not isinstance(value, str) or not _MAC_RE.match(value.lower()):
+        raise TopologyError(
+            source, path, "%r is not a MAC address (six hex pairs separated by ':' or '-')" % (value,), value
+        )
+    return value.lower().replace("-", ":")
+
+
+def normalize_serial(value: Any, source: str = "<value>", path: str = "serial") -> str:
+    """A board serial: 16 hex digits (``/proc/cpuinfo``) or the 8-digit TFTP-directory form, lowercased."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise TopologyError(source, path, "%r was read by YAML as a number: quote the serial" % (value,), value)
+    if not isinstance(value, str) or not _SERIAL_RE.match(value.lower()):
+        raise TopologyError(
+            source, path, "%r is not a serial number (16 hex digits, or the 8-digit TFTP directory form)" % (value,),
+            value,
+        )
+    return value.lower()
+
+
+def normalize_bus(value: Any, source: str = "<value>", path: str = "bus") -> str:
+    """An I2C bus: ``N`` (int or digits), ``/dev/i2c-N`` or ``sim:/absolute/path.sock``; returned as a string."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str):
+        if value.isdigit() or _DEV_I2C_RE.match(value):
+            return value
+        if value.startswith("sim:") and value[4:].startswith("/") and len(value) > 5:
+            return value
+    raise TopologyError(
+        source, path, "%r is not a bus (an I2C bus number, /dev/i2c-N, or sim:/absolute/path.sock)" % (value,), value
+    )
+
+
+def bus_device(bus: str) -> str:
+    """The local path behind a bus spec: ``/dev/i2c-N`` or the simulator's socket path."""
+    if bus.startswith("sim:"):
+        return bus[4:]
+    if bus.isdigit():
+        return "/dev/i2c-%s" % bus
+    return bus
+
+
+class _Loader:
+    """One validation pass; raises TopologyError at the first fault."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.hosts: dict[str, str] = {}  # host -> field path that defined it
+        self.serials: dict[str, str] = {}  # tftp dir (last 8 digits) -> field path
+        self.macs: dict[str, str] = {}
+        self.profile_cache: dict[str, Any] = {}
+
+    def fail(self, path: str, message: str, value: Any = None):
+        raise TopologyError(self.source, path, message, value)
+
+    # -- generic checks -------------------------------------------------------------------------
+    def mapping(self, value: Any, path: str, allowed: frozenset | None = None, required: tuple = ()) -> Mapping:
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            self.fail(path, "must be a mapping, got %s %r" % (type(value).__name__, value), value)
+        if allowed is not None:
+            unknown = [k for k in value if k not in allowed]
+            if unknown:
+                self.fail(
+                    path,
+                    "unknown key(s) %s; allowed: %s" % (", ".join(repr(k) for k in unknown), ", ".join(sorted(allowed))),
+                    unknown,
+                )
+        for key in required:
+            if value.get(key) is None:
+                self.fail(_join(path, key), "is required", None)
+        return value
+
+    def variables(self, value: Any, path: str) -> dict:
+        value = self.mapping(value, path)
+        for key in value:
+            if not isinstance(key, str) or not _NAME_RE.match(key):
+                self.fail(_join(path, key), "%r is not a valid variable name" % (key,), key)
+            if key.startswith(RESERVED_VAR_PREFIX):
+                self.fail(_join(path, key), "%r: variables named carrier_* are set by the inventory" % (key,), key)
+        return dict(value)
+
+    def host(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not _HOST_RE.match(value):
+            self.fail(path, "%r is not a valid host name" % (value,), value)
+        if value in self.hosts:
+            self.fail(path, "duplicate host name %r (also at %s)" % (value, self.hosts[value]), value)
+        self.hosts[value] = path
+        return value
+
+    # -- sections -------------------------------------------------------------------------------
+    def load(self, data: Any) -> Topology:
+        if data is None:
+            self.fail("", "the topology is empty")
+        known = _TOP_KEYS | INVENTORY_OPTION_KEYS
+        data = self.mapping(data, "", known)
+        specializations = self.specializations(data.get("specializations"))
+        controllers = self.controllers(data.get("controllers"))
+        profiles = self.profiles(data.get("profiles"))
+        boards_data = self.mapping(data.get("boards"), "boards")
+        if not boards_data:
+            self.fail("boards", "at least one board is required", boards_data)
+        boards: dict[str, BoardSpec] = {}
+        nodes: dict[str, Node] = {}
+        for name, board_data in boards_data.items():
+            board = self.board(name, board_data, controllers, profiles, set(specializations))
+            boards[board.name] = board
+            for node in board.nodes.values():
+                nodes[node.host] = node
+        return Topology(self.source, controllers, profiles, boards, nodes, specializations)
+
+    def specializations(self, value: Any) -> tuple:
+        names = list(BUILTIN_SPECIALIZATIONS)
+        if value is None:
+            return tuple(names)
+        if not isinstance(value, list):
+            self.fail("specializations", "must be a list of names, got %r" % (value,), value)
+        for i, name in enumerate(value):
+            path = "specializations.%d" % i
+            if not isinstance(name, str) or not _NAME_RE.match(name):
+                self.fail(path, "%r is not a valid specialization name (letters, digits, _)" % (name,), name)
+            if name in _RESERVED_GROUPS:
+                self.fail(path, "%r is a group name the inventory reserves" % (name,), name)
+            if name not in names:
+                names.append(name)
+        return tuple(names)
+
+    def controllers(self, value: Any) -> dict:
+        value = self.mapping(value, "controllers")
+        out = {}
+        for name, cdata in value.items():
+            path = _join("controllers", name)
+            self.host(name, path)
+            cdata = self.mapping(cdata, path, _CONTROLLER_KEYS)
+            out[name] = Controller(name, self.variables(cdata.get("vars"), _join(path, "vars")))
+        return out
+
+    def profiles(self, value: Any) -> dict:
+        value = self.mapping(value, "profiles")
+        out = {}
+        for name, pdata in value.items():
+            path = _join("profiles", name)
+            if not isinstance(name, str) or not _BOARD_NAME_RE.match(name):
+                self.fail(path, "%r is not a valid profile name" % (name,), name)
+            if name in BUILTIN_PROFILES:
+                self.fail(path, "%r is the name of a built-in profile; choose another name" % (name,), name)
+            profile, pdict = self.user_profile(pdata, path, name)
+            out[name] = profile
+            self.profile_cache[name] = (profile, pdict)
+        return out
+
+    def user_profile(self, pdata: Any, path: str, default_name: str):
+        pdata = self.mapping(pdata, path)
+        pdict = dict(pdata)
+        declared = pdict.setdefault("name", default_name)
+        if declared != default_name:
+            self.fail(_join(path, "name"), "%r differs from the profile's key %r" % (declared, default_name), declared)
+        try:
+            profile = get_profile(pdict)
+        except CarrierError as exc:
+            self.fail(path, "invalid profile: %s" % exc, pdata)
+        return profile, pdict
+
+    def board_profile(self, value: Any, path: str, board_name: str):
+        """(Profile, name, user dict or None) for a board's ``profile:``; each name is resolved once per file."""
+        if isinstance(value, Mapping):
+            pname = value.get("name", board_name)
+            if pname in BUILTIN_PROFILES or pname in self.profile_cache:
+                self.fail(
+                    _join(path, "name"),
+                    "%r is already the name of a profile; give the board's own profile another name" % (pname,),
+                    pname,
+                )
+            profile, pdict = self.user_profile(value, path, pname)
+            return profile, profile.name, pdict
+        if not isinstance(value, str):
+            self.fail(path, "must be a profile name or a profile mapping, got %r" % (value,), value)
+        cached = self.profile_cache.get(value)
+        if cached is None:
+            if value not in BUILTIN_PROFILES:
+                choices = sorted(set(BUILTIN_PROFILES) | set(self.profile_cache))
+                self.fail(path, "unknown profile %r; known profiles: %s" % (value, ", ".join(choices)), value)
+            try:
+                cached = (get_profile(value), None)
+            except CarrierError as exc:
+                self.fail(path, "invalid profile %r: %s" % (value, exc), value)
+            self.profile_cache[value] = cached
+        profile, pdict = cached
+        return profile, value, pdict
+
+    def board(self, name: Any, bdata: Any, controllers: dict, profiles: dict, specializations: set) -> BoardSpec:
+        path = _join("boards", name)
+        if not isinstance(name, str) or not _BOARD_NAME_RE.match(name):
+            self.fail(path, "%r is not a valid board name (letters, digits, '_', '.', '-')" % (name,), name)
+        bdata = self.mapping(bdata, path, _BOARD_KEYS, required=("profile", "bus"))
+        profile, profile_name, profile_data = self.board_profile(bdata["profile"], _join(path, "profile"), name)
+        slot_numbers = tuple(profile.slot_numbers)
+        slot_set = frozenset(slot_numbers)
+
+        controller = bdata.get("controller")
+        if controller is None:
+            if len(controllers) != 1:
+                self.fail(
+                    _join(path, "controller"),
+                    "is required when the file does not define exactly one controller (it defines %d)"
+                    % len(controllers),
+                )
+            controller = next(iter(controllers))
+        elif controller not in controllers:
+            self.fail(
+                _join(path, "controller"),
+                "unknown controller %r; controllers: %s" % (controller, ", ".join(controllers) or "(none)"),
+                controller,
+            )
+
+        bus = normalize_bus(bdata["bus"], self.source, _join(path, "bus"))
+
+        addresses = None
+        if bdata.get("addresses") is not None:
+            apath = _join(path, "addresses")
+            amap = self.mapping(bdata["addresses"], apath)
+            chips = getattr(profile, "chips", None)
+            addresses = {}
+            for chip, addr in amap.items():
+                if chips is not None and chip not in chips:
+                    self.fail(
+                        _join(apath, chip),
+                        "profile %r has no chip %r; its chips: %s" % (profile_name, chip, ", ".join(map(str, chips))),
+                        chip,
+                    )
+                number = _int_or_none(addr)
+                if number is None or not 0x03 <= number <= 0x77:
+                    self.fail(_join(apath, chip), "%r is not a 7-bit I2C address (0x03-0x77)" % (addr,), addr)
+                addresses[chip] = number
+
+        controller_slot = bdata.get("controller_slot")
+        if controller_slot is not None:
+            controller_slot = self.slot_number(controller_slot, _join(path, "controller_slot"), slot_set, profile_name)
+
+        console = bdata.get("console")
+        if console is not None:
+            self.console_pattern(console, _join(path, "console"))
+
+        board_vars = self.variables(bdata.get("vars"), _join(path, "vars"))
+        sim = dict(self.mapping(bdata.get("sim"), _join(path, "sim")))
+        description = bdata.get("description")
+        if description is not None and not isinstance(description, str):
+            self.fail(_join(path, "description"), "must be a string, got %r" % (description,), description)
+
+        protected = () if controller_slot is None else (controller_slot,)
+        slots_path = _join(path, "slots")
+        slots_data = self.mapping(bdata.get("slots"), slots_path)
+        by_slot: dict[int, Node] = {}
+        for key, sdata in slots_data.items():
+            spath = _join(slots_path, key)
+            slot = self.slot_number(key, spath, slot_set, profile_name)
+            if slot in by_slot:
+                self.fail(spath, "duplicate slot %d (slot %r and %r name the same slot)" % (slot, key, slot), key)
+            if isinstance(sdata, str):
+                sdata = {"host": sdata}
+            sdata = self.mapping(sdata, spath, _SLOT_KEYS, required=("host",))
+            host = self.host(sdata["host"], _join(spath, "host"))
+
+            specs = sdata.get("specializations")
+            if specs is None:
+                specs = ()
+            elif isinstance(specs, str):
+                specs = (specs,)
+            elif not isinstance(specs, list):
+                self.fail(_join(spath, "specializations"), "must be a list of names, got %r" % (specs,), specs)
+            seen: list[str] = []
+            for i, spec in enumerate(specs):
+                if spec not in specializations:
+                    self.fail(
+                        "%s.%d" % (_join(spath, "specializations"), i),
+                        "unknown specialization %r; known: %s (add others to the top-level 'specializations:' list)"
+                        % (spec, ", ".join(sorted(specializations))),
+                        spec,
+                    )
+                if spec not in seen:
+                    seen.append(spec)
+
+            serial = sdata.get("serial")
+            if serial is not None:
+                serial = normalize_serial(serial, self.source, _join(spath, "serial"))
+                tftp = serial[-8:]
+                if tftp in self.serials:
+                    self.fail(
+                        _join(spath, "serial"),
+                        "duplicate serial %r (its TFTP directory %r is also used at %s)"
+                        % (serial, tftp, self.serials[tftp]),
+                        serial,
+                    )
+                self.serials[tftp] = _join(spath, "serial")
+
+            mac = sdata.get("mac")
+            if mac is not None:
+                mac = normalize_mac(mac, self.source, _join(spath, "mac"))
+                if mac in self.macs:
+                    self.fail(_join(spath, "mac"), "duplicate MAC %r (also at %s)" % (mac, self.macs[mac]), mac)
+                self.macs[mac] = _join(spath, "mac")
+
+            model = sdata.get("model")
+            if model is not None and model not in MODELS:
+                self.fail(_join(spath, "model"), "unknown model %r; known: %s" % (model, ", ".join(MODELS)), model)
+
+            node_console = sdata.get("console", console)
+            if node_console is not None:
+                if "console" in sdata:
+                    self.console_pattern(node_console, _join(spath, "console"))
+                node_console = node_console.format(host=host, slot=slot, board=name)
+
+            by_slot[slot] = Node(
+                host=host,
+                board=name,
+                slot=slot,
+                controller=controller,
+                profile=profile_name,
+                profile_data=profile_data,
+                bus=bus,
+                addresses=addresses,
+                protected_slots=protected,
+                console=node_console,
+                serial=serial,
+                mac=mac,
+                model=model,
+                specializations=tuple(seen),
+                board_vars=board_vars,
+                slot_vars=self.variables(sdata.get("vars"), _join(spath, "vars")),
+                sim=dict(self.mapping(sdata.get("sim"), _join(spath, "sim"))),
+            )
+        return BoardSpec(
+            name=name,
+            controller=controller,
+            bus=bus,
+            profile=profile,
+            profile_name=profile_name,
+            profile_data=profile_data,
+            addresses=addresses,
+            controller_slot=controller_slot,
+            console=console,
+            vars=board_vars,
+            sim=sim,
+            description=description,
+            nodes=dict(sorted(by_slot.items())),
+        )
+
+    def slot_number(self, value: Any, path: str, slot_set: frozenset, profile_name: str) -> int:
+        if isinstance(value, bool):
+            number = None
+        elif isinstance(value, int):
+            number = value
+        elif isinstance(value, str) and value.isdigit():
+            number = int(value)
+        else:
+            number = None
+        if number is None:
+            self.fail(path, "%r is not a slot number" % (value,), value)
+        if number not in slot_set:
+            self.fail(
+                path,
+                "slot %r is out of range for profile %r (slots %s)" % (value, profile_name, _ranges(sorted(slot_set))),
+                value,
+            )
+        return number
+
+    def console_pattern(self, value: Any, path: str) -> None:
+        if not isinstance(value, str) or not value:
+            self.fail(path, "must be a non-empty string, got %r" % (value,), value)
+        try:
+            value.format(host="h", slot=1, board="b")
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            self.fail(
+                path,
+                "%r is not a valid console pattern (%s: %s); placeholders: %s"
+                % (value, type(exc).__name__, exc, ", ".join("{%s}" % f for f in _CONSOLE_FIELDS)),
+                value,
+            )
+
+
+def _int_or_none(value: Any) -> int | None:
+    """An int from an int or a decimal / 0x-hex string; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            return int(text, 16) if text.startswith("0x") else int(text, 10)
+        except ValueError:
+            return None
+    return None
+
+
+def _join(path: str, key: Any) -> str:
+    return "%s.%s" % (path, key) if path else str(key)
+
+
+def _ranges(numbers: list) -> str:
+    """[1, 2, 3, 5] -> '1-3, 5'"""
+    if not numbers:
+        return "(none)"
+    parts = []
+    start = prev = numbers[0]
+    for n in numbers[1:] + [None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        parts.append(str(start) if start == prev else "%d-%d" % (start, prev))
+        if n is not None:
+            start = prev = n
+    return ", ".join(parts)
