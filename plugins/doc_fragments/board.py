@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    # Keep in step with BOARD_ARGUMENT_SPEC in plugins/module_utils/_common.py.
+    DOCUMENTATION = r"""
+options:
+  board:
+    description:
+      - Name of the board, as in the topology file (the inventory sets it as host var C(carrier_board)).
+      - Used in messages and to name the stagger gate of the board.
+    type: str
+    required: true
+  profile:
+    description:
+      - The board profile, either the name of a built-in profile (V(itx4), V(backplane10), V(clusterhat_v2),
+        V(clusterhat_v3), V(clusterctrl), V(turingpi1)) or a mapping that defines one
+        (C(name), C(kind), C(chips), C(slots), C(timing); see the collection README).
+      - The inventory sets it as host vars C(carrier_profile) and, for a user profile, C(carrier_profile_data).
+    type: raw
+    required: true
+  bus:
+    description:
+      - The I2C bus of the board on the controller, V(1) or V(/dev/i2c-1), or V(sim:/path/to/bus.sock) for a bus of
+        the collection's simulator.
+    type: raw
+    required: true
+  addresses:
+    description:
+      - Chip addresses that differ from the profile's, by chip name (for instance chip V(u1) moved to V(0x24) by its address jumpers).
+    type: dict
+  protected_slots:
+    description:
+      - Slots that host the controller itself. Acting on one needs O(force=true) where the module has it;
+        with O(slot=all) they are skipped.
+    type: list
+    elements: int
+    default: []
+  lock_dir:
+    description:
+      - Directory of the inter-process lock files (one per bus) that serialise bus access across Ansible forks.
+      - Defaults to C(/run/lock/picluster-carrier), or a directory under the system temporary directory when that
+        is not writable.
+    type: path
+notes:
+  - Every read-modify-write of an expander is done under an exclusive lock of its bus, and every write is verified
+    by reading the pins back.
+  - Transient I2C errors (NACK, EIO) are retried with exponential backoff before the task fails.
+"""

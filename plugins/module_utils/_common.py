@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every board module shares: the board argument spec (paired with the ``board`` doc
+fragment), building a Board from module parameters, and the one place a library error becomes
+``fail_json``."""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible_collections.picluster.carrier.plugins.module_utils._board import Board
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+
+# Keep in step with plugins/doc_fragments/board.py.
+BOARD_ARGUMENT_SPEC = dict(
+    board=dict(type="str", required=True),
+    profile=dict(type="raw", required=True),
+    bus=dict(type="raw", required=True),
+    addresses=dict(type="dict"),
+    protected_slots=dict(type="list", elements="int", default=[]),
+    lock_dir=dict(type="path"),
+)
+
+
+def board_argument_spec(**extra):
+    """The board options plus a module's own."""
+    spec = dict(BOARD_ARGUMENT_SPEC)
+    spec.update(extra)
+    return spec
+
+
+def board_from_params(params):
+    return Board(
+        params["board"],
+        params["profile"],
+        params["bus"],
+        addresses=params.get("addresses"),
+        protected_slots=params.get("protected_slots") or (),
+        lock_dir=params.get("lock_dir"),
+    )
+
+
+def run_module(module, action):
+    """Call ``action(module)`` (which returns the result dict) and exit; a CarrierError fails the task."""
+    try:
+        result = action(module)
+    except CarrierError as exc:
+        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    module.exit_json(**result)

@@ -1,0 +1,218 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Node power operations on a :class:`_board.Board`: on, off, cycle, reset, USB-boot mode.
+
+The plan is computed from the state read from the hardware before anything is written, so
+check mode reports exactly what a real run would do, and a state that already holds is
+``changed: false``. Power-on of several slots is staggered (HARDWARE.md section 1: limit the
+inrush) and the stagger is honoured across processes: every process switching a node of one
+board on passes through one gate file, so Ansible forks running in parallel still space out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+from ansible_collections.picluster.carrier.plugins.module_utils._board import LINE_NAMES, slot_summary
+from ansible_collections.picluster.carrier.plugins.module_utils._bus import bus_id, file_lock, lock_directory
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, ProtectedSlotError
+
+STATES = ("on", "off", "cycle", "reset")
+
+
+@contextlib.contextmanager
+def stagger_gate(board, stagger, sleep=time.sleep):
+    """Wait until ``stagger`` seconds have passed since the last power-on on this board, by any process.
+
+    The gate is a lock file plus a time stamp next to the bus locks; holding the lock while the
+    node is switched on makes the spacing exact across concurrent forks.
+    """
+    if stagger <= 0:
+        yield
+        return
+    base = os.path.join(lock_directory(board.lock_dir), "stagger-%s-%s" % (bus_id(board.bus_spec), board.name))
+    with file_lock(base + ".lock", timeout=max(600.0, stagger * 100)):
+        try:
+            with open(base + ".stamp") as handle:
+                last = float(handle.read().strip() or 0)
+        except (OSError, ValueError):
+            last = 0.0
+        wait = last + stagger - time.time()
+        if wait > 0:
+            sleep(min(wait, stagger))
+        try:
+            yield
+        finally:
+            tmp = "%s.stamp.%d" % (base, os.getpid())
+            with open(tmp, "w") as handle:
+                handle.write("%.6f\n" % time.time())
+            os.replace(tmp, base + ".stamp")
+
+
+def _public(state):
+    """A slot's state as returned to users: its lines that exist, and a summary word."""
+    result = {name: state[name] for name in LINE_NAMES if state.get(name) is not None}
+    result["state"] = slot_summary(state)
+    return result
+
+
+class PowerRequest(object):
+    """What a user asked for; validated against the board before anything is read."""
+
+    def __init__(self, board, slot, state, usb_boot=None, stagger=None, off_time=None, reset_pulse=None,
+                 force=False):
+        if state not in STATES:
+            raise CarrierError("state: %r is not one of %s" % (state, ", ".join(STATES)))
+        self.board = board
+        self.state = state
+        self.usb_boot = usb_boot
+        timing = board.profile.timing
+        self.stagger = timing["stagger"] if stagger is None else float(stagger)
+        self.off_time = timing["off_time"] if off_time is None else float(off_time)
+        self.reset_pulse = timing["reset_pulse"] if reset_pulse is None else float(reset_pulse)
+        for name in ("stagger", "off_time", "reset_pulse"):
+            value = getattr(self, name)
+            if value < 0 or value > 600:
+                raise CarrierError("%s: %r is not a number of seconds between 0 and 600" % (name, value))
+        explicit = not (slot is None or slot == "all" or slot == ["all"])
+        slots = board.resolve_slots(slot)
+        self.skipped = []
+        protected = [s for s in slots if s in board.protected_slots]
+        if protected and not force:
+            if explicit:
+                raise ProtectedSlotError(
+                    "slot: %s of board %s hosts the controller itself; acting on it needs force=true"
+                    % (", ".join(str(s) for s in protected), board.name))
+            self.skipped = protected
+            slots = [s for s in slots if s not in protected]
+        self.slots = slots
+        if usb_boot is not None:
+            lacking = [s for s in slots if "rpiboot" not in board.profile.lines(s)]
+            if lacking:
+                raise CarrierError("usb_boot: slot(s) %s of board %s (profile %s) have no rpiboot line"
+                                   % (", ".join(map(str, lacking)), board.name, board.profile.name))
+
+
+def _wanted_on(req, slot, current):
+    """Lines to drive so the slot is on (and in the requested boot mode)."""
+    lines = req.board.profile.lines(slot)
+    wanted = {"power": True}
+    if "run" in lines:
+        wanted["run"] = True
+    if req.usb_boot is not None:
+        wanted["rpiboot"] = bool(req.usb_boot)
+    return {name: value for name, value in wanted.items() if current.get(name) != value}
+
+
+def plan(req, before):
+    """Per slot, the action a run would take: none, on, off, cycle, reset, reboot (a reset to apply rpiboot)."""
+    actions = {}
+    for slot in req.slots:
+        current = before[slot]
+        has_run = "run" in req.board.profile.lines(slot)
+        if req.state == "off":
+            actions[slot] = "off" if current["power"] else "none"
+        elif req.state == "on":
+            delta = _wanted_on(req, slot, current)
+            if not delta:
+                actions[slot] = "none"
+            elif current["power"] and "rpiboot" in delta and current.get("run") is not False:
+                # The node runs: a new boot mode only takes effect at the next start.
+                actions[slot] = "reboot" if has_run else "cycle"
+            else:
+                actions[slot] = "on"
+        elif req.state == "cycle":
+            actions[slot] = "cycle" if current["power"] else "on"
+        else:  # reset
+            if not current["power"]:
+                actions[slot] = "none"
+            else:
+                actions[slot] = "reset" if has_run else "cycle"
+    return actions
+
+
+def _predict(req, slot, current, action):
+    after = dict(current)
+    if action == "off":
+        after["power"] = False
+    elif action in ("on", "cycle", "reset", "reboot"):
+        after.update({"power": True})
+        if "run" in req.board.profile.lines(slot):
+            after["run"] = True
+        if req.usb_boot is not None:
+            after["rpiboot"] = bool(req.usb_boot)
+    return after
+
+
+def _switch_on(req, slots, before, sleep):
+    """Switch slots on: lines first (run, rpiboot), power last; one gate pass per node when staggered."""
+    if req.stagger <= 0:
+        changes = {slot: _wanted_on(req, slot, before[slot]) for slot in slots}
+        changes = {slot: delta for slot, delta in changes.items() if delta}
+        if changes:
+            req.board.set_lines(changes)
+        return
+    for slot in slots:
+        delta = _wanted_on(req, slot, before[slot])
+        if not delta:
+            continue
+        with stagger_gate(req.board, req.stagger, sleep=sleep):
+            req.board.set_lines({slot: delta})
+
+
+def _pulse_run(req, slots, sleep):
+    req.board.set_lines({slot: {"run": False} for slot in slots})
+    sleep(req.reset_pulse)
+    req.board.set_lines({slot: {"run": True} for slot in slots})
+
+
+def execute(req, check_mode=False, sleep=time.sleep):
+    """Carry out a :class:`PowerRequest`. Returns the result dict the module returns."""
+    before = req.board.read_state(req.slots) if req.slots else {}
+    actions = plan(req, before)
+    todo = {slot: a for slot, a in actions.items() if a != "none"}
+    if todo and not check_mode:
+        offs = sorted(s for s, a in todo.items() if a in ("off", "cycle"))
+        if offs:
+            req.board.set_lines({slot: {"power": False} for slot in offs})
+        cycled = [s for s in offs if todo[s] == "cycle"]
+        if cycled:
+            sleep(req.off_time)
+            after_off = {s: dict(before[s], power=False) for s in cycled}
+        else:
+            after_off = {}
+        reboots = sorted(s for s, a in todo.items() if a == "reboot")
+        if reboots:
+            req.board.set_lines({s: {"rpiboot": bool(req.usb_boot)} for s in reboots})
+        resets = sorted(s for s, a in todo.items() if a in ("reset", "reboot"))
+        if resets:
+            _pulse_run(req, resets, sleep)
+        ons = sorted(s for s, a in todo.items() if a == "on")
+        _switch_on(req, sorted(ons + cycled), dict(before, **after_off), sleep)
+        after = req.board.read_state(req.slots)
+    else:
+        after = {slot: _predict(req, slot, before[slot], actions[slot]) for slot in req.slots}
+    slots = []
+    for slot in req.slots:
+        slots.append({
+            "slot": slot,
+            "action": actions[slot],
+            "changed": actions[slot] != "none",
+            "before": _public(before[slot]),
+            "after": _public(after[slot]),
+        })
+    changed = bool(todo)
+    return {
+        "changed": changed,
+        "board": req.board.name,
+        "state": req.state,
+        "slots": slots,
+        "skipped": [{"slot": s, "reason": "protected: hosts the controller (use force)"} for s in req.skipped],
+        "diff": {
+            "before": "".join("slot %d: %s\n" % (s["slot"], s["before"]["state"]) for s in slots),
+            "after": "".join("slot %d: %s\n" % (s["slot"], s["after"]["state"]) for s in slots),
+        },
+    }
