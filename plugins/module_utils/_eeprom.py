@@ -288,6 +288,61 @@ class EepromImage:
         self.replace_file(PUBKEY_BIN, pubkey_bin)
 
 
+def _section_bytes(magic, payload):
+    return struct.pack(">II", magic, len(payload)) + payload
+
+
+def _file_payload(name, data):
+    return name.encode("ascii").ljust(FILE_NAME_SIZE, b"\0") + b"\0\0\0\0" + data
+
+
+def make_synthetic_image(soc="bcm2711", config="[all]\nBOOT_UART=0\n", ab=None, seed=1):
+    """An image in the real section format with made-up code bytes (for tests, benchmarks, the simulator).
+
+    Layout like Raspberry Pi's: bootcode, a code section (0x55AAF44F ``bootmain``), then ``pubkey.bin``,
+    ``bootconf.sig`` each alone in a 4 KiB sector, ``bootconf.txt`` last. ``ab`` (default: True for
+    bcm2712) makes a BCM2712 A/B image with the files in a ``bootsys`` partition at 0x10000.
+    """
+    size = {v: k for k, v in IMAGE_SIZES.items()}[soc]
+    if ab is None:
+        ab = soc == "bcm2712"
+    if ab and soc != "bcm2712":
+        raise CarrierError("ab: only BCM2712 images have A/B partitions")
+    data = bytearray(b"\xff" * size)
+    rng = hashlib.sha256(b"picluster-%d" % seed).digest()
+
+    def code(n):
+        return (rng * (n // len(rng) + 1))[:n]
+
+    def put(offset, magic, payload):
+        blob = _section_bytes(magic, payload)
+        data[offset:offset + len(blob)] = blob
+        return _align8(offset + len(blob))
+
+    def pad_to(offset, target):
+        if target - offset >= 8:
+            put(offset, MAGIC_PAD, b"\xff" * (target - offset - 8))
+        return target
+
+    off = put(0, MAGIC_BOOTCODE, code(20000))
+    if ab:
+        off = pad_to(off, AB_PARTITION_OFFSET)
+        off = put(off, MAGIC_FILE, _file_payload("bootsys", code(30000)))
+        end = AB_PARTITION_OFFSET + (size - AB_PARTITION_OFFSET - AB_TAIL_SIZE) // 2
+    else:
+        end = size - SCRATCH_SIZE
+    off = put(off, 0x55AAF44F, b"bootmain".ljust(16, b"\0") + code(60000))
+    off = pad_to(off, (off + 4095) & ~4095)
+    for name, blob in ((PUBKEY_BIN, b"\0" * 512), (BOOTCONF_SIG, b"\0" * 1024)):
+        off = put(off, MAGIC_FILE, _file_payload(name, blob))
+        off = pad_to(off, (off + 4095) & ~4095)
+    off = put(off, MAGIC_FILE, _file_payload(BOOTCONF_TXT, encode_config(config)))
+    if ab:
+        off = pad_to(off, end)
+        pad_to(end, size - AB_TAIL_SIZE)
+    return bytes(data)
+
+
 def _decode_config(raw, label):
     try:
         return raw.decode("utf-8")
