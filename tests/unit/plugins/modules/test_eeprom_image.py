@@ -1,0 +1,256 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""eeprom_image, run for real: the module as a process with its arguments file, as Ansible runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[4]
+_COLL = REPO / ".collections"
+_LINK = _COLL / "ansible_collections" / "picluster" / "carrier"
+if not _LINK.exists():
+    _LINK.parent.mkdir(parents=True, exist_ok=True)
+    _LINK.symlink_to("../../..")
+if str(_COLL) not in sys.path:
+    sys.path.insert(0, str(_COLL))
+
+from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E  # noqa: E402
+
+FIXTURES = REPO.parent / "shared" / "fixtures" / "eeprom"
+
+
+def run_module(name, args, tmp_path, check=False, diff=True):
+    """Run plugins/modules/<name>.py in a fresh interpreter; returns its JSON result."""
+    payload = dict(args)
+    payload["_ansible_check_mode"] = check
+    payload["_ansible_diff"] = diff
+    args_file = tmp_path / ("args-%s-%d.json" % (name, os.getpid()))
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
+    env = dict(os.environ, PYTHONPATH=str(_COLL))
+    proc = subprocess.run(
+        [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.%s" % name, str(args_file)],
+        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120,
+    )
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("module output is not JSON: rc=%d\n%s\n%s" % (proc.returncode, proc.stdout,
+                                                                         proc.stderr)) from None
+
+
+@pytest.fixture()
+def src(tmp_path):
+    path = tmp_path / "pieeprom-base.bin"
+    path.write_bytes(E.make_synthetic_image("bcm2711", "[all]\nBOOT_UART=0\nWAKE_ON_GPIO=1\n"))
+    return path
+
+
+def listing(directory):
+    return sorted(p.name for p in Path(directory).iterdir()) if Path(directory).exists() else []
+
+
+def test_image_target_and_idempotence(tmp_path, src):
+    dest = tmp_path / "out" / "pieeprom.bin"
+    args = dict(src=str(src), dest=str(dest), boot_order=["network", "sd", "restart"], settings={"BOOT_UART": True})
+    r = run_module("eeprom_image", args, tmp_path)
+    assert r["changed"] is True, r
+    assert r["files"] == sorted([str(dest), str(tmp_path / "out" / "pieeprom.sig")])
+    assert r["config"] == "[all]\nBOOT_UART=1\nWAKE_ON_GPIO=1\nBOOT_ORDER=0xf12\n"
+    assert r["boot_order"] == ["network", "sd", "restart"]
+    assert r["diff"]["before"] == "" and r["diff"]["after"] == r["config"]
+    image = E.EepromImage.from_file(str(dest))
+    assert image.config == r["config"]
+    assert r["sha256"] == image.sha256
+    sig_text = (tmp_path / "out" / "pieeprom.sig").read_text()
+    E.verify_sig(dest.read_bytes(), sig_text)
+    # Second run: nothing changes, the .sig (and its ts:) is kept.
+    mtime = (tmp_path / "out" / "pieeprom.sig").stat().st_mtime_ns
+    r2 = run_module("eeprom_image", args, tmp_path)
+    assert r2["changed"] is False and r2["files"] == []
+    assert (tmp_path / "out" / "pieeprom.sig").read_text() == sig_text
+    assert (tmp_path / "out" / "pieeprom.sig").stat().st_mtime_ns == mtime
+    # A stale .sig (image changed by hand back to the source) is rewritten.
+    dest.write_bytes(src.read_bytes())
+    r3 = run_module("eeprom_image", args, tmp_path)
+    assert r3["changed"] is True and r3["diff"]["before"] == "[all]\nBOOT_UART=0\nWAKE_ON_GPIO=1\n"
+    E.verify_sig(dest.read_bytes(), (tmp_path / "out" / "pieeprom.sig").read_text())
+
+
+def test_check_mode_writes_nothing(tmp_path, src):
+    dest = tmp_path / "out"
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), target="tftp_self_update",
+                                        boot_order=["nvme", "restart"]), tmp_path, check=True)
+    assert r["changed"] is True
+    assert r["files"] == [str(dest / "pieeprom.sig"), str(dest / "pieeprom.upd")]
+    assert "BOOT_ORDER=0xf6" in r["diff"]["after"]
+    assert not dest.exists()
+
+
+def test_tftp_self_update(tmp_path):
+    src = tmp_path / "base.bin"
+    src.write_bytes(E.make_synthetic_image("bcm2712", "[all]\nBOOT_UART=1\n"))
+    tftp = tmp_path / "tftp" / "b7f44626"
+    args = dict(src=str(src), dest=str(tftp), target="tftp_self_update", boot_order=["nvme", "network", "restart"])
+    r = run_module("eeprom_image", args, tmp_path)
+    assert r["changed"] is True and r["soc"] == "bcm2712"
+    assert listing(tftp) == ["pieeprom.sig", "pieeprom.upd"]
+    upd = E.EepromImage.from_file(str(tftp / "pieeprom.upd"))
+    assert upd.ab and upd.config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf26\n"
+    E.verify_sig((tftp / "pieeprom.upd").read_bytes(), (tftp / "pieeprom.sig").read_text())
+    assert run_module("eeprom_image", args, tmp_path)["changed"] is False
+
+
+def test_usb_recovery(tmp_path, src):
+    rec = tmp_path / "recovery.bin"
+    rec.write_bytes(b"second stage loader" * 100)
+    dest = tmp_path / "rpiboot"
+    args = dict(src=str(src), dest=str(dest), target="usb_recovery", recovery_bin=str(rec),
+                config="[all]\nBOOT_UART=1\nBOOT_ORDER=0xf21\n", eeprom_write_protect=1)
+    r = run_module("eeprom_image", args, tmp_path)
+    assert r["changed"] is True, r
+    assert listing(dest) == ["config.txt", "pieeprom.bin", "pieeprom.sig", "recovery.bin"]
+    assert (dest / "recovery.bin").read_bytes() == rec.read_bytes()
+    config_txt = (dest / "config.txt").read_text().splitlines()
+    assert "recovery_reboot=1" in config_txt and "eeprom_write_protect=1" in config_txt
+    assert E.EepromImage.from_file(str(dest / "pieeprom.bin")).config == args["config"]
+    assert run_module("eeprom_image", args, tmp_path)["changed"] is False
+    # Changing only a recovery option rewrites only config.txt.
+    r = run_module("eeprom_image", dict(args, recovery_reboot=False), tmp_path)
+    assert r["changed"] is True and r["files"] == [str(dest / "config.txt")]
+    assert "recovery_reboot=0" in (dest / "config.txt").read_text()
+
+
+def test_usb_recovery_needs_recovery_bin(tmp_path, src):
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(tmp_path / "d"), target="usb_recovery"), tmp_path)
+    assert r["failed"] is True and "recovery_bin" in r["msg"]
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(tmp_path / "d"), target="usb_recovery",
+                                        recovery_bin=str(tmp_path / "nope.bin")), tmp_path)
+    assert r["failed"] is True and "nope.bin does not exist" in r["msg"]
+    assert not (tmp_path / "d").exists()
+
+
+def _write_key(tmp_path, passphrase=None):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    enc = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
+           else serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, enc)
+    path = tmp_path / "private.pem"
+    path.write_bytes(pem)
+    return key, path, pem.decode()
+
+
+def test_signed_with_customer_key(tmp_path, src):
+    key, key_path, pem = _write_key(tmp_path)
+    dest = tmp_path / "signed.bin"
+    args = dict(src=str(src), dest=str(dest), config="[all]\nSIGNED_BOOT=1\nBOOT_ORDER=0xf1\n",
+                signing_key=str(key_path))
+    r = run_module("eeprom_image", args, tmp_path)
+    assert r["changed"] is True, r
+    image = E.EepromImage.from_file(str(dest))
+    pub = key.public_key()
+    assert image.get_file("pubkey.bin") == E.pubkey_bin(pub)
+    E.verify_sig(args["config"].encode(), image.get_file("bootconf.sig").decode(), pub)
+    E.verify_sig(dest.read_bytes(), (tmp_path / "signed.sig").read_text(), pub)
+    before = dest.read_bytes(), (tmp_path / "signed.sig").read_bytes()
+    # Idempotent although both .sig texts carry a ts: line.
+    r2 = run_module("eeprom_image", args, tmp_path)
+    assert r2["changed"] is False
+    assert (dest.read_bytes(), (tmp_path / "signed.sig").read_bytes()) == before
+    # The key as content (no_log) gives the same result and never shows in the output.
+    r3 = run_module("eeprom_image", dict(src=str(src), dest=str(dest), config=args["config"],
+                                         signing_key_content=pem), tmp_path)
+    assert r3["changed"] is False
+    assert "PRIVATE KEY" not in json.dumps(r3)
+
+
+def test_encrypted_key_needs_passphrase(tmp_path, src):
+    _, key_path, _ = _write_key(tmp_path, passphrase="s3cret")
+    dest = tmp_path / "x.bin"
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), signing_key=str(key_path)), tmp_path)
+    assert r["failed"] is True and "signing_key: not a usable PEM private key" in r["msg"]
+    assert not dest.exists()
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), signing_key=str(key_path),
+                                        signing_key_passphrase="s3cret"), tmp_path)
+    assert r["changed"] is True
+    assert "s3cret" not in json.dumps(r)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("wrong_size", "wrong size 300000 bytes"),
+    ("corrupt_magic", "corrupt magic 0xdeadbeef"),
+    ("truncated", "truncated image"),
+    ("config_too_big", "too big: 5006 bytes, the maximum is 4076"),
+    ("unknown_mode", "value of boot_order must be one or more of"),
+    ("rpiboot_not_last", "rpiboot must be the last boot mode"),
+    ("bad_value", "DHCP_TIMEOUT: '10' is below the minimum 5000"),
+    ("both", "mutually exclusive"),
+])
+def test_bad_input_fails_and_writes_nothing(tmp_path, src, case, message):
+    args = dict(src=str(src), dest=str(tmp_path / "out" / "pieeprom.bin"))
+    raw = bytearray(src.read_bytes())
+    if case == "wrong_size":
+        src.write_bytes(bytes(raw[:300000]))
+    elif case == "corrupt_magic":
+        second = E.EepromImage(bytes(raw)).sections[1].offset
+        raw[second:second + 4] = bytes.fromhex("deadbeef")
+        src.write_bytes(bytes(raw))
+    elif case == "truncated":
+        raw[4:8] = (10 ** 7).to_bytes(4, "big")
+        src.write_bytes(bytes(raw))
+    elif case == "config_too_big":
+        args["config"] = "[all]\n" + "#" * 5000
+    elif case == "unknown_mode":
+        args["boot_order"] = ["sd", "floppy"]
+    elif case == "rpiboot_not_last":
+        args["boot_order"] = ["rpiboot", "sd"]
+    elif case == "bad_value":
+        args["settings"] = {"DHCP_TIMEOUT": 10}
+    elif case == "both":
+        args["config"] = "[all]\n"
+        args["boot_order"] = ["sd"]
+    r = run_module("eeprom_image", args, tmp_path)
+    assert r.get("failed") is True, r
+    assert message in r["msg"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_key_warns_and_is_kept(tmp_path, src):
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(tmp_path / "o.bin"), settings={"MY_FLAG": 3}),
+                   tmp_path)
+    assert r["changed"] is True
+    # ansible-core 2.19 returns structured warnings: look in their text.
+    assert "unknown bootloader key MY_FLAG (section [all]) kept as is" in json.dumps(r["warnings"])
+    assert "MY_FLAG=3" in E.EepromImage.from_file(str(tmp_path / "o.bin")).config
+
+
+README_SHA = {}
+if (FIXTURES / "README.md").exists():
+    for line in (FIXTURES / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].endswith(".bin") and len(cells[3]) == 64:
+            README_SHA[cells[0]] = cells[3]
+
+
+@pytest.mark.skipif(not README_SHA, reason="real EEPROM images not available: %s is absent" % FIXTURES)
+@pytest.mark.parametrize("name", sorted(README_SHA) or ["none"])
+def test_real_image_same_config_is_byte_identical(tmp_path, name):
+    src = FIXTURES / name
+    config = E.EepromImage.from_file(str(src)).config
+    dest = tmp_path / "same.bin"
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), config=config), tmp_path)
+    assert r["changed"] is True
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == README_SHA[name] == r["sha256"]
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), boot_order=["nvme", "sd", "network", "restart"]),
+                   tmp_path)
+    assert r["changed"] is True and "BOOT_ORDER=0xf216" in E.EepromImage.from_file(str(dest)).config
