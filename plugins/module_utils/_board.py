@@ -362,6 +362,7 @@ class Board(object):
         self.protected_slots = frozenset(int(s) for s in (protected_slots or ()))
         self.retries = retries
         self._bus_opener = bus_opener
+        self._held = None
         self.chips = dict(self.profile.chips)
         for chip_name, address in (addresses or {}).items():
             if chip_name not in self.chips:
@@ -388,13 +389,33 @@ class Board(object):
 
     @contextlib.contextmanager
     def session(self):
-        """Hold this board's bus lock and an open bus; yield a backend session."""
+        """Hold this board's bus lock and an open bus; yield a backend session.
+
+        Inside :meth:`holding`, the held session is reused (no second lock, no second open).
+        """
+        if self._held is not None:
+            yield self._held
+            return
         with bus_lock(self.bus_spec, self.lock_dir):
             bus = self._bus_opener(self.bus_spec)
             try:
                 yield _BACKENDS[self.profile.kind](self, bus)
             finally:
                 bus.close()
+
+    @contextlib.contextmanager
+    def holding(self):
+        """Keep one session (the bus lock, the open bus, what was read of the chips) for a block of
+        reads and writes that must not be interleaved with another process's."""
+        if self._held is not None:
+            yield self._held
+            return
+        with self.session() as session:
+            self._held = session
+            try:
+                yield session
+            finally:
+                self._held = None
 
     def read_state(self, slots=None):
         with self.session() as session:
@@ -413,6 +434,7 @@ class _GpioSession(object):
         self.drivers = {name: make_chip(t, bus, a, retries=board.retries) for name, (t, a) in board.chips.items()}
         self._polarity = {}
         self._direction = {}
+        self._pins = {}  # pins read back after this session's last write to the chip
 
     def _lines(self, slots):
         return {slot: self.board.profile.lines(slot) for slot in slots}
@@ -427,8 +449,10 @@ class _GpioSession(object):
             self._direction[chip] = self.drivers[chip].read_direction()
         return self._direction[chip]
 
-    def read_pins(self, chip):
-        return self.drivers[chip].read_inputs(polarity=self.polarity(chip))
+    def read_pins(self, chip, fresh=False):
+        if fresh or chip not in self._pins:
+            self._pins[chip] = self.drivers[chip].read_inputs(polarity=self.polarity(chip))
+        return self._pins[chip]
 
     def read_state(self, slots):
         by_slot = self._lines(slots)
@@ -471,14 +495,16 @@ class _GpioSession(object):
         for chip in sorted(plan):
             mask, value, owners = plan[chip]
             driver = self.drivers[chip]
-            if self.direction(chip) & mask:
-                driver.configure_outputs(mask)
-                self._direction[chip] = self.direction(chip) & ~mask
             latch = driver.read_outputs()
+            if self.direction(chip) & mask:
+                # First use of these bits: make them outputs at their present level (no glitch).
+                latch = driver.configure_outputs(mask, direction=self.direction(chip), polarity=self.polarity(chip),
+                                                 latch=latch, pins=self.read_pins(chip))
+                self._direction[chip] = self.direction(chip) & ~mask
             new_latch = (latch & ~mask) | value
             if new_latch != latch:
                 driver.write_outputs(new_latch)
-            pins = self.read_pins(chip)
+            pins = self.read_pins(chip, fresh=True)
             wrong = (pins ^ new_latch) & mask
             if wrong:
                 back = driver.read_outputs()

@@ -40,7 +40,7 @@ class Expander(object):
         return with_retries(action, "%s: %s" % (self.describe(), what), attempts=self.retries)
 
     # The interface every driver implements.
-    def read_inputs(self):
+    def read_inputs(self, polarity=None):
         """Pin levels, with polarity inversion undone."""
         raise NotImplementedError
 
@@ -61,25 +61,28 @@ class Expander(object):
     def read_polarity(self):
         return 0
 
-    def configure_outputs(self, mask):
+    def configure_outputs(self, mask, direction=None, polarity=None, latch=None, pins=None):
         """Make the ``mask`` bits outputs without a glitch (HARDWARE.md section 2).
 
         The latch of every bit that is still an input gets the pin's present level first, and only
         then does the bit become an output, so a running node never sees its line move. Returns
-        True when the chip was changed. A chip reading all-inputs (0xFF / 0xFFFF) is on its first
-        use since power-on.
+        the output latch now in effect. A chip reading all-inputs (0xFF / 0xFFFF) is on its first
+        use since power-on. Values the caller has just read may be passed to save transactions.
         """
-        direction = self.read_direction()
+        if direction is None:
+            direction = self.read_direction()
         to_switch = direction & mask
+        if latch is None:
+            latch = self.read_outputs()
         if not to_switch:
-            return False
-        pins = self.read_inputs()
-        latch = self.read_outputs()
+            return latch
+        if pins is None:
+            pins = self.read_inputs(polarity=polarity)
         new_latch = (latch & ~to_switch) | (pins & to_switch)
         if new_latch != latch:
             self.write_outputs(new_latch)
         self.write_direction(direction & ~to_switch & self.mask)
-        return True
+        return new_latch
 
 
 class RegisterExpander(Expander):

@@ -170,31 +170,44 @@ def _pulse_run(req, slots, sleep):
 
 
 def execute(req, check_mode=False, sleep=time.sleep):
-    """Carry out a :class:`PowerRequest`. Returns the result dict the module returns."""
-    before = req.board.read_state(req.slots) if req.slots else {}
-    actions = plan(req, before)
-    todo = {slot: a for slot, a in actions.items() if a != "none"}
-    if todo and not check_mode:
+    """Carry out a :class:`PowerRequest`. Returns the result dict the module returns.
+
+    Reading, planning and every write that needs no waiting happen in one bus session (one lock
+    hold). The bus lock is never held while sleeping (off time, reset pulse) nor while waiting at
+    the stagger gate, so other forks keep the bus, and a fork holding the gate never waits for a
+    fork that holds the bus and wants the gate.
+    """
+    board = req.board
+    with board.holding():
+        before = board.read_state(req.slots) if req.slots else {}
+        actions = plan(req, before)
+        todo = {slot: a for slot, a in actions.items() if a != "none"}
+        ons = sorted(s for s, a in todo.items() if a == "on")
         offs = sorted(s for s, a in todo.items() if a in ("off", "cycle"))
-        if offs:
-            req.board.set_lines({slot: {"power": False} for slot in offs})
+        simple = all(a in ("on", "off") for a in todo.values()) and (req.stagger <= 0 or not ons)
+        after = None
+        if check_mode or not todo:
+            after = {slot: _predict(req, slot, before[slot], actions[slot]) for slot in req.slots}
+        else:
+            if offs:
+                board.set_lines({slot: {"power": False} for slot in offs})
+            if simple:
+                _switch_on(req, ons, before, sleep)
+                after = board.read_state(req.slots)
+    if after is None:
         cycled = [s for s in offs if todo[s] == "cycle"]
+        after_off = {}
         if cycled:
             sleep(req.off_time)
             after_off = {s: dict(before[s], power=False) for s in cycled}
-        else:
-            after_off = {}
         reboots = sorted(s for s, a in todo.items() if a == "reboot")
         if reboots:
-            req.board.set_lines({s: {"rpiboot": bool(req.usb_boot)} for s in reboots})
+            board.set_lines({s: {"rpiboot": bool(req.usb_boot)} for s in reboots})
         resets = sorted(s for s, a in todo.items() if a in ("reset", "reboot"))
         if resets:
             _pulse_run(req, resets, sleep)
-        ons = sorted(s for s, a in todo.items() if a == "on")
-        _switch_on(req, sorted(ons + cycled), dict(before, **after_off), sleep)
-        after = req.board.read_state(req.slots)
-    else:
-        after = {slot: _predict(req, slot, before[slot], actions[slot]) for slot in req.slots}
+        _switch_on(req, sorted(ons + cycled), {**before, **after_off}, sleep)
+        after = board.read_state(req.slots)
     slots = []
     for slot in req.slots:
         slots.append({
