@@ -224,8 +224,8 @@ def test_ansible_adhoc_check_mode(tmp_path):
     root = tmp_path / "node"
     make_node(root)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(_COLL), ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
-               ANSIBLE_REMOTE_TEMP=str(tmp_path / "rtmp"), ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal",
-               ANSIBLE_HOME=str(tmp_path / "ahome"))
+               ANSIBLE_REMOTE_TEMP=str(tmp_path / "rtmp"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal", ANSIBLE_HOME=str(tmp_path / "ahome"))
     proc = subprocess.run(
         [str(ansible), "localhost", "-c", "local", "-i", "localhost,", "--check", "--diff",
          "-e", "ansible_python_interpreter=%s" % sys.executable,
