@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Usage: scripts/molecule-all.sh VENV [ROLE...]
+#
+# Runs `molecule test` (the default scenario) of every role that has
+# roles/<role>/molecule/default/molecule.yml, or of the ROLEs named, in podman containers made
+# from localhost/bookworm-systemd (built first when missing: scripts/build-base-image.sh).
+# Each scenario inherits .config/molecule/config.yml. Runs every role even when one fails and
+# exits non-zero if any failed. With no scenario in the repo it says so and does nothing.
+set -euo pipefail
+
+venv=$(cd "${1:?usage: $0 VENV [ROLE...]}" && pwd)
+shift
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+
+roles=()
+if [[ $# -gt 0 ]]; then
+    roles=("$@")
+else
+    shopt -s nullglob
+    for scenario in "$root"/roles/*/molecule/default/molecule.yml; do
+        role=${scenario#"$root/roles/"}
+        roles+=("${role%%/*}")
+    done
+    shopt -u nullglob
+fi
+if [[ ${#roles[@]} -eq 0 ]]; then
+    echo "molecule: no role has a molecule/default scenario yet: nothing to run"
+    exit 0
+fi
+
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/tests/molecule/containers.conf}
+# molecule runs ansible-config, ansible-playbook ... from PATH.
+export PATH="$venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
+export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 MOLECULE_NO_LOG=false
+"$here/collection-link.sh" >/dev/null
+python "$here/install_collections.py"
+"$here/build-base-image.sh"
+
+failed=()
+for role in "${roles[@]}"; do
+    if [[ ! -f "$root/roles/$role/molecule/default/molecule.yml" ]]; then
+        echo "molecule: roles/$role has no molecule/default/molecule.yml" >&2
+        failed+=("$role")
+        continue
+    fi
+    echo "==== molecule: roles/$role (default scenario)"
+    start=$SECONDS
+    if (cd "$root/roles/$role" && molecule test --scenario-name default); then
+        echo "==== molecule: roles/$role passed in $((SECONDS - start)) s"
+    else
+        echo "==== molecule: roles/$role FAILED after $((SECONDS - start)) s"
+        failed+=("$role")
+    fi
+done
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "molecule: failed: ${failed[*]}" >&2
+    exit 1
+fi
+echo "molecule: all ${#roles[@]} scenario(s) passed: ${roles[*]}"
