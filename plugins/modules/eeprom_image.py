@@ -256,7 +256,7 @@ def main():
             recovery_bin=dict(type="path"),
             recovery_reboot=dict(type="bool", default=True),
             eeprom_write_protect=dict(type="int", choices=[-1, 0, 1]),
-            signing_key=dict(type="path"),
+            signing_key=dict(type="path", no_log=False),
             signing_key_content=dict(type="str", no_log=True),
             signing_key_passphrase=dict(type="str", no_log=True),
         ),
