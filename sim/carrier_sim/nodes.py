@@ -1,0 +1,221 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A simulated node: a state machine driven by its slot's lines (HARDWARE.md section 1).
+
+- power de-asserted: off at once (what was on its way out of the UART is lost);
+- power asserted with run asserted: it boots (the pipeline of boot.py); with rpiboot asserted
+  at that moment the boot ROM waits for USB instead (state ``rpiboot``, silent);
+- run de-asserted while powered: held in reset (silent); run rising again: a fresh boot;
+- rpiboot changing alone does nothing until the next power-on or reset;
+- ``poweroff`` in its shell halts it (state ``halted``): its power line stays as the controller
+  left it, as on real hardware; a power cycle or a run pulse starts it again.
+
+States: off, rpiboot, reset, bootloader, kernel, login, shell, halted, hung.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from . import boot
+from .models import model_info, serial_for
+
+STATES = ("off", "rpiboot", "reset", "bootloader", "kernel", "login", "shell", "halted", "hung")
+DEFAULT_BOOT_TIME = 2.0  # seconds from power-on to the login prompt (scaled from a real ~12 s)
+DEFAULT_USERS = {"pi": "raspberry"}
+DEFAULT_BOOTCONF = {"BOOT_UART": "1", "BOOT_ORDER": "0xf41"}
+
+
+class Node:
+    def __init__(self, spec, uart, boot_time=None, users=None):
+        """``spec``: a ``_topology.Node``; ``uart``: a :class:`uart.Uart` (or anything with
+        write/clear/drain). Simulator settings come from the slot's ``sim:`` mapping."""
+        sim = dict(spec.sim or {})
+        self.spec = spec
+        self.host = spec.host
+        self.board = spec.board
+        self.slot = spec.slot
+        self.model = spec.model or "cm4"
+        self.info = model_info(self.model)
+        self.serial = serial_for(spec.host, spec.serial)
+        self.uart = uart
+        self.boot_time = float(sim.get("boot_time", boot_time if boot_time is not None else DEFAULT_BOOT_TIME))
+        self.scale = max(self.boot_time, 0.0) / boot.REAL_BOOT_SECONDS
+        self.users = dict(sim.get("users") or users or DEFAULT_USERS)
+        self.media = dict(sim.get("media") or {"sd": True})
+        self.bootconf = dict(DEFAULT_BOOTCONF)
+        self.bootconf.update({str(k): str(v) for k, v in (sim.get("bootconf") or {}).items()})
+        self.hang = bool(sim.get("hang", False))
+        self.pipeline = list(boot.DEFAULT_PIPELINE)
+        self.jump_stages = dict(boot.JUMP_STAGES)
+        self.state = "off"
+        self.state_since = time.time()
+        self.lines = {"power": False, "run": True, "rpiboot": False, "eeprom_wp": False}
+        self.boots = 0
+        self.history = []  # (wall time, state), the last 50
+        self.t0 = time.monotonic()
+        self.last_input_cr = False
+        self._input = bytearray()
+        self._input_event = None
+        self._task = None
+
+    # --- what stages and the shell use -------------------------------------------------------------
+    def eeprom_config(self):
+        """The bootloader's config keys (strings). Issue 4 reads them from the node's EEPROM image."""
+        return dict(self.bootconf)
+
+    def set_state(self, state):
+        if state not in STATES:
+            raise ValueError("unknown node state %r" % state)
+        if state != self.state:
+            self.state = state
+            self.state_since = time.time()
+            self.history.append((self.state_since, state))
+            del self.history[:-50]
+
+    def write(self, data):
+        self.uart.write(data)
+
+    def line(self, text):
+        self.uart.write(text + "\r\n")
+
+    async def uart_drain(self):
+        await self.uart.drain()
+
+    def clock(self):
+        """Seconds since reset in the node's own (real-hardware) time."""
+        if self.scale <= 0:
+            return boot.REAL_BOOT_SECONDS
+        return (time.monotonic() - self.t0) / self.scale
+
+    async def at(self, t):
+        """Wait until ``t`` seconds (real-hardware time) after reset."""
+        delay = self.t0 + t * self.scale - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def pause(self, seconds):
+        await asyncio.sleep(max(0.0, seconds * self.scale))
+
+    def uptime(self):
+        return time.monotonic() - self.t0
+
+    def feed(self, data):
+        """Bytes typed on the console. Only a getty or a shell reads them."""
+        if self.state not in ("login", "shell"):
+            return
+        self._input += data
+        if self._input_event is not None:
+            self._input_event.set()
+
+    async def read_byte(self):
+        if self._input_event is None:
+            self._input_event = asyncio.Event()
+        while not self._input:
+            self._input_event.clear()
+            await self._input_event.wait()
+        byte = bytes(self._input[:1])
+        del self._input[:1]
+        return byte
+
+    # --- the lines ---------------------------------------------------------------------------------
+    def apply_lines(self, lines):
+        """New line levels from the board (``{line: asserted}``); acts on the edges."""
+        old = self.lines
+        self.lines = dict(lines)
+        power, run = bool(lines.get("power")), bool(lines.get("run", True))
+        if not power:
+            if old.get("power") or self.state != "off":
+                self._stop("off")
+            return
+        if not old.get("power"):
+            self._power_on_or_reset()
+        elif not run and old.get("run", True):
+            self._stop("reset")
+        elif run and not old.get("run", True):
+            self._power_on_or_reset()
+
+    def _power_on_or_reset(self):
+        if not self.lines.get("run", True):
+            self._stop("reset")
+            return
+        self._stop("reset")
+        if self.lines.get("rpiboot"):
+            self.set_state("rpiboot")
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run_pipeline(), name="boot-%s" % self.host)
+
+    def _stop(self, state):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.uart.clear()
+        self._input.clear()
+        self.set_state(state)
+
+    async def _run_pipeline(self):
+        try:
+            while True:
+                self.t0 = time.monotonic()
+                self.boots += 1
+                ctx = boot.BootContext(self)
+                jump = await self._run_stages(ctx)
+                if jump != "restart":
+                    return
+                if self.lines.get("rpiboot"):  # a reboot is a reset: nRPIBOOT counts again
+                    self.set_state("rpiboot")
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in a stage must not kill the simulator: say it on the line
+            self.line("carrier-sim: node %s boot stage failed: %r" % (self.host, exc))
+            self.set_state("hung")
+
+    async def _run_stages(self, ctx):
+        names = [name for name, _fn in self.pipeline]
+        index = 0
+        jump = None
+        while True:
+            if jump is not None:
+                if jump == "restart":
+                    return jump
+                if jump in names:
+                    index = names.index(jump)
+                    jump = None
+                    continue
+                name, fn = jump, self.jump_stages[jump]
+            elif index < len(self.pipeline):
+                name, fn = self.pipeline[index]
+                index += 1
+            else:
+                return None
+            if name in STATES:
+                self.set_state(name)
+            try:
+                jump = await fn(self, ctx)
+            except boot.BootHalted:
+                await asyncio.Event().wait()
+
+    def close(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def snapshot(self):
+        return {
+            "host": self.host,
+            "board": self.board,
+            "slot": self.slot,
+            "model": self.model,
+            "serial": self.serial,
+            "state": self.state,
+            "state_since": self.state_since,
+            "lines": dict(self.lines),
+            "boots": self.boots,
+            "hang": self.hang,
+            "boot_time": self.boot_time,
+            "uart": self.uart.snapshot() if hasattr(self.uart, "snapshot") else {},
+            "history": [{"time": t, "state": s} for t, s in self.history[-10:]],
+        }

@@ -1,0 +1,346 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The simulator: boards, buses and nodes of a topology, served on Unix sockets and ptys.
+
+One asyncio loop runs everything: a socket per ``sim:`` bus (the wire protocol of
+docs/internals.md), a pty per node, and the control socket ``<state-dir>/control.sock``
+(the same newline-delimited JSON; ops: ping, status, fault, reset_counters, stop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import os
+import socket
+import time
+
+from .boards import SimBoard
+from .bus import SimBus
+from .nodes import Node
+from .uart import Uart
+
+MAX_SOCKET_PATH = 107  # sun_path is 108 bytes with its NUL
+
+
+class SimError(Exception):
+    """A simulator setup error a user can act on."""
+
+
+def load(topology):
+    """A validated topology (``_topology.Topology``) from a path or a mapping."""
+    from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+    from ansible_collections.picluster.carrier.plugins.module_utils._topology import load_topology
+
+    try:
+        return load_topology(topology)
+    except CarrierError as exc:
+        raise SimError(str(exc)) from None
+
+
+def socket_in_use(path):
+    """True when something accepts connections on the Unix socket ``path``."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(1.0)
+    try:
+        sock.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+class Simulator:
+    def __init__(self, topology, state_dir, boot_time=None, baud=115200, transaction_time=None, log=None):
+        self.topology = topology if hasattr(topology, "boards") else load(topology)
+        self.topology_source = getattr(self.topology, "source", None)
+        self.state_dir = os.path.abspath(state_dir)
+        self.console_dir = os.path.join(self.state_dir, "console")
+        self.control_path = os.path.join(self.state_dir, "control.sock")
+        self.boot_time = boot_time
+        self.baud = baud
+        self.log = log or (lambda msg: None)
+        self.buses = {}  # socket path -> SimBus
+        self.boards = {}  # name -> SimBoard
+        self.nodes = {}  # host -> Node
+        self.skipped = []  # boards on real buses
+        self.servers = []
+        self.created = []  # files this process made (sockets, symlinks), removed at shutdown
+        self.started_at = None
+        self.stopping = None
+        self._loop = None
+        self._clients = set()
+        self._build(transaction_time)
+
+    # --- construction ------------------------------------------------------------------------------
+    def _build(self, transaction_time):
+        for spec in self.topology.boards.values():
+            if not spec.bus.startswith("sim:"):
+                self.skipped.append(spec.name)
+                continue
+            path = spec.bus[4:]
+            if len(path.encode()) > MAX_SOCKET_PATH:
+                raise SimError("boards.%s.bus: socket path %r is %d bytes; a Unix socket path must be under 108"
+                               % (spec.name, path, len(path.encode())))
+            board = SimBoard(spec)
+            bus = self.buses.get(path)
+            if bus is None:
+                bus = self.buses[path] = SimBus(path)
+                bus.transaction_time = 0.0
+                bus.lock = None
+                bus.on_change = self._device_changed
+            tt = spec.sim.get("transaction_time", transaction_time) if spec.sim else transaction_time
+            bus.transaction_time = max(bus.transaction_time, float(tt or 0.0))
+            for device in board.devices.values():
+                try:
+                    bus.attach(device)
+                except ValueError as exc:
+                    raise SimError(str(exc)) from None
+                device.on_change = self._device_changed
+            self.boards[spec.name] = board
+            for slot, nspec in spec.nodes.items():
+                uart = Uart(nspec.host, baud=self.baud)
+                node = Node(nspec, uart, boot_time=self.boot_time)
+                uart.on_input = node.feed
+                board.nodes[slot] = node
+                self.nodes[nspec.host] = node
+        if not self.boards:
+            raise SimError("%s: no board is on a simulator bus (bus: sim:/path.sock)" % self.topology_source)
+        if len(self.control_path.encode()) > MAX_SOCKET_PATH:
+            raise SimError("state dir %r is too long for a Unix socket path (control.sock); use a shorter one"
+                           % self.state_dir)
+
+    # --- events ----------------------------------------------------------------------------------
+    def _device_changed(self, device):
+        board = device.board
+        if board is None:
+            return
+        for slot, node in board.nodes.items():
+            node.apply_lines(board.line_levels(slot))
+
+    # --- start and stop ----------------------------------------------------------------------------
+    async def start(self):
+        self._loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        os.makedirs(self.console_dir, exist_ok=True)
+        try:
+            for path, bus in self.buses.items():
+                bus.lock = asyncio.Lock()
+                await self._listen(path, lambda r, w, bus=bus: self._bus_client(bus, r, w))
+            await self._listen(self.control_path, self._control_client)
+            for board in self.boards.values():
+                for device in board.devices.values():
+                    if hasattr(device, "scheduler"):
+                        device.scheduler = lambda delay, fn: self._loop.call_later(delay, fn)
+            for node in self.nodes.values():
+                node.uart.start(self._loop)
+                self._symlink(node.uart.path, os.path.join(self.console_dir, node.host))
+                console = node.spec.console
+                if console and "://" not in console and os.path.isabs(console):
+                    link = os.path.abspath(console)
+                    if link != os.path.join(self.console_dir, node.host):
+                        self._symlink(node.uart.path, link)
+            # power-on state of every board: apply pulls and defaults to the nodes
+            for board in self.boards.values():
+                for slot, node in board.nodes.items():
+                    node.apply_lines(board.line_levels(slot))
+        except BaseException:
+            await self.shutdown()
+            raise
+        self.started_at = time.time()
+        self.log("started: %d bus(es), %d board(s), %d node(s)" % (len(self.buses), len(self.boards), len(self.nodes)))
+
+    async def _listen(self, path, handler):
+        if os.path.lexists(path):
+            if socket_in_use(path):
+                raise SimError("socket %s is in use (another simulator running on it?)" % path)
+            os.unlink(path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        server = await asyncio.start_unix_server(handler, path=path)
+        self.servers.append(server)
+        self.created.append(path)
+
+    def _symlink(self, target, link):
+        if os.path.islink(link):
+            os.unlink(link)
+        elif os.path.lexists(link):
+            raise SimError("console path %s exists and is not a symlink: not replacing it" % link)
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(target, link)
+        self.created.append(link)
+
+    async def run(self):
+        await self.stopping.wait()
+        await self.shutdown()
+
+    def request_stop(self):
+        if self.stopping is not None:
+            self.stopping.set()
+
+    async def shutdown(self):
+        for server in self.servers:
+            server.close()
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+        self.servers = []
+        clients = [t for t in self._clients if t is not asyncio.current_task()]
+        for task in clients:
+            task.cancel()
+        if clients:
+            await asyncio.wait(clients, timeout=2.0)
+        for node in self.nodes.values():
+            node.close()
+            node.uart.close()
+        for path in reversed(self.created):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self.created = []
+        with contextlib.suppress(OSError):
+            os.rmdir(self.console_dir)
+        self.log("stopped")
+
+    # --- bus sockets ---------------------------------------------------------------------------------
+    async def _bus_client(self, bus, reader, writer):
+        self._clients.add(asyncio.current_task())
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                try:
+                    request = json.loads(line)
+                except ValueError:
+                    reply = {"errno": errno.EINVAL, "error": "not a JSON request: %r" % line[:80]}
+                else:
+                    async with bus.lock:  # one transaction at a time on this bus
+                        if bus.transaction_time:
+                            await asyncio.sleep(bus.transaction_time)
+                        reply = bus.handle(request)
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the simulator is stopping
+        finally:
+            self._clients.discard(asyncio.current_task())
+            writer.close()
+
+    # --- control socket ----------------------------------------------------------------------------
+    async def _control_client(self, reader, writer):
+        self._clients.add(asyncio.current_task())
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                request = None
+                try:
+                    request = json.loads(line)
+                    reply = self.control(request)
+                except ValueError as exc:
+                    reply = {"ok": False, "error": str(exc)}
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+                if isinstance(request, dict) and request.get("op") == "stop":
+                    self.request_stop()
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self._clients.discard(asyncio.current_task())
+            writer.close()
+
+    def control(self, request):
+        """One control request -> a reply. Raises ValueError for a bad request."""
+        if not isinstance(request, dict):
+            raise ValueError("a request is a JSON object with an op")
+        op = request.get("op")
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        if op == "status":
+            return {"ok": True, "status": self.status()}
+        if op == "stop":
+            return {"ok": True, "pid": os.getpid()}
+        if op == "reset_counters":
+            for bus in self.buses.values():
+                bus.reset_counters()
+            return {"ok": True}
+        if op == "fault":
+            return {"ok": True, "fault": self.fault(request)}
+        raise ValueError("unknown op %r (ping, status, fault, reset_counters, stop)" % (op,))
+
+    def fault(self, request):
+        """Set a fault: i2c_error_rate or stuck (board), hang (host)."""
+        if request.get("host") is not None:
+            node = self.nodes.get(request["host"])
+            if node is None:
+                raise ValueError("host %r is not a simulated node (nodes: %s)"
+                                 % (request["host"], ", ".join(sorted(self.nodes))))
+            if "hang" not in request:
+                raise ValueError("a host fault needs hang: true|false")
+            node.hang = _bool(request["hang"], "hang")
+            return {"host": node.host, "hang": node.hang}
+        board = self.boards.get(request.get("board"))
+        if board is None:
+            raise ValueError("board %r is not a simulated board (boards: %s)"
+                             % (request.get("board"), ", ".join(sorted(self.boards))))
+        done = {"board": board.name}
+        if "i2c_error_rate" in request:
+            rate = request["i2c_error_rate"]
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+                raise ValueError("i2c_error_rate %r is not a number from 0 to 1" % (rate,))
+            board.error_rate = float(rate)
+            done["i2c_error_rate"] = board.error_rate
+        if "stuck" in request:
+            chip = request.get("chip")
+            bit = request.get("bit")
+            if board.kind != "gpio":
+                raise ValueError("board %s (%s) has no expander pins to stick" % (board.name, board.kind))
+            device = board.devices.get(chip)
+            if device is None:
+                raise ValueError("board %s has no chip %r (chips: %s)" % (board.name, chip, ", ".join(board.devices)))
+            if isinstance(bit, bool) or not isinstance(bit, int) or not 0 <= bit < device.width:
+                raise ValueError("bit %r is not a bit of %s %s (0-%d)" % (bit, device.kind, chip, device.width - 1))
+            level = request["stuck"]
+            if level not in (0, 1, None) or isinstance(level, bool):
+                raise ValueError("stuck %r: 0, 1 or null (none)" % (level,))
+            device.set_stuck(bit, level)
+            self._device_changed(device)
+            done.update({"chip": chip, "bit": bit, "stuck": level})
+        if len(done) == 1:
+            raise ValueError("a board fault needs i2c_error_rate, or chip + bit + stuck")
+        return done
+
+    def status(self):
+        boards = {}
+        for name, board in self.boards.items():
+            snap = board.snapshot()
+            snap["slots"] = {str(slot): node.snapshot() for slot, node in board.nodes.items()}
+            for slot, node in board.nodes.items():
+                snap["slots"][str(slot)]["console"] = os.path.join(self.console_dir, node.host)
+            boards[name] = snap
+        return {
+            "pid": os.getpid(),
+            "state_dir": self.state_dir,
+            "topology": self.topology_source,
+            "started_at": self.started_at,
+            "control": self.control_path,
+            "buses": {path: bus.snapshot() for path, bus in self.buses.items()},
+            "boards": boards,
+            "skipped_boards": list(self.skipped),
+            "nodes": {host: {"board": n.board, "slot": n.slot, "state": n.state} for host, n in self.nodes.items()},
+        }
+
+
+def _bool(value, field):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+        return False
+    raise ValueError("%s: %r is not true or false" % (field, value))
