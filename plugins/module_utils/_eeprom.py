@@ -149,6 +149,13 @@ def _walk(data, start, end, label):
     return sections
 
 
+def _size_error(label, size):
+    return CarrierError(
+        "%s: wrong size %d bytes: a bootloader image is 524288 (BCM2711) or 2097152 (BCM2712) bytes%s"
+        % (label, size, " (truncated?)" if size < 2097152 else "")
+    )
+
+
 class EepromImage:
     """A bootloader EEPROM image in memory.
 
@@ -160,10 +167,7 @@ class EepromImage:
         self.label = label
         size = len(data)
         if size not in IMAGE_SIZES:
-            raise CarrierError(
-                "%s: wrong size %d bytes: a bootloader image is 524288 (BCM2711) or 2097152 (BCM2712) bytes%s"
-                % (label, size, " (truncated?)" if size < 2097152 else "")
-            )
+            raise _size_error(label, size)
         self._data = bytearray(data)
         self.size = size
         self.soc = IMAGE_SIZES[size]
@@ -182,8 +186,11 @@ class EepromImage:
     @classmethod
     def from_file(cls, path):
         try:
+            size = os.path.getsize(path)
+            if size not in IMAGE_SIZES:
+                raise _size_error(path, size)
             with open(path, "rb") as f:
-                data = f.read(2097152 + 1)
+                data = f.read()
         except OSError as e:
             raise CarrierError("%s: cannot read the image: %s" % (path, e.strerror or e)) from e
         return cls(data, label=path)

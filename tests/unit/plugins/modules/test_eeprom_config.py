@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -240,3 +241,39 @@ def test_ansible_adhoc_check_mode(tmp_path):
     assert result["changed"] is True and result["reboot_required"] is True
     assert "BOOT_ORDER=0xf12" in result["config"]
     assert not (root / "boot/firmware/pieeprom.upd").exists()
+
+
+def _playbook(tmp_path, extra_vars, inventory_vars):
+    """Run playbooks/boot_order.yml with one node (connection local); returns (rc, stdout)."""
+    playbook_bin = Path(sys.executable).parent / "ansible-playbook"
+    if not playbook_bin.exists():
+        pytest.skip("ansible-playbook not installed beside %s" % sys.executable)
+    host = dict(ansible_connection="local", ansible_python_interpreter=sys.executable, **inventory_vars)
+    inventory = {"all": {"children": {"carrier_nodes": {"hosts": {"nodeA": host}}},
+                         "hosts": {"localhost": dict(ansible_connection="local",
+                                                     ansible_python_interpreter=sys.executable)}}}
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    (tmp_path / "vars.json").write_text(json.dumps(extra_vars))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(_COLL), ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
+               ANSIBLE_HOME=str(tmp_path / "ahome"), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
+    proc = subprocess.run(
+        [str(playbook_bin), "-i", str(tmp_path / "inventory.json"), str(REPO / "playbooks" / "boot_order.yml"),
+         "-e", "@%s" % (tmp_path / "vars.json")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_playbook_through_the_os(tmp_path):
+    root = tmp_path / "node"
+    make_node(root)
+    extra = dict(boot_order=["network", "sd", "restart"], boot_order_node_root=str(root), boot_order_become=False)
+    rc, out = _playbook(tmp_path, extra, dict(carrier_controller="localhost", carrier_model="cm4"))
+    assert rc == 0, out
+    assert re.search(r"nodeA\s*:\s*ok=\d+\s+changed=1\s", out), out
+    upd = E.EepromImage.from_file(str(root / "boot/firmware/pieeprom.upd"))
+    assert upd.config == LIVE + "BOOT_ORDER=0xf12\n"
+    rc, out = _playbook(tmp_path, extra, dict(carrier_controller="localhost", carrier_model="cm4"))
+    assert rc == 0 and re.search(r"nodeA\s*:\s*ok=\d+\s+changed=0\s", out), out
+    rc, out = _playbook(tmp_path, dict(extra, boot_order_method="floppy"), dict(carrier_controller="localhost"))
+    assert rc != 0 and "boot_order_method must be os, usb_recovery or tftp_self_update" in out

@@ -254,3 +254,34 @@ def test_real_image_same_config_is_byte_identical(tmp_path, name):
     r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), boot_order=["nvme", "sd", "network", "restart"]),
                    tmp_path)
     assert r["changed"] is True and "BOOT_ORDER=0xf216" in E.EepromImage.from_file(str(dest)).config
+
+
+def test_playbook_tftp_self_update(tmp_path):
+    """playbooks/boot_order.yml out of band: the node's TFTP directory from the serial, on its controller."""
+    playbook_bin = Path(sys.executable).parent / "ansible-playbook"
+    if not playbook_bin.exists():
+        pytest.skip("ansible-playbook not installed beside %s" % sys.executable)
+    fw = tmp_path / "firmware" / "bootloader-2712" / "default"
+    fw.mkdir(parents=True)
+    (fw / "pieeprom-2025-01-01.bin").write_bytes(E.make_synthetic_image("bcm2712", "[all]\nOLD=1\n"))
+    (fw / "pieeprom-2026-05-26.bin").write_bytes(E.make_synthetic_image("bcm2712", "[all]\nBOOT_UART=1\n"))
+    local = dict(ansible_connection="local", ansible_python_interpreter=sys.executable)
+    node = dict(local, carrier_controller="localhost", carrier_model="cm5", carrier_serial="1000000099dd251d")
+    inventory = {"all": {"children": {"carrier_nodes": {"hosts": {"node04": node}}}, "hosts": {"localhost": local}}}
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    extra = dict(boot_order=["network", "nvme", "restart"], boot_order_method="tftp_self_update",
+                 boot_order_firmware_dir=str(tmp_path / "firmware"), boot_order_tftp_root=str(tmp_path / "tftp"))
+    (tmp_path / "vars.json").write_text(json.dumps(extra))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(_COLL), ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
+               ANSIBLE_HOME=str(tmp_path / "ahome"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(
+        [str(playbook_bin), "-i", str(tmp_path / "inventory.json"), str(REPO / "playbooks" / "boot_order.yml"),
+         "-e", "@%s" % (tmp_path / "vars.json")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tftp = tmp_path / "tftp" / "99dd251d"
+    assert listing(tftp) == ["pieeprom.sig", "pieeprom.upd"]
+    upd = E.EepromImage.from_file(str(tftp / "pieeprom.upd"))
+    assert upd.config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf62\n"
+    E.verify_sig((tftp / "pieeprom.upd").read_bytes(), (tftp / "pieeprom.sig").read_text())
