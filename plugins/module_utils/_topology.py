@@ -296,6 +296,19 @@ def normalize_bus(value: Any, source: str = "<value>", path: str = "bus") -> str
     )
 
 
+def plain(value: Any) -> Any:
+    """A JSON-safe copy of YAML data: mappings become dicts with string keys (slot ``1`` -> ``"1"``), lists stay lists.
+
+    Used for a user profile exposed as a host variable, so it reads the same from the inventory
+    cache, from ``ansible-inventory --list`` and in a module's arguments.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def bus_device(bus: str) -> str:
     """The local path behind a bus spec: ``/dev/i2c-N`` or the simulator's socket path."""
     if bus.startswith("sim:"):
