@@ -201,7 +201,6 @@ class Node:
     def close(self):
         if self._task is not None:
             self._task.cancel()
-            self._task = None
 
     def snapshot(self):
         return {

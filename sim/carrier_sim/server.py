@@ -193,9 +193,13 @@ class Simulator:
             task.cancel()
         if clients:
             await asyncio.wait(clients, timeout=2.0)
+        tasks = []
         for node in self.nodes.values():
+            tasks.extend(t for t in (node._task, node.uart._task) if t is not None)
             node.close()
             node.uart.close()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
         for path in reversed(self.created):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)

@@ -76,11 +76,12 @@ async def getty(node):
     """agetty on ttyS0: the issue, ``<host> login:``, a password, then the shell; again at logout."""
     show_issue = True
     while True:
-        node.set_state("login")
         if show_issue:
             node.write(issue(node))
         show_issue = True
         node.write("%s login: " % node.host)
+        await node.uart_drain()  # "login" once the prompt is on the line
+        node.set_state("login")
         try:
             user = (await readline(node)).strip()
         except (Interrupted, EndOfInput):
