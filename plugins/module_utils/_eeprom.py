@@ -33,6 +33,7 @@ import re
 import struct
 import tempfile
 import time
+import types
 from dataclasses import dataclass, field
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
@@ -363,10 +364,6 @@ def encode_config(text):
     if len(data) > MAX_CONFIG_SIZE:
         raise CarrierError("config: too big: %d bytes, the maximum is %d" % (len(data), MAX_CONFIG_SIZE))
     return data
-
-
-def image_soc(image_bytes_len):
-    return IMAGE_SIZES.get(image_bytes_len)
 
 
 # --- Config text (HARDWARE.md section 5) -----------------------------------------------------
@@ -826,53 +823,55 @@ def sig_matches(data, sig_text, public_key=None, want_rsa=False):
 
 
 def _crypto():
+    """The cryptography modules used here, as one namespace."""
     try:
+        from cryptography import exceptions
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import padding, rsa
     except ImportError as e:  # pragma: no cover - depends on the host
         raise CarrierError("signing: the Python package 'cryptography' is needed for rsa2048 signatures") from e
-    return hashes, serialization, padding, rsa
+    return types.SimpleNamespace(hashes=hashes, serialization=serialization, padding=padding, rsa=rsa,
+                                 exceptions=exceptions)
 
 
 def load_private_key(pem, passphrase=None, label="signing_key"):
-    hashes, serialization, padding, rsa = _crypto()
+    c = _crypto()
     if isinstance(pem, str):
         pem = pem.encode("ascii", "replace")
     if isinstance(passphrase, str):
         passphrase = passphrase.encode()
     try:
-        key = serialization.load_pem_private_key(pem, password=passphrase or None)
+        key = c.serialization.load_pem_private_key(pem, password=passphrase or None)
     except (ValueError, TypeError) as e:
         raise CarrierError("%s: not a usable PEM private key (%s)" % (label, e)) from None
-    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size != 2048:
+    if not isinstance(key, c.rsa.RSAPrivateKey) or key.key_size != 2048:
         raise CarrierError("%s: must be an RSA 2048-bit key" % label)
     return key
 
 
 def load_public_key(pem, label="public_key"):
-    hashes, serialization, padding, rsa = _crypto()
+    c = _crypto()
     if isinstance(pem, str):
         pem = pem.encode("ascii", "replace")
     try:
-        key = serialization.load_pem_public_key(pem)
+        key = c.serialization.load_pem_public_key(pem)
     except ValueError as e:
         raise CarrierError("%s: not a PEM public key (%s)" % (label, e)) from None
-    if not isinstance(key, rsa.RSAPublicKey) or key.key_size != 2048:
+    if not isinstance(key, c.rsa.RSAPublicKey) or key.key_size != 2048:
         raise CarrierError("%s: must be an RSA 2048-bit key" % label)
     return key
 
 
 def rsa_sign(private_key, data):
-    hashes, serialization, padding, rsa = _crypto()
-    return private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    c = _crypto()
+    return private_key.sign(data, c.padding.PKCS1v15(), c.hashes.SHA256())
 
 
 def rsa_verify(public_key, data, signature):
-    hashes, serialization, padding, rsa = _crypto()
-    from cryptography.exceptions import InvalidSignature
+    c = _crypto()
     try:
-        public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature:
+        public_key.verify(signature, data, c.padding.PKCS1v15(), c.hashes.SHA256())
+    except c.exceptions.InvalidSignature:
         return False
     return True
 
@@ -884,14 +883,14 @@ def pubkey_bin(public_key):
 
 
 def public_key_from_bin(blob):
-    hashes, serialization, padding, rsa = _crypto()
+    c = _crypto()
     if len(blob) < 264:
         raise CarrierError("pubkey.bin: %d bytes, expected 264" % len(blob))
     n = int.from_bytes(blob[:256], "little")
     e = int.from_bytes(blob[256:264], "little")
     if n == 0 or e == 0:
         raise CarrierError("pubkey.bin: empty (no customer key embedded)")
-    return rsa.RSAPublicNumbers(e, n).public_key()
+    return c.rsa.RSAPublicNumbers(e, n).public_key()
 
 
 # --- Files, atomically ------------------------------------------------------------------------
