@@ -18,7 +18,7 @@ options:
   profile:
     description:
       - The board profile, either the name of a built-in profile (V(itx4), V(backplane10), V(clusterhat_v2),
-        V(clusterhat_v3), V(clusterctrl), V(turingpi1)) or a mapping that defines one
+        V(clusterhat_v3), V(clusterctrl), V(turingpi1), V(turingpi2)) or a mapping that defines one
         (C(name), C(kind), C(chips), C(slots), C(timing); see the collection README).
       - The inventory sets it as host vars C(carrier_profile) and, for a user profile, C(carrier_profile_data).
     type: raw
@@ -27,11 +27,13 @@ options:
     description:
       - The I2C bus of the board on the controller, V(1) or V(/dev/i2c-1), or V(sim:/path/to/bus.sock) for a bus of
         the collection's simulator.
+      - For a Turing Pi 2 (O(profile=turingpi2)), the URL of its BMC, for example V(https://turingpi.local).
     type: raw
     required: true
   addresses:
     description:
-      - Chip addresses that differ from the profile's, by chip name (for instance chip V(u1) moved to V(0x24) by its address jumpers).
+      - Chip addresses that differ from the profile's, by chip name (for instance chip V(u1) moved to V(0x24) by
+        its address jumpers).
     type: dict
   protected_slots:
     description:
@@ -46,8 +48,28 @@ options:
       - Defaults to C(/run/lock/picluster-carrier), or a directory under the system temporary directory when that
         is not writable.
     type: path
+  bmc_user:
+    description:
+      - User for the Turing Pi 2 BMC's API (V(root) on stock firmware). Without it no authentication is sent.
+      - The token the BMC gives is kept in a 0600 file in O(lock_dir) and reused by every task of the run.
+    type: str
+  bmc_password:
+    description:
+      - Password of O(bmc_user).
+    type: str
+  bmc_ca_path:
+    description:
+      - A CA certificate (PEM) to verify the BMC's TLS certificate with, for a BMC with a self-signed certificate.
+    type: path
+  validate_certs:
+    description:
+      - Verify the BMC's TLS certificate. Turn off only on a network you trust.
+    type: bool
+    default: true
 notes:
   - Every read-modify-write of an expander is done under an exclusive lock of its bus, and every write is verified
     by reading the pins back.
   - Transient I2C errors (NACK, EIO) are retried with exponential backoff before the task fails.
+  - A Turing Pi 2's BMC does not sense node power; it reports what it last switched. The USB boot mode cannot be
+    read back from it, so O(ignore:usb_boot) always acts on such a board.
 """

@@ -23,15 +23,18 @@ import copy
 import time
 
 from ansible_collections.picluster.carrier.plugins.module_utils._bus import (
+    bus_id,
     bus_lock,
+    lock_directory,
     open_bus,
     with_retries,
 )
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import BusError, CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._expanders import chip_width, make_chip
+from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import BmcClient, parse_bmc_url
 
 LINE_NAMES = ("power", "run", "rpiboot", "eeprom_wp")
-KINDS = ("gpio", "clusterctrl", "turingpi1")
+KINDS = ("gpio", "clusterctrl", "turingpi1", "turingpi2")
 
 # HARDWARE.md section 1: timing is not confirmed electrically; conservative defaults.
 DEFAULT_TIMING = {"reset_pulse": 0.1, "off_time": 1.0, "stagger": 0.5}
@@ -120,12 +123,16 @@ class Profile(object):
         self.chips = {}
         self._lines = {}
         self.device_address = None
+        # A board that resets a node by a command of its own rather than by a run line.
+        self.native_reset = self.kind == "turingpi2"
         if self.kind == "gpio":
             self._parse_gpio(data, field)
         elif self.kind == "clusterctrl":
             self._parse_command_board(data, field, default_address=0x20, max_slots=32)
-        else:
+        elif self.kind == "turingpi1":
             self._parse_command_board(data, field, default_address=0x57, max_slots=7)
+        else:
+            self._parse_bmc_board(data, field)
         self.slot_numbers = tuple(sorted(self._lines))
 
     def _parse_gpio(self, data, field):
@@ -192,6 +199,14 @@ class Profile(object):
             else:
                 self._lines[slot] = {"power": Line("power", None, 0), "rpiboot": Line("rpiboot", None, 0)}
 
+    def _parse_bmc_board(self, data, field):
+        for key in ("chips", "device"):
+            if key in data:
+                raise CarrierError("%s.%s: a turingpi2 profile has none (its BMC speaks HTTP)" % (field, key))
+        count = _as_int(data.get("max_slots", 4), field + ".max_slots", 1, 4)
+        for slot in range(1, count + 1):
+            self._lines[slot] = {"power": Line("power", None, slot - 1), "rpiboot": Line("rpiboot", None, slot - 1)}
+
     def lines(self, slot):
         """Line name -> :class:`Line` for one slot (CarrierError for a slot the profile lacks)."""
         try:
@@ -208,6 +223,8 @@ class Profile(object):
             data["chips"] = {name: {"type": t, "address": a} for name, (t, a) in self.chips.items()}
             data["slots"] = {slot: {n: line.to_dict() for n, line in lines.items()}
                              for slot, lines in self._lines.items()}
+        elif self.kind == "turingpi2":
+            data["max_slots"] = len(self._lines)
         else:
             data["device"] = {"address": self.device_address}
             data["max_slots"] = len(self._lines)
@@ -308,6 +325,13 @@ def _builtin_profiles():
             "device": {"address": 0x20},
             "max_slots": 32,
         },
+        # HARDWARE.md section 3: four nodes behind the BMC's HTTP API (the bus is the BMC's URL).
+        "turingpi2": {
+            "name": "turingpi2",
+            "description": "Turing Pi 2: four nodes behind the BMC's HTTP API (bus = the BMC's URL)",
+            "kind": "turingpi2",
+            "max_slots": 4,
+        },
         "turingpi1": {
             "name": "turingpi1",
             "description": "Turing Pi 1: seven nodes, register 0xF2 at 0x57, one power bit per node",
@@ -354,7 +378,7 @@ class Board(object):
     """A profile on a bus, with its chip addresses and protected slots."""
 
     def __init__(self, name, profile, bus_spec, addresses=None, protected_slots=(), lock_dir=None,
-                 bus_opener=open_bus, retries=5):
+                 bus_opener=open_bus, retries=5, bmc=None):
         self.name = name
         self.profile = get_profile(profile)
         self.bus_spec = bus_spec
@@ -363,6 +387,12 @@ class Board(object):
         self.retries = retries
         self._bus_opener = bus_opener
         self._held = None
+        self.bmc = dict(bmc or {})
+        self._bmc_client = None
+        if self.profile.kind == "turingpi2":
+            parse_bmc_url(bus_spec)
+        else:
+            bus_id(bus_spec)  # a clear error for a malformed bus, before anything is opened
         self.chips = dict(self.profile.chips)
         for chip_name, address in (addresses or {}).items():
             if chip_name not in self.chips:
@@ -396,6 +426,10 @@ class Board(object):
         if self._held is not None:
             yield self._held
             return
+        if self.profile.kind == "turingpi2":
+            # The BMC serialises its own requests; a power set names only the nodes it changes.
+            yield _TuringPi2Session(self, self.bmc_client())
+            return
         with bus_lock(self.bus_spec, self.lock_dir):
             bus = self._bus_opener(self.bus_spec)
             try:
@@ -416,6 +450,21 @@ class Board(object):
                 yield session
             finally:
                 self._held = None
+
+    @property
+    def lock_key(self):
+        """A file-name-safe identity of the board's bus (or BMC), for lock and gate files."""
+        if self.profile.kind == "turingpi2":
+            return "bmc-" + "".join(c if c.isalnum() or c in ".-" else "_" for c in parse_bmc_url(self.bus_spec))
+        return bus_id(self.bus_spec)
+
+    def bmc_client(self):
+        if self._bmc_client is None:
+            self._bmc_client = BmcClient(
+                self.bus_spec, user=self.bmc.get("user"), password=self.bmc.get("password"),
+                ca_path=self.bmc.get("ca_path"), validate_certs=self.bmc.get("validate_certs", True),
+                token_dir=lock_directory(self.lock_dir))
+        return self._bmc_client
 
     def read_state(self, slots=None):
         with self.session() as session:
@@ -646,6 +695,49 @@ class _ClusterCtrlSession(object):
                     raise BusError("clusterctrl: node %d %s reads %s after the command"
                                    % (slot, name, "on" if after[slot][name] else "off"))
         return True
+
+
+class _TuringPi2Session(object):
+    """HARDWARE.md section 3, Turing Pi 2: the BMC's HTTP API. Power is what the BMC last switched
+    (it does not sense it); the USB boot mode cannot be read back, so it reads as unknown (None)."""
+
+    def __init__(self, board, client):
+        self.board = board
+        self.client = client
+
+    def read_state(self, slots):
+        power = self.client.power()
+        return {slot: {"power": power[slot], "run": None, "rpiboot": None, "eeprom_wp": None} for slot in slots}
+
+    def chip_facts(self):
+        return {"bmc": {"type": "turingpi2", "url": self.client.url,
+                        "power_source": "the BMC's saved state (not sensed)"}}
+
+    def set_lines(self, changes):
+        power = {}
+        for slot in sorted(changes):
+            lines = self.board.profile.lines(slot)
+            for name, asserted in changes[slot].items():
+                if name not in lines:
+                    raise CarrierError("slot %d of a Turing Pi 2 has no %s line (power and rpiboot; reset is a "
+                                       "BMC command)" % (slot, name))
+                if name == "rpiboot":
+                    self.client.usb_boot(slot, asserted)
+                else:
+                    power[slot] = asserted
+        if power:
+            self.client.set_power(power)
+            after = self.client.power()
+            wrong = [slot for slot, on in power.items() if after[slot] != on]
+            if wrong:
+                raise BusError("turingpi2 BMC %s: node(s) %s still read %s after the power set"
+                               % (self.client.url, ", ".join(map(str, wrong)),
+                                  ", ".join("on" if after[s] else "off" for s in wrong)))
+        return True
+
+    def reset(self, slots):
+        for slot in slots:
+            self.client.reset(slot)
 
 
 _BACKENDS = {"gpio": _GpioSession, "turingpi1": _TuringPi1Session, "clusterctrl": _ClusterCtrlSession}

@@ -20,6 +20,10 @@ BOARD_ARGUMENT_SPEC = dict(
     addresses=dict(type="dict"),
     protected_slots=dict(type="list", elements="int", default=[]),
     lock_dir=dict(type="path"),
+    bmc_user=dict(type="str"),
+    bmc_password=dict(type="str", no_log=True),
+    bmc_ca_path=dict(type="path"),
+    validate_certs=dict(type="bool", default=True),
 )
 
 
@@ -38,6 +42,8 @@ def board_from_params(params):
         addresses=params.get("addresses"),
         protected_slots=params.get("protected_slots") or (),
         lock_dir=params.get("lock_dir"),
+        bmc={"user": params.get("bmc_user"), "password": params.get("bmc_password"),
+             "ca_path": params.get("bmc_ca_path"), "validate_certs": params.get("validate_certs", True)},
     )
 
 

@@ -17,7 +17,7 @@ import os
 import time
 
 from ansible_collections.picluster.carrier.plugins.module_utils._board import LINE_NAMES, slot_summary
-from ansible_collections.picluster.carrier.plugins.module_utils._bus import bus_id, file_lock, lock_directory
+from ansible_collections.picluster.carrier.plugins.module_utils._bus import file_lock, lock_directory
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, ProtectedSlotError
 
 STATES = ("on", "off", "cycle", "reset")
@@ -33,7 +33,7 @@ def stagger_gate(board, stagger, sleep=time.sleep):
     if stagger <= 0:
         yield
         return
-    base = os.path.join(lock_directory(board.lock_dir), "stagger-%s-%s" % (bus_id(board.bus_spec), board.name))
+    base = os.path.join(lock_directory(board.lock_dir), "stagger-%s-%s" % (board.lock_key, board.name))
     with file_lock(base + ".lock", timeout=max(600.0, stagger * 100)):
         try:
             with open(base + ".stamp") as handle:
@@ -112,7 +112,7 @@ def plan(req, before):
     actions = {}
     for slot in req.slots:
         current = before[slot]
-        has_run = "run" in req.board.profile.lines(slot)
+        has_run = "run" in req.board.profile.lines(slot) or req.board.profile.native_reset
         if req.state == "off":
             actions[slot] = "off" if current["power"] else "none"
         elif req.state == "on":
@@ -164,6 +164,10 @@ def _switch_on(req, slots, before, sleep):
 
 
 def _pulse_run(req, slots, sleep):
+    if req.board.profile.native_reset:
+        with req.board.session() as session:
+            session.reset(slots)
+        return
     req.board.set_lines({slot: {"run": False} for slot in slots})
     sleep(req.reset_pulse)
     req.board.set_lines({slot: {"run": True} for slot in slots})

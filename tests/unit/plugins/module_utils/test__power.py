@@ -184,7 +184,7 @@ def test_staggered_power_on_spaces_nodes(rig):
 
 
 def _through_gate(lock_dir, stagger, queue):
-    board = types.SimpleNamespace(name="rack", bus_spec="sim:/x/bus.sock", lock_dir=lock_dir)
+    board = types.SimpleNamespace(name="rack", lock_key="sim_x_bus.sock", lock_dir=lock_dir)
     with stagger_gate(board, stagger):
         queue.put(time.time())
 
