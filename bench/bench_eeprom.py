@@ -35,7 +35,7 @@ FIXTURE = REPO.parent / "shared" / "fixtures" / "eeprom" / "2712-pieeprom-2026-0
 
 def timed(fn, repeat):
     times = []
-    for _ in range(repeat):
+    for dummy in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
@@ -70,7 +70,7 @@ def main():
 
     tracemalloc.start()
     rewrite()
-    _, peak = tracemalloc.get_traced_memory()
+    peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 

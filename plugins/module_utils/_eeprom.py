@@ -223,7 +223,7 @@ class EepromImage:
         return name in self.file_names()
 
     def get_file(self, name):
-        _, s = self._find(name)
+        s = self._find(name)[1]
         return bytes(self._data[s.data_offset:s.data_offset + s.data_length])
 
     def replace_file(self, name, content):
@@ -255,7 +255,8 @@ class EepromImage:
                 "%s: new %s (%d bytes) does not fit: %d bytes of room before the next section at 0x%x"
                 % (self.label, name, len(content), next_offset - s.data_offset, next_offset)
             )
-        assert next_offset <= self.size - SCRATCH_SIZE
+        if next_offset > self.size - SCRATCH_SIZE:  # the bootloader's last 4 KiB (HARDWARE.md section 4)
+            raise CarrierError("%s: refusing to write into the last 4 KiB (up to 0x%x)" % (self.label, next_offset))
         d = self._data
         struct.pack_into(">I", d, s.offset + 4, len(content) + FILE_LENGTH_EXTRA)
         d[s.data_offset:data_end] = content
@@ -774,7 +775,7 @@ def parse_sig(text, label="sig"):
                            % (label, lines[0] if lines else ""))
     sig = Sig(lines[0], None)
     for line in lines[1:]:
-        key, _, value = line.partition(":")
+        key, dummy, value = line.partition(":")
         value = value.strip()
         if key == "ts":
             if not re.fullmatch(r"\d+", value):

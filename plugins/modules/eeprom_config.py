@@ -27,11 +27,13 @@ description:
     already holds the wanted values.
   - Fails, changing nothing, on a machine that is not a Raspberry Pi with a bootloader EEPROM.
 author:
-  - picluster.carrier contributors
+  - picluster.carrier contributors (@picluster)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff is the bootloader config text before and after.
 options:

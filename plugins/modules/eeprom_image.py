@@ -25,11 +25,13 @@ description:
   - Idempotent. An existing C(.sig) whose sha256 still matches the image is kept, so its C(ts:) line does not make
     a re-run report a change. Files are written atomically.
 author:
-  - picluster.carrier contributors
+  - picluster.carrier contributors (@picluster)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff is the config text (C(bootconf.txt)) before and after.
 options:

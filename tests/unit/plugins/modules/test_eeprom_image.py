@@ -38,13 +38,13 @@ def run_module(name, args, tmp_path, check=False, diff=True):
     env = dict(os.environ, PYTHONPATH=str(_COLL))
     proc = subprocess.run(
         [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.%s" % name, str(args_file)],
-        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120,
+        capture_output=True, text=True, check=False, env=env, cwd=str(tmp_path), timeout=120,
     )
     try:
         return json.loads(proc.stdout)
     except ValueError:
-        raise AssertionError("module output is not JSON: rc=%d\n%s\n%s" % (proc.returncode, proc.stdout,
-                                                                         proc.stderr)) from None
+        message = "module output is not JSON: rc=%d\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr)
+        raise AssertionError(message) from None
 
 
 @pytest.fixture()
@@ -175,7 +175,7 @@ def test_signed_with_customer_key(tmp_path, src):
 
 
 def test_encrypted_key_needs_passphrase(tmp_path, src):
-    _, key_path, _ = _write_key(tmp_path, passphrase="s3cret")
+    key_path = _write_key(tmp_path, passphrase="s3cret")[1]
     dest = tmp_path / "x.bin"
     r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), signing_key=str(key_path)), tmp_path)
     assert r["failed"] is True and "signing_key: not a usable PEM private key" in r["msg"]
@@ -277,7 +277,7 @@ def test_playbook_tftp_self_update(tmp_path):
     proc = subprocess.run(
         [str(playbook_bin), "-i", str(tmp_path / "inventory.json"), str(REPO / "playbooks" / "boot_order.yml"),
          "-e", "@%s" % (tmp_path / "vars.json")],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True, text=True, check=False, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     tftp = tmp_path / "tftp" / "99dd251d"
