@@ -825,14 +825,17 @@ def build_tftp_trees(source_path, nodes, tftp_root, prune=False, preserve=DEFAUL
         raise CarrierError("tftp_root: %s exists and is not a directory" % tftp_root)
     renderer = Renderer(config_template, cmdline_template)
     workdir = tftp_root if (os.path.isdir(tftp_root) and not check_mode) else None
-    lock = contextlib.nullcontext() if check_mode else tree_lock(tftp_root)
-    with lock:
-        with BootSource(source_path, workdir=workdir, exclude=exclude) as source:
-            source.check_bootable([n.model for n in specs], warn=warn)
-            plan = plan_trees(source, specs, tftp_root, renderer, prune=prune, preserve=preserve)
-            applied = {"store_bytes_written": 0, "store_objects_removed": 0, "store_bytes_freed": 0, "pruned": []}
-            if plan.changed and not check_mode:
-                applied = apply_trees(plan)
+    applied = {"store_bytes_written": 0, "store_objects_removed": 0, "store_bytes_freed": 0, "pruned": []}
+    with BootSource(source_path, workdir=workdir, exclude=exclude) as source:
+        source.check_bootable([n.model for n in specs], warn=warn)
+        # Plan first, unlocked: every error surfaces before tftp_root is even created. Then, when
+        # something is to be written, plan again under the lock (another run may have been faster).
+        plan = plan_trees(source, specs, tftp_root, renderer, prune=prune, preserve=preserve)
+        if plan.changed and not check_mode:
+            with tree_lock(tftp_root):
+                plan = plan_trees(source, specs, tftp_root, renderer, prune=prune, preserve=preserve)
+                if plan.changed:
+                    applied = apply_trees(plan)
     store = Store(tftp_root)
     objects, size = store.usage()
     result = {
