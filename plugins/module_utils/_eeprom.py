@@ -1068,6 +1068,8 @@ def plan_image_files(src, dest, target="image", config=None, boot_order=None, se
         if rec is None:
             raise CarrierError("recovery_bin: %s does not exist" % recovery_bin)
         plan.add(os.path.join(dest, "recovery.bin"), rec)
+        # rpiboot serves the second stage by this name (usbboot's recovery directories).
+        plan.add(os.path.join(dest, "bootcode%s.bin" % ("4" if image.soc == "bcm2711" else "5")), rec)
         plan.add(os.path.join(dest, "config.txt"), recovery_config_txt(recovery_reboot, eeprom_write_protect))
     plan.info.update(image=image_path, sig=sig_path, sha256=image.sha256, soc=image.soc,
                      boot_order=effective_boot_order(text, section))

@@ -18,8 +18,9 @@ description:
     O(settings) in one O(section). Comments, blank lines and section filters of the config are kept.
   - Writing back the same config gives a byte-identical image (the padding rules of Raspberry Pi's own
     C(rpi-eeprom-config)); only C(bootconf.txt) (and, with a key, C(pubkey.bin) and C(bootconf.sig)) change.
-  - "Targets: a plain image file (O(target=image)); a directory to serve to nodes put in rpiboot (USB boot) mode,
-    with C(recovery.bin), C(pieeprom.bin), C(pieeprom.sig) and a C(config.txt) holding the recovery options
+  - "Targets: a plain image file (O(target=image)); a directory to serve with C(rpiboot -d) to nodes put in rpiboot
+    (USB boot) mode, with C(recovery.bin) (also as C(bootcode4.bin) or C(bootcode5.bin), the name rpiboot serves
+    for the SoC), C(pieeprom.bin), C(pieeprom.sig) and a C(config.txt) holding the recovery options
     (O(target=usb_recovery)); or a node's TFTP directory, where a network-booted node finds C(pieeprom.upd) and
     C(pieeprom.sig) and flashes itself (O(target=tftp_self_update), needs C(ENABLE_SELF_UPDATE=1), the default)."
   - Idempotent. An existing C(.sig) whose sha256 still matches the image is kept, so its C(ts:) line does not make

@@ -117,8 +117,8 @@ def test_usb_recovery(tmp_path, src):
                 config="[all]\nBOOT_UART=1\nBOOT_ORDER=0xf21\n", eeprom_write_protect=1)
     r = run_module("eeprom_image", args, tmp_path)
     assert r["changed"] is True, r
-    assert listing(dest) == ["config.txt", "pieeprom.bin", "pieeprom.sig", "recovery.bin"]
-    assert (dest / "recovery.bin").read_bytes() == rec.read_bytes()
+    assert listing(dest) == ["bootcode4.bin", "config.txt", "pieeprom.bin", "pieeprom.sig", "recovery.bin"]
+    assert (dest / "recovery.bin").read_bytes() == rec.read_bytes() == (dest / "bootcode4.bin").read_bytes()
     config_txt = (dest / "config.txt").read_text().splitlines()
     assert "recovery_reboot=1" in config_txt and "eeprom_write_protect=1" in config_txt
     assert E.EepromImage.from_file(str(dest / "pieeprom.bin")).config == args["config"]
@@ -285,3 +285,18 @@ def test_playbook_tftp_self_update(tmp_path):
     upd = E.EepromImage.from_file(str(tftp / "pieeprom.upd"))
     assert upd.config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf62\n"
     E.verify_sig((tftp / "pieeprom.upd").read_bytes(), (tftp / "pieeprom.sig").read_text())
+
+
+@pytest.mark.skipif(not (FIXTURES / "2712-recovery.bin").exists(),
+                    reason="real EEPROM images not available: %s is absent" % FIXTURES)
+def test_real_cm5_usb_recovery(tmp_path):
+    dest = tmp_path / "rpiboot-cm5"
+    args = dict(src=str(FIXTURES / "2712-pieeprom-2026-05-26.bin"), dest=str(dest), target="usb_recovery",
+                recovery_bin=str(FIXTURES / "2712-recovery.bin"), boot_order=["nvme", "network", "restart"])
+    r = run_module("eeprom_image", args, tmp_path)
+    assert r["changed"] is True and r["soc"] == "bcm2712"
+    assert listing(dest) == ["bootcode5.bin", "config.txt", "pieeprom.bin", "pieeprom.sig", "recovery.bin"]
+    assert (dest / "bootcode5.bin").read_bytes() == (FIXTURES / "2712-recovery.bin").read_bytes()
+    image = E.EepromImage.from_file(str(dest / "pieeprom.bin"))
+    assert image.ab and E.effective_boot_order(image.config) == ["nvme", "network", "restart"]
+    assert run_module("eeprom_image", args, tmp_path)["changed"] is False
