@@ -397,6 +397,16 @@ def atomic_write(path, text):
         raise CarrierError("%s: cannot write: %s" % (path, e.strerror or e)) from e
 
 
+def cmdline_expectations(cmdline_set=None, cmdline_add=None, cmdline_absent=None):
+    """What a booted kernel's /proc/cmdline must show once the wishes are live: (tokens that must be there,
+    entries that must not: exact tokens, or keys when given without a value)."""
+    wanted = []
+    for key, value in (cmdline_set or {}).items():
+        wanted += cmdline_tokens_for(key, value)
+    wanted += [t for t in (cmdline_add or []) if t not in wanted]
+    return wanted, list(cmdline_absent or [])
+
+
 @dataclass
 class FileChange:
     path: str

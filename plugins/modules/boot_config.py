@@ -123,6 +123,22 @@ cmdline:
   returned: when O(cmdline_set), O(cmdline_add) or O(cmdline_absent) is given
   type: str
   sample: console=tty1 root=PARTUUID=4e639091-02 rootwait cgroup_memory=1 cgroup_enable=memory
+cmdline_expected:
+  description:
+    - The kernel parameters O(cmdline_set) and O(cmdline_add) ask for, as tokens. Once the node has booted with
+      the new C(cmdline.txt), C(/proc/cmdline) holds each of them.
+  returned: when O(cmdline_set), O(cmdline_add) or O(cmdline_absent) is given
+  type: list
+  elements: str
+  sample: [cgroup_memory=1, cgroup_enable=memory]
+cmdline_unexpected:
+  description:
+    - O(cmdline_absent) as given; a booted kernel's C(/proc/cmdline) holds none of these exact tokens, nor any token
+      of the keys given without a value.
+  returned: when O(cmdline_set), O(cmdline_add) or O(cmdline_absent) is given
+  type: list
+  elements: str
+  sample: [cgroup_disable=memory]
 config:
   description: The C(config.txt) text after the change (when a config option was given).
   returned: when O(config_set) or O(config_absent) is given
@@ -150,7 +166,11 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.picluster.carrier.plugins.module_utils._bootcfg import atomic_write, plan_boot_files
+from ansible_collections.picluster.carrier.plugins.module_utils._bootcfg import (
+    atomic_write,
+    cmdline_expectations,
+    plan_boot_files,
+)
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 
 
@@ -165,6 +185,8 @@ def run_module(module):
                   reboot_required=bool(changed))
     if "cmdline" in changes:
         result["cmdline"] = changes["cmdline"].after.strip()
+        result["cmdline_expected"], result["cmdline_unexpected"] = cmdline_expectations(
+            p["cmdline_set"], p["cmdline_add"], p["cmdline_absent"])
     if "config" in changes:
         result["config"] = changes["config"].after
     if module._diff:

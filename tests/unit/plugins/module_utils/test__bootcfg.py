@@ -229,3 +229,11 @@ def test_atomic_write_keeps_mode_and_leaves_no_temp(tmp_path):
 def test_atomic_write_error_names_path(tmp_path):
     with pytest.raises(CarrierError, match="nodir/config.txt: cannot write"):
         B.atomic_write(str(tmp_path / "nodir" / "config.txt"), "x")
+
+
+def test_cmdline_expectations():
+    assert B.cmdline_expectations({"cgroup_memory": 1, "quiet": None, "console": ["tty1", "ttyS0"]},
+                                  ["cgroup_enable=memory", "quiet"], ["cgroup_disable=memory", "splash"]) == (
+        ["cgroup_memory=1", "quiet", "console=tty1", "console=ttyS0", "cgroup_enable=memory"],
+        ["cgroup_disable=memory", "splash"])
+    assert B.cmdline_expectations() == ([], [])

@@ -54,6 +54,8 @@ def test_change_then_idempotent(boot, tmp_path):
     want = "console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 rootwait quiet cgroup_memory=1 cgroup_enable=memory"
     assert (boot / "cmdline.txt").read_text() == want + "\n"
     assert first["cmdline"] == want
+    assert first["cmdline_expected"] == ["cgroup_memory=1", "cgroup_enable=memory"]
+    assert first["cmdline_unexpected"] == ["console=serial0,115200"]
     assert (boot / "config.txt").read_text() == CONFIG + "dtparam=pciex1_gen=3\n" == first["config"]
     assert [d["after_header"] for d in first["diff"]] == [str(boot / "cmdline.txt"), str(boot / "config.txt")]
     assert first["diff"][0]["before"] == CMDLINE
