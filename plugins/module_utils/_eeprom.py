@@ -920,7 +920,10 @@ def atomic_write(path, data, mode=0o644):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        try:
+            os.chmod(tmp, mode)
+        except PermissionError:
+            pass  # FAT boot partitions (/boot/firmware) refuse most mode changes: their modes are fixed
         os.replace(tmp, path)
     except OSError as e:
         try:
@@ -1211,6 +1214,10 @@ def plan_node_update(paths, boot_order=None, settings=None, section="all", state
         raise CarrierError("image: %s is a %s image but this node is a %s" % (base_path, base.soc, soc))
     new = base.with_config(text)
     data = new.to_bytes()
+    # Written in this order: the backup first, recovery.bin (which makes the ROM flash) last.
+    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    backup = os.path.join(paths.backup_dir, "pieeprom-backup-%s.conf" % stamp)
+    plan.add(backup, current.encode("utf-8"))
     plan.add(pending, data)
     plan.add(os.path.join(paths.boot_partition, "pieeprom.sig"),
              _sig_for(data, os.path.join(paths.boot_partition, "pieeprom.sig"), None))
@@ -1222,8 +1229,5 @@ def plan_node_update(paths, boot_order=None, settings=None, section="all", state
     elif not os.path.exists(rec_dest):
         raise CarrierError("recovery_bin: %s does not exist and %s has no recovery.bin: the firmware would not "
                            "flash the update" % (rec_src, paths.boot_partition))
-    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    backup = os.path.join(paths.backup_dir, "pieeprom-backup-%s.conf" % stamp)
-    plan.add(backup, current.encode("utf-8"))
     plan.info.update(image=base_path, backup_file=backup, sha256=new.sha256, reboot_required=True)
     return plan
