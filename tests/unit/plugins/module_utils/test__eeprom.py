@@ -351,6 +351,7 @@ def boot_orders(draw):
 
 
 @given(boot_orders())
+@settings(deadline=None)
 def test_boot_order_round_trip(names):
     value = E.encode_boot_order(names)
     assert re.fullmatch(r"0x[0-9a-f]{1,8}", value)
@@ -360,6 +361,7 @@ def test_boot_order_round_trip(names):
 
 
 @given(st.integers(min_value=1, max_value=0xFFFFFFFF))
+@settings(deadline=None)
 def test_boot_order_hex_round_trip(num):
     try:
         names = E.decode_boot_order(num)
@@ -461,13 +463,14 @@ config_lines = st.builds(lambda lines, nl: "\n".join(lines) + ("\n" if nl else "
 
 
 @given(st.one_of(config_text, config_lines))
+@settings(deadline=None)
 def test_parse_render_round_trip(text):
     assert E.BootConfig.parse(text).render() == text
 
 
 @given(config_lines, st.from_regex(r"[A-Z][A-Z0-9_]{0,10}", fullmatch=True),
        st.from_regex(r"[0-9a-z]{1,6}", fullmatch=True), st.sampled_from(["all", "gpio8=0", "tryboot"]))
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_set_get_remove_properties(text, key, value, section):
     cfg = E.BootConfig.parse(text)
     cfg.set(key, value, section)
