@@ -1050,6 +1050,8 @@ def plan_image_files(src, dest, target="image", config=None, boot_order=None, se
     base_text = base.config
     text, warnings = desired_config(base_text, config, boot_order, settings, section)
     if target == "image":
+        if os.path.isdir(dest):
+            raise CarrierError("dest: %s is a directory; with target image it is the image file to write" % dest)
         image_path = dest
         sig_path = sig_dest or default_sig_path(dest)
     else:

@@ -129,6 +129,17 @@ def test_usb_recovery(tmp_path, src):
     assert "recovery_reboot=0" in (dest / "config.txt").read_text()
 
 
+def test_dest_kinds(tmp_path, src):
+    (tmp_path / "adir").mkdir()
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(tmp_path / "adir")), tmp_path)
+    assert r["failed"] is True and "is a directory; with target image" in r["msg"]
+    (tmp_path / "afile").write_text("x")
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(tmp_path / "afile"), target="tftp_self_update"),
+                   tmp_path)
+    assert r["failed"] is True and "must be a directory for target tftp_self_update" in r["msg"]
+    assert listing(tmp_path / "adir") == [] and (tmp_path / "afile").read_text() == "x"
+
+
 def test_usb_recovery_needs_recovery_bin(tmp_path, src):
     r = run_module("eeprom_image", dict(src=str(src), dest=str(tmp_path / "d"), target="usb_recovery"), tmp_path)
     assert r["failed"] is True and "recovery_bin" in r["msg"]
