@@ -27,8 +27,11 @@ description:
     (the nodes of a board, of a controller), and one group per specialization named after it
     (C(ceph_storage), C(k3s_server), C(k3s_agent), C(pihole), and any listed under the file's
     top-level C(specializations)). Names are sanitized as Ansible group names."
-  - The plugin must be enabled, for example with C(ANSIBLE_INVENTORY_ENABLED=picluster.carrier.boards)
-    or C(enable_plugins) in the C([inventory]) section of C(ansible.cfg).
+  - With the default inventory plugin list, C(ansible.builtin.auto) hands the file to this plugin
+    (by its C(plugin) key). When C(enable_plugins) in the C([inventory]) section of C(ansible.cfg) or
+    E(ANSIBLE_INVENTORY_ENABLED) is set, list V(picluster.carrier.boards) there; listing it
+    explicitly also spares C(auto) its extra read of a large file.
+  - O(compose), O(groups) and O(keyed_groups) apply to the controllers and the nodes.
   - With O(cache) enabled the validated result is cached per file path and modification time;
     live power state (O(probe)) is never cached.
 extends_documentation_fragment:
@@ -46,7 +49,9 @@ options:
         or V(unknown).
       - Only boards whose bus is reachable from the control node are read, a C(sim:) socket that
         exists or, when the board's controller is local (C(ansible_connection=local) or host
-        C(localhost)), a C(/dev/i2c-N) device that exists. Reading uses only the input registers.
+        C(localhost)), a C(/dev/i2c-N) device that exists.
+      - Reading changes no line. GPIO expander boards are read from their input registers (the
+        real pin levels), under the same per-bus lock the modules take.
       - A board that cannot be read does not fail the inventory; its nodes get C(carrier_power=unknown)
         and C(carrier_power_error) saying why.
     type: bool

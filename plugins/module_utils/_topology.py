@@ -267,7 +267,10 @@ def normalize_mac(value: Any, source: str = "<value>", path: str = "mac") -> str
         raise TopologyError(
             source, path, "%r is not a MAC address (six hex pairs separated by ':' or '-')" % (value,), value
         )
-    return value.lower().replace("-", ":")
+    mac = value.lower().replace("-", ":")
+    if int(mac[:2], 16) & 1:
+        raise TopologyError(source, path, "%r is a multicast address, not a board's MAC" % (value,), value)
+    return mac
 
 
 def normalize_serial(value: Any, source: str = "<value>", path: str = "serial") -> str:
@@ -342,7 +345,8 @@ class _Loader:
             if unknown:
                 self.fail(
                     path,
-                    "unknown key(s) %s; allowed: %s" % (", ".join(repr(k) for k in unknown), ", ".join(sorted(allowed))),
+                    "unknown key(s) %s; allowed: %s"
+                    % (", ".join(repr(k) for k in unknown), ", ".join(sorted(allowed))),
                     unknown,
                 )
         for key in required:

@@ -119,6 +119,8 @@ ERROR_CASES = [
      ["is not a MAC address"]),
     ("mac-no-separators", {"boards.b1.slots.2.mac": "dca632000002"}, "boards.b1.slots.2.mac",
      ["is not a MAC address"]),
+    ("mac-multicast", {"boards.b1.slots.2.mac": "FF:FF:FF:FF:FF:FF"}, "boards.b1.slots.2.mac",
+     ["'FF:FF:FF:FF:FF:FF' is a multicast address"]),
     ("mac-read-as-number", {"boards.b1.slots.2.mac": 3723480}, "boards.b1.slots.2.mac",
      ["3723480 was read by YAML as a number: quote the MAC"]),
     ("serial-12-digits", {"boards.b1.slots.2.serial": "100000001122"}, "boards.b1.slots.2.serial",
