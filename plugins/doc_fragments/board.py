@@ -37,7 +37,7 @@ options:
     type: dict
   protected_slots:
     description:
-      - Slots that host the controller itself. Acting on one needs O(force=true) where the module has it;
+      - Slots that host the controller itself. Acting on one needs C(force=true) where the module has that option;
         with O(slot=all) they are skipped.
     type: list
     elements: int

@@ -148,8 +148,8 @@ class Profile(object):
                 chip_width(chip.get("type"))
             except CarrierError as exc:
                 raise CarrierError("%s.type: %s" % (cfield, exc)) from None
-            self.chips[str(chip_name)] = (str(chip["type"]).lower(), _as_int(chip.get("address"), cfield + ".address",
-                                                                              0x03, 0x77))
+            address = _as_int(chip.get("address"), cfield + ".address", 0x03, 0x77)
+            self.chips[str(chip_name)] = (str(chip["type"]).lower(), address)
         slots = data.get("slots")
         if not isinstance(slots, dict) or not slots:
             raise CarrierError("%s.slots: a mapping of slot number to lines is required" % field)
@@ -398,8 +398,8 @@ class Board(object):
             if chip_name not in self.chips:
                 raise CarrierError("addresses: %r is not a chip of profile %s (chips: %s)"
                                    % (chip_name, self.profile.name, ", ".join(sorted(self.chips)) or "none"))
-            self.chips[chip_name] = (self.chips[chip_name][0], _as_int(address, "addresses.%s" % chip_name,
-                                                                        0x03, 0x77))
+            address = _as_int(address, "addresses.%s" % chip_name, 0x03, 0x77)
+            self.chips[chip_name] = (self.chips[chip_name][0], address)
         for slot in self.protected_slots:
             self.profile.lines(slot)
 

@@ -185,9 +185,8 @@ class BmcClient(object):
             self.authenticate(fresh=True)
             status, body = self._send("GET", "/api/bmc", query)
         if status in (401, 403):
-            raise BmcError("bmc: %s refused %s %s (HTTP %d): %s" % (self.url, opt, kind, status,
-                                                                     "give bmc_user and bmc_password" if
-                                                                     self.user is None else "check the credentials"))
+            hint = "give bmc_user and bmc_password" if self.user is None else "check the credentials"
+            raise BmcError("bmc: %s refused %s %s (HTTP %d): %s" % (self.url, opt, kind, status, hint))
         if status != 200:
             raise BmcError("bmc: %s answered HTTP %d to %s %s: %s" % (self.url, status, opt, kind, _snippet(body)))
         try:

@@ -14,15 +14,18 @@ description:
     real pin levels, so a line held by something else shows the truth), with facts about the profile and the chips.
   - Changes nothing. Reading the chips never reconfigures them.
 author:
-  - picluster.carrier contributors
+  - picluster.carrier contributors (@picluster)
 extends_documentation_fragment:
   - picluster.carrier.board
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   action_group:
+    description: Use C(group/picluster.carrier.board) in C(module_defaults) to set default values for this module.
     support: full
     membership:
       - picluster.carrier.board

@@ -16,15 +16,19 @@ description:
     that already holds reports RV(ignore:changed=false), and check mode reports exactly what a run would do.
   - Runs on the controller that is wired to the board; delegate to it (the inventory sets C(carrier_controller)).
 author:
-  - picluster.carrier contributors
+  - picluster.carrier contributors (@picluster)
 extends_documentation_fragment:
   - picluster.carrier.board
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+    details: The diff lists each slot's state (off, on, reset, usb_boot) before and after.
   action_group:
+    description: Use C(group/picluster.carrier.board) in C(module_defaults) to set default values for this module.
     support: full
     membership:
       - picluster.carrier.board
@@ -44,7 +48,7 @@ options:
         power-cycles instead); nodes that are off are left alone and unchanged.
     type: str
     required: true
-    choices: [on, off, cycle, reset]
+    choices: ["on", "off", cycle, reset]
   usb_boot:
     description:
       - V(true) holds nRPIBOOT low so the node's boot ROM enters USB device boot (rpiboot) at power-on; V(false)
@@ -83,7 +87,7 @@ EXAMPLES = r"""
     bus: "{{ carrier_bus }}"
     protected_slots: "{{ carrier_protected_slots | default([]) }}"
     slot: "{{ carrier_slot }}"
-    state: on
+    state: "on"
   delegate_to: "{{ carrier_controller }}"
 
 - name: Put slot 3 of a rack backplane into rpiboot mode to flash its eMMC
@@ -92,7 +96,7 @@ EXAMPLES = r"""
     profile: backplane10
     bus: 1
     slot: 3
-    state: on
+    state: "on"
     usb_boot: true
 
 - name: Switch a whole 4-slot carrier off, except the slot that hosts the controller
@@ -102,7 +106,7 @@ EXAMPLES = r"""
     bus: /dev/i2c-1
     protected_slots: [1]
     slot: all
-    state: off
+    state: "off"
 
 - name: Set the board options once for a whole play
   module_defaults:
@@ -127,7 +131,7 @@ state:
   description: The requested state.
   returned: always
   type: str
-  sample: on
+  sample: "on"
 slots:
   description: One entry per slot acted on, in slot order.
   returned: always
@@ -141,8 +145,8 @@ slots:
     action:
       description: What was done (or, in check mode, would be done) to the slot.
       type: str
-      sample: on
-      choices: [none, on, off, cycle, reset, reboot]
+      sample: "on"
+      choices: [none, "on", "off", cycle, reset, reboot]
     changed:
       description: Whether the slot was changed.
       type: bool
