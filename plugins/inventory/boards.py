@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: boards
 author:
-  - picluster.carrier contributors
+  - picluster.carrier contributors (@picluster)
 short_description: Hosts and groups from a cluster topology file (controllers, carrier boards, slots)
 description:
   - Reads a cluster topology file whose name ends in C(.carrier.yml) or C(.carrier.yaml)
@@ -296,7 +296,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
         result = {}
         for board in data["boards"]:
-            hosts = {slot: host for slot, host in board["slots"]}
+            hosts = dict(board["slots"])
             if not hosts:
                 continue
             reason = self._unreachable_reason(board, data["controllers"].get(board["controller"], {}))
