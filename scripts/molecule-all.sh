@@ -49,7 +49,7 @@ for role in "${roles[@]}"; do
     fi
     echo "==== molecule: roles/$role (default scenario)"
     start=$SECONDS
-    if (cd "$root/roles/$role" && molecule test --scenario-name default); then
+    if (cd "$root/roles/$role" && MOLECULE_ROLE=$role molecule test --scenario-name default); then
         echo "==== molecule: roles/$role passed in $((SECONDS - start)) s"
     else
         echo "==== molecule: roles/$role FAILED after $((SECONDS - start)) s"

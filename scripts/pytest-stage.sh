@@ -24,7 +24,8 @@ if [[ ! -d "$testdir" ]]; then
     exit 0
 fi
 
-export PATH="$(cd "$venv" && pwd)/bin:$PATH"
+venv=$(cd "$venv" && pwd)
+export PATH="$venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
 rc=0
 (cd "$root" && python -m pytest "$testdir" -ra --junitxml="$junit" "$@") || rc=$?

@@ -58,4 +58,9 @@ fi
 unset ANSIBLE_COLLECTIONS_PATH ANSIBLE_COLLECTIONS_PATHS
 cd "$dest"
 echo "sanity: ansible-core $core on Python $pyver, over a copy of the collection in $dest"
-exec ansible-test sanity --venv --python "$pyver" --color no "$@"
+# (grep -v: pip, run by ansible-test, names this machine's local mirrors that lack a project once
+# per project; the noise buries the findings. ansible-test's status is kept.)
+rc=0
+ansible-test sanity --venv --python "$pyver" --color no "$@" 2>&1 \
+    | grep --line-buffered -v "is ignored: it is neither a file nor a directory" || rc=${PIPESTATUS[0]}
+exit "$rc"
