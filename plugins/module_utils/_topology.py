@@ -8,6 +8,22 @@ user-defined board profiles, and the boards with one entry per populated slot. T
 plugin ``picluster.carrier.boards`` and the simulator (``sim/``) both read it through
 :func:`load_topology`; the format is documented in ``docs/internals.md``.
 
+Beyond the example in ``docs/internals.md``, the format accepts:
+
+- a slot given as a bare host name (``3: node03``), and slot numbers as ints or digit strings;
+- ``profile:`` as a mapping (the board's own profile, named after the board unless it has a
+  ``name``), besides a built-in name or a name from the top-level ``profiles:``;
+- ``controller:`` left out when the file defines exactly one controller;
+- a top-level ``specializations:`` list adding names to the built-in ones
+  (:data:`BUILTIN_SPECIALIZATIONS`); ``model:`` one of :data:`MODELS`; a board ``description``;
+- console patterns with format specs (``/dev/serial/{board}-{slot:02d}``);
+- the inventory plugin's options (:data:`INVENTORY_OPTION_KEYS`) beside the topology.
+
+Any other key is an error. ``vars`` names must be valid variable names and may not start with
+``carrier_`` (the inventory's own). Serials: 16 hex digits or the 8-digit TFTP-directory form,
+lowercased; two serials clash when their last 8 digits (the TFTP directory) do. MACs: ``:`` or
+``-`` separated, normalised to lowercase with ``:``, unicast only.
+
 Object model (all dataclasses, read-only after loading)::
 
     Topology
@@ -29,7 +45,7 @@ Object model (all dataclasses, read-only after loading)::
       .profile_data (the user's profile dict with its name, or None for a built-in profile)
       .addresses ({chip: int} or None)  .controller_slot (int or None)
       .protected_slots (tuple of int)  .console (pattern or None)  .vars (dict)  .sim (dict)
-      .nodes ({slot: Node}, sorted by slot)
+      .description (str or None)  .nodes ({slot: Node}, sorted by slot)
 
     Node
       .host  .board (board name)  .slot (int)  .controller  .profile (profile name)
