@@ -261,7 +261,8 @@ async def dhcp(node, net, want_pxe, say, t):
                 reply = parse_dhcp(data)
                 if reply is None or reply["xid"] != xid or reply["options"].get(53) != bytes([DHCP_OFFER]):
                     continue
-                say(node.clock(), "DHCP src: %s %s" % (reply["chaddr"], src[0]))
+                t = max(t + 0.01, node.clock())
+                say(t, "DHCP src: %s %s" % (reply["chaddr"], src[0]))
                 if reply["yiaddr"] != "0.0.0.0" and address is None:
                     address = reply
                 if is_rpi_offer(reply) and pxe is None:
@@ -588,7 +589,8 @@ class _Session:
         except TftpError as e:
             await self._learn_server_mac()
             self.say(self.now(), "TFTP_GET: %s %s %s" % (self.server_mac, self.tftp_ip, path))
-            self.say(self.now(), "TFTP %d: %s %s" % (e.code, e.message or "File not found", path))
+            reason = "File not found" if e.code == 1 else (e.message or "error")
+            self.say(self.now(), "TFTP %d: %s %s" % (e.code, reason, path))
             if required:
                 raise NetbootFailed("%s: %s" % (path, e)) from None
             return None, None
@@ -613,6 +615,7 @@ async def _network_boot(node, ctx, say, t, net):
     tftp_ip = net.get("tftp_server")
     if not net["static"]:
         say(t, "NET_BOOT: %s wait for link TFTP: 0.0.0.0" % net["mac"])
+        await node.at(t + 0.3)
         say(t + 0.3, "LINK STATUS: speed: 1000 full duplex")
         say(t + 0.3, "Link ready")
         lease = await dhcp(node, net, True, say, t)
