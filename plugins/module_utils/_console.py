@@ -61,7 +61,7 @@ KERNEL_RE = re.compile(
 ISSUE_RE = re.compile(r"^\S.* \S+ tty\w+$")
 LOGIN_PROMPT_RE = re.compile(r"(?:^|\s)\S+ login: ?$")
 PASSWORD_PROMPT_RE = re.compile(r"^\s*Password: ?$")
-LOGIN_FAILED_RE = re.compile(r"^Login incorrect|^Login timed out")
+LOGIN_FAILED_RE = re.compile(r"^Login incorrect|^Login timed out", re.MULTILINE)
 DEFAULT_PROMPT = r"(?:^|\s)\S*[$#] ?$"
 
 _ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()][A-Za-z0-9]|[=>78DEHM])")
@@ -227,6 +227,7 @@ class ConsoleSession:
         self._log = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._held_cr = False
+        self._held_esc = ""
         self._buf = ""  # unmatched text (matching starts here)
         self._partial = ""  # the current line, not ended yet
         self._raw_head = b""  # the first bytes of the session, to recognise a busy banner
@@ -322,6 +323,13 @@ class ConsoleSession:
         if text.endswith("\r"):  # its \n may be in the next read
             self._held_cr = True
             text = text[:-1]
+        if self._held_esc:
+            text = self._held_esc + text
+            self._held_esc = ""
+        esc = text.rfind("\x1b")
+        if esc >= 0 and len(text) - esc < 32 and not _ANSI_RE.match(text, esc):
+            self._held_esc = text[esc:]  # an escape sequence cut by the read: finish it with the next one
+            text = text[:esc]
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         text = _CONTROL_RE.sub("", _ANSI_RE.sub("", text))
         if not text:
@@ -348,25 +356,47 @@ class ConsoleSession:
         ser = self._serial
         if ser is None:
             raise ConsoleError("port: %s is not open" % self.port)
+        ser.timeout = min(remaining, POLL)
+        data = self._read_port(ser, 1)
+        if not data:
+            return False
+        self.feed(data)
+        waiting = self._in_waiting(ser)
+        if waiting:
+            more = self._read_port(ser, waiting)
+            if more:
+                self.feed(more)
+        return True
+
+    def _in_waiting(self, ser):
         try:
-            ser.timeout = min(remaining, POLL)
-            data = ser.read(1)
-            if data:
-                waiting = ser.in_waiting
-                if waiting:
-                    data += ser.read(waiting)
+            return ser.in_waiting
         except (serial.SerialException, OSError) as exc:
-            if BUSY_BANNER in self._raw_head:
-                raise ConsoleBusyError("port: %s is busy: the terminal server says 'Port already in use' "
-                                       "(another client is connected to this console)" % self.port,
-                                       self.recent_lines(), self.state) from None
-            raise ConsoleError("port: lost the connection to %s: %s; %s"
-                               % (self.port, exc, _describe_lines(self.recent_lines())),
-                               self.recent_lines(), self.state) from None
-        if data:
-            self.feed(data)
-            return True
-        return False
+            raise self._lost(exc) from None
+
+    def _read_port(self, ser, size):
+        try:
+            return ser.read(size)
+        except (serial.SerialException, OSError) as exc:
+            raise self._lost(exc) from None
+
+    def _lost(self, exc):
+        """The error for a connection that ended: busy when the server said so first."""
+        busy = BUSY_BANNER in self._raw_head
+        if not busy and self.bytes_received < 1024 and self.port.split("://", 1)[0].lower() in ("socket", "rfc2217"):
+            # pyserial's socket:// discards what arrives before open() returns (ser2net's banner among it):
+            # a connection that ends at once is asked again, to tell a busy port from a dead server
+            try:
+                busy = bool(_probe_busy(*_url_host_port(self.port)))
+            except ValueError:
+                busy = False
+        if busy:
+            return ConsoleBusyError("port: %s is busy: the terminal server says 'Port already in use' "
+                                    "(another client is connected to this console)" % self.port,
+                                    self.recent_lines(), self.state)
+        return ConsoleError("port: lost the connection to %s: %s; %s"
+                            % (self.port, exc, _describe_lines(self.recent_lines())),
+                            self.recent_lines(), self.state)
 
     def recent_lines(self):
         """The last lines seen, the unfinished one included."""

@@ -93,13 +93,14 @@ class PtyPair:
 
 
 class NodeOnPty:
-    def __init__(self, directory, name="dev", host="node01", hang=False, user="pi", password="raspberry"):
+    def __init__(self, directory, name="dev", host="node01", hang=False, user="pi", password="raspberry",
+                 line_delay=0.01):
         self.dir = directory
         self.dev = os.path.join(directory, name)
         self.trigger = os.path.join(directory, name + ".power")
         self.pidfile = os.path.join(directory, name + ".pid")
         command = [sys.executable, str(NODE_SCRIPT), "--host", host, "--trigger", self.trigger,
-                   "--pidfile", self.pidfile, "--user", user, "--password", password]
+                   "--pidfile", self.pidfile, "--user", user, "--password", password, "--line-delay", str(line_delay)]
         if hang:
             command.append("--hang")
         exec_arg = "EXEC:'%s',pty,setsid,ctty,stderr" % " ".join(command)
