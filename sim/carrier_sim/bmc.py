@@ -57,8 +57,8 @@ class BmcEmulator:
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         if (self.scheme == "https") != self.tls:
-            raise ValueError("boards.%s: bus %s is %s but sim.tls is %s" % (self.name, spec.bus, self.scheme,
-                                                                             self.tls))
+            raise ValueError("boards.%s: bus %s is %s but sim.tls is %s"
+                             % (self.name, spec.bus, self.scheme, self.tls))
         self.power = {slot: False for slot in range(1, NODES + 1)}
         self.usb_boot = {slot: False for slot in range(1, NODES + 1)}
         self.buffers = {slot: bytearray() for slot in range(1, NODES + 1)}
@@ -171,7 +171,7 @@ class BmcEmulator:
                 line = await asyncio.wait_for(reader.readline(), 10)
                 if line in (b"\r\n", b"\n", b""):
                     break
-                key, _, value = line.decode("latin-1").partition(":")
+                key, _sep, value = line.decode("latin-1").partition(":")
                 headers[key.strip().lower()] = value.strip()
             body = b""
             length = int(headers.get("content-length") or 0)

@@ -46,8 +46,8 @@ class SimBoard:
                 self.devices[chip_name] = chipmod.make_chip(chip_type, address, name=chip_name, board=self,
                                                             pull=pulls.get(chip_name))
         elif self.kind == "clusterctrl":
-            maxpi = int(self.sim.get("maxpi") or max([0] + list(spec.nodes)) or 4)
-            maxpi = max(maxpi, max([0] + list(spec.nodes)))
+            highest = max([0] + list(spec.nodes))
+            maxpi = max(int(self.sim.get("maxpi") or highest or 4), highest)
             pending = float(self.sim.get("pending_time", 0.005 if pending_time is None else pending_time))
             self.devices["ctrl"] = chipmod.ClusterCtrl(self.profile.device_address, name="ctrl", board=self,
                                                        maxpi=maxpi, pending_time=pending)

@@ -4,8 +4,9 @@
 """The boot of a simulated node: a pipeline of stages, and the text each prints.
 
 A stage is ``async def stage(node, ctx)``; :data:`DEFAULT_PIPELINE` lists them as
-``(name, function)``. The node sets its state to the stage's name while it runs. A stage may
-return the name of a stage to jump to (for example a bootloader that decides to stop), or None
+``(name, function)``. When the name is a node state, the node enters that state as the stage
+starts; other stages set the state themselves (the getty: "login" once its prompt is on the line).
+A stage may return the name of a stage to jump to (for example a bootloader that decides to stop), or None
 to go on with the next one. Later features plug in here:
 
 - EEPROM (issue 4): :meth:`Node.eeprom_config` supplies BOOT_ORDER and the other keys; a
@@ -312,7 +313,7 @@ async def stage_hung(node, ctx):
 DEFAULT_PIPELINE = [
     ("bootloader", stage_bootloader),
     ("kernel", stage_kernel),
-    ("login", stage_login),
+    ("getty", stage_login),  # not a state name: the getty reports "login" once its prompt is out
 ]
 
 # Stages reached only by a jump (a stage returning their name).

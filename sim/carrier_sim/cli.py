@@ -117,12 +117,13 @@ def run_daemon(args, notify):
         sys.stderr.write("%s carrier-sim[%d]: %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), os.getpid(), msg))
         sys.stderr.flush()
 
-    sim = None
+    errors = []  # told to the starter only once the pid file is gone
+    code = 1
     try:
         try:
             sim = Simulator(args.topology, state_dir, boot_time=args.boot_time, baud=args.baud, log=log)
         except SimError as exc:
-            notify("error: %s" % exc)
+            errors.append(str(exc))
             return 1
 
         async def main():
@@ -130,7 +131,7 @@ def run_daemon(args, notify):
             try:
                 await sim.start()
             except (SimError, OSError) as exc:
-                notify("error: %s" % exc)
+                errors.append(str(exc))
                 return 1
             with open(os.path.join(state_dir, FILES_FILE), "w") as fh:
                 fh.write("".join(p + "\n" for p in sim.created))
@@ -141,13 +142,16 @@ def run_daemon(args, notify):
             await sim.run()
             return 0
 
-        return asyncio.run(main())
+        code = asyncio.run(main())
+        return code
     finally:
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(state_dir, FILES_FILE))
         with contextlib.suppress(OSError):
             os.unlink(_pid_path(state_dir))
         os.close(pid_fd)
+        if errors:
+            notify("error: %s" % errors[0])
 
 
 def cmd_start(args):
@@ -442,4 +446,9 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `carrier-sim status | head`
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -79,6 +79,9 @@ class Simulator:
     # --- construction ------------------------------------------------------------------------------
     def _build(self, transaction_time):
         for spec in self.topology.boards.values():
+            if spec.profile.kind == "turingpi2":
+                self._build_bmc(spec)
+                continue
             if not spec.bus.startswith("sim:"):
                 self.skipped.append(spec.name)
                 continue
@@ -114,6 +117,26 @@ class Simulator:
             raise SimError("state dir %r is too long for a Unix socket path (control.sock); use a shorter one"
                            % self.state_dir)
 
+    def _build_bmc(self, spec):
+        """A Turing Pi 2: its nodes behind an emulated BMC (bmc.py) listening on the board's URL."""
+        if not spec.bus.startswith(("http://", "https://")):
+            self.skipped.append(spec.name)
+            return
+        from .bmc import BmcEmulator
+
+        board = BmcBoard(spec)
+        for slot, nspec in spec.nodes.items():
+            uart = Uart(nspec.host, baud=self.baud)
+            node = Node(nspec, uart, boot_time=self.boot_time)
+            uart.on_input = node.feed
+            board.nodes[slot] = node
+            self.nodes[nspec.host] = node
+        try:
+            board.bmc = BmcEmulator(spec, board.nodes, self.state_dir, log=self.log)
+        except ValueError as exc:
+            raise SimError(str(exc)) from None
+        self.boards[spec.name] = board
+
     # --- events ----------------------------------------------------------------------------------
     def _device_changed(self, device):
         board = device.board
@@ -133,9 +156,13 @@ class Simulator:
                 await self._listen(path, lambda r, w, bus=bus: self._bus_client(bus, r, w))
             await self._listen(self.control_path, self._control_client)
             for board in self.boards.values():
+                if isinstance(board, BmcBoard):
+                    await board.bmc.start()
+                    self.created.extend(board.bmc.created)
+            for board in self.boards.values():
                 for device in board.devices.values():
                     if hasattr(device, "scheduler"):
-                        device.scheduler = lambda delay, fn: self._loop.call_later(delay, fn)
+                        device.scheduler = self._loop.call_later
             for node in self.nodes.values():
                 node.uart.start(self._loop)
                 self._symlink(node.uart.path, os.path.join(self.console_dir, node.host))
@@ -146,6 +173,8 @@ class Simulator:
                         self._symlink(node.uart.path, link)
             # power-on state of every board: apply pulls and defaults to the nodes
             for board in self.boards.values():
+                if isinstance(board, BmcBoard):
+                    continue  # the BMC applied its own state when it started
                 for slot, node in board.nodes.items():
                     node.apply_lines(board.line_levels(slot))
         except BaseException:
@@ -188,6 +217,14 @@ class Simulator:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2.0)
         self.servers = []
+        for board in self.boards.values():
+            if isinstance(board, BmcBoard) and board.bmc is not None:
+                board.bmc.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(board.bmc.wait_closed(), 2.0)
+                for path in board.bmc.created:
+                    if path not in self.created:
+                        self.created.append(path)
         clients = [t for t in self._clients if t is not asyncio.current_task()]
         for task in clients:
             task.cancel()
@@ -292,6 +329,9 @@ class Simulator:
         if board is None:
             raise ValueError("board %r is not a simulated board (boards: %s)"
                              % (request.get("board"), ", ".join(sorted(self.boards))))
+        if isinstance(board, BmcBoard):
+            raise ValueError("board %s is a Turing Pi 2: its BMC speaks HTTP, there is no I2C bus to fault"
+                             % board.name)
         done = {"board": board.name}
         if "i2c_error_rate" in request:
             rate = request["i2c_error_rate"]
@@ -338,6 +378,27 @@ class Simulator:
             "skipped_boards": list(self.skipped),
             "nodes": {host: {"board": n.board, "slot": n.slot, "state": n.state} for host, n in self.nodes.items()},
         }
+
+
+class BmcBoard:
+    """A Turing Pi 2 in the simulator: nodes driven by an emulated BMC instead of bus devices."""
+
+    kind = "turingpi2"
+    error_rate = 0.0
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.name = spec.name
+        self.devices = {}
+        self.nodes = {}
+        self.bmc = None
+
+    def line_levels(self, slot):
+        return self.bmc.lines(slot)
+
+    def snapshot(self):
+        return {"name": self.name, "profile": self.spec.profile_name, "kind": self.kind, "bus": self.spec.bus,
+                "i2c_error_rate": 0.0, "devices": {}, "bmc": self.bmc.snapshot() if self.bmc else None}
 
 
 def _bool(value, field):

@@ -253,14 +253,14 @@ class Shell:
         elif name == "uptime":
             up = node.uptime()
             self.emit(" %s up %d min,  1 user,  load average: 0.08, 0.03, 0.01\n"
-                     % (time.strftime("%H:%M:%S", time.gmtime()), int(up // 60)))
+                      % (time.strftime("%H:%M:%S", time.gmtime()), int(up // 60)))
         elif name == "uname":
             fields = {"-s": "Linux", "-n": node.host, "-r": node.info["kernel"], "-m": node.info["machine"]}
             if not args:
                 self.emit("Linux\n")
             elif args == ["-a"]:
                 self.emit("Linux %s %s #1 SMP PREEMPT Debian 1:6.6.51-1+rpt3 (2024-10-08) %s GNU/Linux\n"
-                         % (node.host, node.info["kernel"], node.info["machine"]))
+                          % (node.host, node.info["kernel"], node.info["machine"]))
             elif all(a in fields for a in args):
                 self.emit(" ".join(fields[a] for a in args) + "\n")
             else:

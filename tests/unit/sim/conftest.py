@@ -45,7 +45,5 @@ def run_sim(short_dir):
     for sim in started:
         sim.stop()
         assert not sim.thread.is_alive(), "the simulator thread did not stop"
-        leftovers = [p for p in sim.sim.buses] + [sim.sim.control_path]
+        leftovers = list(sim.sim.buses) + [sim.sim.control_path]
         assert not [p for p in leftovers if os.path.exists(p)], "sockets left behind"
-
-

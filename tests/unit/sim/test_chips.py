@@ -219,7 +219,7 @@ def test_i2c_error_rate(sim, bus):
         bus.write_byte_data(addr, 1, 0)
     sim.control({"op": "fault", "board": "b1", "i2c_error_rate": 0.3})
     failures = 0
-    for _ in range(400):
+    for _attempt in range(400):
         try:
             bus.read_byte_data(addr, 0)
         except OSError as exc:
@@ -227,7 +227,7 @@ def test_i2c_error_rate(sim, bus):
             failures += 1
     assert 60 < failures < 180  # about 30 %
     sim.control({"op": "fault", "board": "b1", "i2c_error_rate": 0.0})
-    for _ in range(50):
+    for _attempt in range(50):
         bus.read_byte_data(addr, 0)
 
 
