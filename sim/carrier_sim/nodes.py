@@ -106,6 +106,10 @@ class Node:
         """Bytes typed on the console. Only a getty or a shell reads them."""
         if self.state not in ("login", "shell"):
             return
+        if b"\x03" in data:
+            # ^C: the tty flushes what is still queued for output (ISIG without NOFLSH), so a
+            # long command output stops at once
+            self.uart.clear()
         self._input += data
         if self._input_event is not None:
             self._input_event.set()

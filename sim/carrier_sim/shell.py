@@ -6,10 +6,11 @@
 The shell answers ``hostname``, ``cat FILE`` (``/proc/cpuinfo`` with the node's Serial,
 ``/etc/hostname``, ``/etc/os-release``, ``/proc/uptime``, the device-tree serial-number), ``uptime``,
 ``uname [-a|-r|-m|-n|-s]``, ``echo [-n]`` (``$?``, ``$HOSTNAME``, ``$USER``, ``$HOME``), ``true``,
-``false``, ``sleep N``, ``poweroff``/``halt``/``shutdown``, ``reboot``, ``exit``/``logout``, and the
-filters ``grep [-i|-v|-c] PATTERN [FILE]``, ``head``/``tail [-n N]``, ``wc [-l]``.
-Pipelines (``|``) and lists (``;``, ``&&``, ``||``) work, ``$?`` is expanded per command; a
-command starting with ``sudo`` runs as is.
+``false``, ``sleep N``, ``seq [FIRST [STEP]] LAST`` (a long steady output), ``poweroff``/``halt``/
+``shutdown``, ``reboot``, ``exit``/``logout``, and the filters ``grep [-i|-v|-c] PATTERN [FILE]``,
+``head``/``tail [-n N]``, ``wc [-l]``. Pipelines (``|``) and lists (``;``, ``&&``, ``||``) work,
+``$?`` is expanded per command; a command starting with ``sudo`` runs as is; Ctrl-C drops the
+output still queued and gives a new prompt.
 Anything else: ``-sh: NAME: not found``, exit status 127.
 """
 
@@ -286,6 +287,21 @@ class Shell:
                 self.status = 1
             else:
                 await asyncio.sleep(seconds)
+        elif name == "seq":
+            try:
+                numbers = [int(a) for a in args]
+            except ValueError:
+                numbers = []
+            if len(numbers) not in (1, 2, 3):
+                self.emit("seq: invalid arguments\n")
+                self.status = 1
+            else:
+                first, step, last = 1, 1, numbers[-1]
+                if len(numbers) >= 2:
+                    first = numbers[0]
+                if len(numbers) == 3:
+                    step = numbers[1] or 1
+                self.emit("".join("%d\n" % n for n in range(first, last + (1 if step > 0 else -1), step)))
         elif name in ("poweroff", "halt", "shutdown"):
             return "poweroff"
         elif name == "reboot":

@@ -217,3 +217,33 @@ def test_output_is_lost_when_nobody_listens(sim, lines):
     seen = console.read_for(0.2)
     assert seen == "", (sim.node("n1")["uart"], sim.node("n1")["history"])  # nobody had the port open
     console.close()
+
+
+def test_ctrl_c_stops_a_long_output(sim, lines):
+    lines.set(power=True)
+    sim.wait_state("n1", "login")
+    console = sim.console("n1")
+    console.login("n1")
+    console.send("seq 100000\r")  # 588,895 bytes: 5 s at this test's line speed
+    console.read_until("\r\n1000\r\n")
+    console.send("\x03")
+    text = console.read_until("pi@n1:~$ ", timeout=2.0)
+    assert "^C" in text and len(text) < 100000
+    assert console.run("echo $?") == "130"
+    console.close()
+
+
+def test_a_new_client_sees_no_stale_output(sim, lines):
+    lines.set(power=True)
+    sim.wait_state("n1", "login")
+    console = sim.console("n1")
+    console.login("n1")
+    console.send("seq 3000\r")  # 13,893 bytes, then a prompt: more than the pty buffers
+    console.read_until("\r\n10\r\n")
+    console.close()  # the rest is never read
+    time.sleep(0.5)  # the command's output is over
+    again = sim.console("n1")
+    assert again.read_for(0.3) == ""  # nothing from before the reopen
+    again.send("\r")
+    assert again.read_until("pi@n1:~$ ").endswith("\r\npi@n1:~$ ")
+    again.close()
