@@ -134,6 +134,16 @@ def compile_regex(pattern, field):
         raise CarrierError("%s: %r is not a valid regular expression: %s" % (field, pattern, exc)) from None
 
 
+def check_command(command):
+    """The command line to run, stripped; a CarrierError when it is empty or has a line break."""
+    if not isinstance(command, str) or not command.strip():
+        raise CarrierError("command: %r is empty" % (command,))
+    if "\n" in command or "\r" in command:
+        raise CarrierError("command: %r has a line break: give one shell line (join commands with ; or &&)"
+                           % (command,))
+    return command.strip().rstrip(";").rstrip()
+
+
 def _uucp_lock_holder(device):
     """The pid of a live process holding a UUCP lock on ``device`` (ser2net, minicom ...), or None."""
     names = set()
@@ -610,12 +620,7 @@ class ConsoleSession:
         line carries the marker split by an empty quoted string, so the echo of the command line never
         matches, and neither the prompt nor the echo reaches stdout. One trailing newline is removed.
         """
-        if not isinstance(command, str) or not command.strip():
-            raise CarrierError("command: %r is empty" % (command,))
-        if "\n" in command or "\r" in command:
-            raise CarrierError("command: %r has a line break: give one shell line (join commands with ; or &&)"
-                               % (command,))
-        command = command.strip().rstrip(";").rstrip()
+        command = check_command(command)
         token = secrets.token_hex(6)
         begin, end = "PCB" + token, "PCE" + token
         self._buf = ""

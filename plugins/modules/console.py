@@ -266,6 +266,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._console import 
     DEFAULT_PROMPT,
     ConsoleError,
     ConsoleSession,
+    check_command,
 )
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 
@@ -335,6 +336,11 @@ def main():
     for name in ("timeout", "baudrate"):
         if params[name] <= 0:
             module.fail_json(msg="%s: %r is not a positive number" % (name, params[name]))
+    if params["command"] is not None:
+        try:
+            check_command(params["command"])
+        except CarrierError as exc:
+            module.fail_json(msg=str(exc))
     started = time.monotonic()
     session = None
     result = {"changed": False, "port": params["port"]}

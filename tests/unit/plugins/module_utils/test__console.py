@@ -121,9 +121,9 @@ def test_capture_until_prompt_with_crlf_split_utf8_and_bad_bytes(pty):
 
 
 def test_capture_groups_and_named_groups(pty):
-    pty.write(b"  0.97 BOOTMODE: 0x06 partition 0 build-ts BUILD_TIMESTAMP=1722344555 serial f0560721 "
-              b"boardrev c03141\r\n")
     with ConsoleSession(pty.dev) as session:
+        pty.write(b"  0.97 BOOTMODE: 0x06 partition 0 build-ts BUILD_TIMESTAMP=1722344555 serial f0560721 "
+                  b"boardrev c03141\r\n")
         result = session.capture(until=r"serial (?P<serial>[0-9a-f]{8}) boardrev ([0-9a-f]+)", timeout=5)
     assert result["named_groups"] == {"serial": "f0560721"}
     assert result["groups"] == ["f0560721", "c03141"]
