@@ -280,11 +280,11 @@ def _onoff(value):
 
 
 def format_status(status):
-    rows = [("BOARD", "PROFILE", "SLOT", "HOST", "MODEL", "STATE", "POWER", "RUN", "RPIBOOT", "CONSOLE")]
+    rows = [("BOARD", "PROFILE", "SLOT", "HOST", "MODEL", "STATE", "BOOTS", "POWER", "RUN", "RPIBOOT", "CONSOLE")]
     for bname, board in status["boards"].items():
         for slot, node in board["slots"].items():
             lines = node["lines"]
-            rows.append((bname, board["profile"], slot, node["host"], node["model"], node["state"],
+            rows.append((bname, board["profile"], slot, node["host"], node["model"], node["state"], node["boots"],
                          _onoff(lines.get("power")), _onoff(lines.get("run")), _onoff(lines.get("rpiboot")),
                          node.get("console", "")))
     out = ["carrier-sim pid %s, state dir %s, topology %s" % (status["pid"], status["state_dir"], status["topology"])]

@@ -19,6 +19,7 @@ from carrier_sim.client import BusClient
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import BusError
 
 pytestmark = pytest.mark.integration
+SIM = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "sim", "carrier-sim")
 
 
 def _read_until(port, token, timeout=15.0):
@@ -59,9 +60,9 @@ def test_start_status_stop(sim_cluster):
         assert os.path.islink(link) and os.readlink(link).startswith("/dev/pts/"), host
 
     table = sim_cluster.cli("status").stdout
-    assert table.splitlines()[1].split() == ["BOARD", "PROFILE", "SLOT", "HOST", "MODEL", "STATE", "POWER", "RUN",
-                                             "RPIBOOT", "CONSOLE"]
-    assert "rack1     backplane10  10    node14  cm5    off" in table
+    assert table.splitlines()[1].split() == ["BOARD", "PROFILE", "SLOT", "HOST", "MODEL", "STATE", "BOOTS", "POWER",
+                                             "RUN", "RPIBOOT", "CONSOLE"]
+    assert "rack1     backplane10  10    node14  cm5    off    0      off    on   off" in table
 
     again = sim_cluster.cli("start", "--topology", sim_cluster.topology, check=False)
     assert again.returncode == 1
@@ -236,3 +237,18 @@ def test_runs_with_debians_python(sim_cluster_factory):
     assert cluster.wait_state("node04", "login") == "login"
     assert "stopped" in cluster.stop().stdout
     assert cluster.leftovers() == []
+
+
+def test_a_second_simulator_on_the_same_buses_is_refused(sim_cluster, tmp_path):
+    other_state = os.path.join(sim_cluster.dir, "other-state")
+    result = subprocess.run([sim_cluster.python, SIM, "start", "--topology",
+                             sim_cluster.topology, "--state-dir", other_state],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1 and "in use" in result.stderr
+    assert not os.path.exists(os.path.join(other_state, "carrier-sim.pid"))
+    # the first one is untouched
+    assert sim_cluster.status()["running"] is True
+    for board in sim_cluster.boards.values():
+        assert os.path.exists(board["socket"])
+    sim_cluster.board("carrier1").set_lines({1: {"power": True}})
+    sim_cluster.wait_state("node01", ("bootloader", "kernel", "login"))
