@@ -698,12 +698,40 @@ class TreePlan:
                 "after_header": "%s (changed node directories)" % self.tftp_root}
 
 
-def _same_inode(path, other):
-    try:
-        a, b = os.lstat(path), os.lstat(other)
-    except OSError:
-        return False
-    return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
+def _store_inode(store, digest, inodes):
+    if digest not in inodes:
+        try:
+            st = os.lstat(store.path(digest))
+            inodes[digest] = (st.st_dev, st.st_ino)
+        except OSError:
+            inodes[digest] = None
+    return inodes[digest]
+
+
+def _scan_node_dir(path, wanted, store, inodes):
+    """``{rel: digest}`` of an existing node directory. A file that is a hard link of the store
+    object it should be is known by its inode (from the directory entry, no stat); any other file
+    is read and hashed; a special file gets None."""
+    dev = os.lstat(path).st_dev
+    current = {}
+    stack = [("", path)]
+    while stack:
+        prefix, directory = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((rel + "/", entry.path))
+                    continue
+                w = wanted.get(rel)
+                if w is not None and entry.is_file(follow_symlinks=False) \
+                        and _store_inode(store, w.digest, inodes) == (dev, entry.inode()):
+                    current[rel] = w.digest
+                elif entry.is_file(follow_symlinks=False):
+                    current[rel] = file_sha256(entry.path)
+                else:
+                    current[rel] = None
+    return current
 
 
 def plan_trees(source, nodes, tftp_root, renderer, prune=False, preserve=DEFAULT_PRESERVE):
@@ -711,6 +739,7 @@ def plan_trees(source, nodes, tftp_root, renderer, prune=False, preserve=DEFAULT
     store = Store(tftp_root)
     shared = {rel: Wanted(source.digest(rel), src=full) for rel, full in source.files.items()
               if rel not in RENDERED}
+    inodes = {}  # digest -> (st_dev, st_ino) of its store object, or None
     plans = []
     for node in nodes:
         path = os.path.join(tftp_root, node.dirname)
@@ -718,23 +747,11 @@ def plan_trees(source, nodes, tftp_root, renderer, prune=False, preserve=DEFAULT
         for rel, data in renderer.render(node, source).items():
             wanted[rel] = Wanted(hashlib.sha256(data).hexdigest(), data=data)
         plan = NodePlan(node, path, wanted, {}, [])
-        # Fast path: files that are already links to the right store object are not read again.
         current = {}
         if os.path.lexists(path):
             if not os.path.isdir(path) or os.path.islink(path):
                 raise CarrierError("tftp_root: %s exists and is not a directory: not replacing it" % path)
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames.sort()
-                for name in filenames:
-                    full = os.path.join(dirpath, name)
-                    rel = os.path.relpath(full, path).replace(os.sep, "/")
-                    w = wanted.get(rel)
-                    if w is not None and _same_inode(full, store.path(w.digest)):
-                        current[rel] = w.digest
-                    elif stat.S_ISREG(os.lstat(full).st_mode):
-                        current[rel] = file_sha256(full)
-                    else:
-                        current[rel] = None
+            current = _scan_node_dir(path, wanted, store, inodes)
         plan.current = current
         for rel, w in wanted.items():
             if rel not in current:
@@ -828,10 +845,16 @@ def build_tftp_trees(source_path, nodes, tftp_root, prune=False, preserve=DEFAUL
     applied = {"store_bytes_written": 0, "store_objects_removed": 0, "store_bytes_freed": 0, "pruned": []}
     with BootSource(source_path, workdir=workdir, exclude=exclude) as source:
         source.check_bootable([n.model for n in specs], warn=warn)
-        # Plan first, unlocked: every error surfaces before tftp_root is even created. Then, when
-        # something is to be written, plan again under the lock (another run may have been faster).
-        plan = plan_trees(source, specs, tftp_root, renderer, prune=prune, preserve=preserve)
-        if plan.changed and not check_mode:
+        if check_mode:
+            plan = plan_trees(source, specs, tftp_root, renderer, prune=prune, preserve=preserve)
+        elif os.path.isdir(tftp_root):
+            with tree_lock(tftp_root):
+                plan = plan_trees(source, specs, tftp_root, renderer, prune=prune, preserve=preserve)
+                if plan.changed:
+                    applied = apply_trees(plan)
+        else:
+            # Plan first: every error surfaces before tftp_root is even created; then again under the lock.
+            plan = plan_trees(source, specs, tftp_root, renderer, prune=prune, preserve=preserve)
             with tree_lock(tftp_root):
                 plan = plan_trees(source, specs, tftp_root, renderer, prune=prune, preserve=preserve)
                 if plan.changed:
