@@ -116,13 +116,13 @@ async def stage_bootloader(node, ctx):
             continue
         if code == 0xE:  # STOP
             raise BootHalted()
+        if code == 0x3:  # RPIBOOT: the boot ROM's USB device boot, waiting for a host
+            return "rpiboot"
         handler = BOOT_MODES.get(code)
         if handler is None:
             say(t + 0.01, "Unknown boot mode %x: skipped" % code)
             t += 0.02
             continue
-        if code == 0x3:
-            return "rpiboot"
         loaded, t = await handler(node, ctx, t + 0.02, say)
         if loaded:
             ctx.mode = name

@@ -247,3 +247,43 @@ def test_a_new_client_sees_no_stale_output(sim, lines):
     again.send("\r")
     assert again.read_until("pi@n1:~$ ").endswith("\r\npi@n1:~$ ")
     again.close()
+
+
+@pytest.fixture
+def plain_modes(monkeypatch):
+    """The simulator's own boot-mode table (another test may have plugged real netboot in)."""
+    from carrier_sim import boot
+
+    for code in (0x2, 0x4, 0x5, 0x6, 0x7):
+        monkeypatch.setitem(boot.BOOT_MODES, code, boot.mode_absent)
+    monkeypatch.setitem(boot.BOOT_MODES, 0x1, boot.mode_sd)
+
+
+@pytest.mark.parametrize("order, expected, state", [
+    ("0xf12", ["Boot mode: NETWORK (02) order f1", "Boot mode: SD (01) order f"], "login"),
+    ("0xf416", ["Boot mode: NVME (06) order f41", "Boot mode: SD (01) order f4"], "login"),
+    ("0x32", ["Boot mode: NETWORK (02) order 3", "Boot mode: USB-DEV (03) order 0"], "rpiboot"),
+])
+def test_boot_order_from_the_bootloader_config(run_sim, plain_modes, order, expected, state):
+    sim = run_sim(gpio_topology("itx4", {1: "n1"}, slot_sim={"bootconf": {"BOOT_ORDER": order}}))
+    console = sim.console("n1")
+    bus = sim.bus("b1")
+    Lines(bus).set(power=True)
+    sim.wait_state("n1", state)
+    text = console.read_until("n1 login: ") if state == "login" else console.read_for(0.5)
+    found = [line for line in text.split("\r\n") if "Boot mode:" in line]
+    assert [line[7:] for line in found] == expected
+    bus.close()
+    console.close()
+
+
+def test_no_bootable_mode_keeps_the_bootloader_trying(run_sim, plain_modes):
+    sim = run_sim(gpio_topology("itx4", {1: "n1"}, slot_sim={"media": {"sd": False}}))
+    console = sim.console("n1")
+    bus = sim.bus("b1")
+    Lines(bus).set(power=True)
+    text = console.read_for(0.8)
+    assert "SD card not detected" in text and text.count("Boot mode: SD (01)") >= 2  # RESTART loops
+    assert "login:" not in text and sim.node("n1")["state"] == "bootloader"
+    bus.close()
+    console.close()
