@@ -363,7 +363,7 @@ class MCP23008(RegisterChip):
     def next_register(self, reg):
         if self._seqop_disabled():
             return reg
-        return reg + 1
+        return 0 if reg == max(self.REGS) else reg + 1  # the pointer wraps after the last register
 
 
 class MCP23017(MCP23008):
@@ -414,7 +414,7 @@ class MCP23017(MCP23008):
     def next_register(self, reg):
         if self._seqop_disabled():
             return reg ^ 1
-        return reg + 1
+        return 0 if reg == max(self.REGS) else reg + 1
 
 
 class PCF8574(GpioChip):

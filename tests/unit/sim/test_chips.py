@@ -158,6 +158,7 @@ def test_mcp23008_pullup_register_is_storage(bus):
     bus.write_byte_data(addr, 0x06, 0xF0)
     assert bus.read_byte_data(addr, 0x06) == 0xF0
     assert bus.read_word_data(addr, 0x09) == 0x00FE  # GPIO then OLAT (sequential), OLAT = 0
+    assert bus.read_word_data(addr, 0x0A) == 0xFF00  # OLAT, then the pointer wraps to IODIR
 
 
 def test_one_byte_write_sets_the_register_pointer(bus):
