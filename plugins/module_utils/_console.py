@@ -210,12 +210,12 @@ class ConsoleSession:
     """One open console. Use as a context manager.
 
     ``port``: a device path or pyserial URL; ``log_file``: append everything read to this file (created
-    0600); ``prompt``: the regex of a shell prompt at the end of a line; ``newline``: what Enter sends
-    (``cr`` as a terminal does, ``lf`` or ``crlf``).
+    0600), after the line ``log_header`` if given; ``prompt``: the regex of a shell prompt at the end of a
+    line; ``newline``: what Enter sends (``cr`` as a terminal does, ``lf`` or ``crlf``).
     """
 
     def __init__(self, port, baudrate=DEFAULT_BAUDRATE, log_file=None, prompt=DEFAULT_PROMPT, newline="cr",
-                 open_timeout=5.0):
+                 open_timeout=5.0, log_header=None):
         if not port or not isinstance(port, str):
             raise CarrierError("port: %r is not a device path or a pyserial URL (set it, for example "
                                "port: \"{{ carrier_console }}\")" % (port,))
@@ -226,6 +226,7 @@ class ConsoleSession:
         self.port = port
         self.baudrate = baudrate
         self.log_file = log_file
+        self.log_header = log_header
         self.prompt_re = compile_regex(prompt, "prompt")
         self.newline = NEWLINES[newline]
         self.open_timeout = open_timeout
@@ -277,6 +278,9 @@ class ConsoleSession:
                 self.close()
                 raise ConsoleError("log_file: cannot open %s for appending: %s" % (self.log_file, exc.strerror))
             self._log = os.fdopen(fd, "a", encoding="utf-8")
+            if self.log_header:  # written once the port is open: a reader of the log knows reading started
+                self._log.write(self.log_header.rstrip("\n") + "\n")
+                self._log.flush()
         return self
 
     def _open_error(self, exc):

@@ -134,6 +134,12 @@ options:
     description:
       - Append everything read from the console during the task to this file (created with mode 0600).
     type: path
+  log_header:
+    description:
+      - A line appended to O(log_file) as soon as the console is open, before anything read. It marks where
+        this task's text starts, and tells a playbook waiting on the file that the console is being read
+        (see C(playbooks/console.yml), which powers a node on once its capture has started).
+    type: str
 notes:
   - ser2net closes a console to the next client only when the current one disconnects; each task opens and
     closes the console, so tasks on one node take turns.
@@ -290,6 +296,7 @@ def argument_spec():
         prompt=dict(type="str", default=DEFAULT_PROMPT),
         newline=dict(type="str", choices=["cr", "lf", "crlf"], default="cr"),
         log_file=dict(type="path"),
+        log_header=dict(type="str"),
     )
 
 
@@ -326,7 +333,7 @@ def main():
         argument_spec=argument_spec(),
         mutually_exclusive=[OPERATIONS],
         required_one_of=[OPERATIONS],
-        required_by={"login_password": "login_user"},
+        required_by={"login_password": "login_user", "log_header": "log_file"},
         supports_check_mode=True,
     )
     params = module.params
@@ -346,7 +353,7 @@ def main():
     result = {"changed": False, "port": params["port"]}
     try:
         session = ConsoleSession(params["port"], baudrate=params["baudrate"], log_file=params["log_file"],
-                                 prompt=params["prompt"], newline=params["newline"])
+                                 log_header=params["log_header"], prompt=params["prompt"], newline=params["newline"])
         session.open()
         result.update(operate(module, session))
     except ConsoleError as exc:
