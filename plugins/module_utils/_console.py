@@ -370,7 +370,8 @@ class ConsoleSession:
         ser = self._serial
         if ser is None:
             raise ConsoleError("port: %s is not open" % self.port)
-        ser.timeout = min(remaining, POLL)
+        # the read timeout stays POLL: setting it reconfigures the port (tcsetattr; for rfc2217 a round trip
+        # of option negotiation with the server), so a wait may overrun its deadline by up to POLL
         data = self._read_port(ser, 1)
         if not data:
             return False
