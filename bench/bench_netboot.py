@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -83,12 +82,12 @@ def main():
     try:
         src = os.path.join(work, "boot")
         count = make_source(src)
-        src_bytes, _ = disk_usage(src)
+        src_bytes, _apparent = disk_usage(src)
         print("source: %d files, %.1f MB; %d nodes" % (count, src_bytes / MB, NODES))
 
         tftp = os.path.join(work, "tftp")
         t = time.perf_counter()
-        changed, result, _ = N.build_tftp_trees(src, nodes(), tftp)
+        changed, result, _diff = N.build_tftp_trees(src, nodes(), tftp)
         first = time.perf_counter() - t
         real, apparent = disk_usage(tftp)
         print("netboot_assets first build: %.2f s, changed=%s" % (first, changed))
@@ -102,20 +101,20 @@ def main():
         for node in nodes()[:COPY_NODES]:
             shutil.copytree(src, os.path.join(plain, node["serial"][-8:]))
         per_node = (time.perf_counter() - t) / COPY_NODES
-        copy_real, _ = disk_usage(plain)
+        copy_real, _apparent = disk_usage(plain)
         print("plain copy: %.2f s per node (measured on %d nodes) -> %.1f s and %.1f MB for %d nodes"
               % (per_node, COPY_NODES, per_node * NODES, copy_real / COPY_NODES * NODES / MB, NODES))
         print("  netboot_assets first build vs plain copy: %.1fx faster" % (per_node * NODES / first))
         shutil.rmtree(plain)
 
         t = time.perf_counter()
-        changed, result, _ = N.build_tftp_trees(src, nodes(), tftp)
+        changed, result, _diff = N.build_tftp_trees(src, nodes(), tftp)
         rerun = time.perf_counter() - t
-        print("no-change re-run: %.2f s, changed=%s, bytes written %d" % (rerun, changed,
-                                                                         result["store"]["bytes_written"]))
+        print("no-change re-run: %.2f s, changed=%s, bytes written %d"
+              % (rerun, changed, result["store"]["bytes_written"]))
 
         t = time.perf_counter()
-        changed, result, _ = N.build_tftp_trees(src, nodes(extra=["quiet"]), tftp)
+        changed, result, _diff = N.build_tftp_trees(src, nodes(extra=["quiet"]), tftp)
         one = time.perf_counter() - t
         print("one node's cmdline changed: %.2f s, changed nodes %s, bytes written %d"
               % (one, result["changed_nodes"], result["store"]["bytes_written"]))

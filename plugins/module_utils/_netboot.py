@@ -167,8 +167,8 @@ def parse_nodes(nodes, tftp_prefix="serial", label="nodes"):
             raise CarrierError("%s: must be a mapping with at least name and serial (or mac), got %r" % (where, raw))
         unknown = sorted(set(raw) - _NODE_KEYS)
         if unknown:
-            raise CarrierError("%s: unknown key(s) %s (known: %s)" % (where, ", ".join(unknown),
-                                                                     ", ".join(sorted(_NODE_KEYS))))
+            raise CarrierError("%s: unknown key(s) %s (known: %s)"
+                               % (where, ", ".join(unknown), ", ".join(sorted(_NODE_KEYS))))
         name = raw.get("name")
         if not name or not isinstance(name, str):
             raise CarrierError("%s.name: %r must be a non-empty string (the node's inventory name)" % (where, name))

@@ -30,11 +30,13 @@ description:
   - Bad input (a malformed serial or MAC, two nodes with one serial, a source that cannot boot the nodes' models,
     an image without a FAT partition) fails before anything is written.
 author:
-  - picluster.carrier contributors
+  - picluster.carrier contributors (@picluster)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Per changed node directory, each file with the start of its sha256, before and after.
 options:
@@ -137,6 +139,7 @@ options:
     type: bool
     default: false
 requirements:
+  - jinja2 (the Python package; ansible-core brings it on a controller)
   - mtools (only for an image file as O(source))
 notes:
   - The files are hard links into a shared store; do not edit a file of a node directory in place (it would change

@@ -538,7 +538,7 @@ def flash_eeprom(node, data):
             section = line[1:-1].strip().lower()
             continue
         if section == "all" and "=" in line and not line.startswith("#"):
-            key, _, value = line.partition("=")
+            key, _sep, value = line.partition("=")
             settings[key.strip()] = value.strip()
     node.bootconf = settings
 
@@ -637,10 +637,10 @@ async def _network_boot(node, ctx, say, t, net):
         serial8 = str(ctx.config.get("TFTP_PREFIX_STR", "")).strip("/")
     probe_name = "start4.elf" if soc == "BCM2711" else "config.txt"
     session.prefix = serial8 + "/" if serial8 else ""
-    size, _ = await session.get(probe_name, probe=True, required=False)
+    size, _data = await session.get(probe_name, probe=True, required=False)
     if size is None:
         session.prefix = ""
-        size, _ = await session.get(probe_name, probe=True, required=False)
+        size, _data = await session.get(probe_name, probe=True, required=False)
         if size is None:
             raise NetbootFailed("no %s in %s/ or the TFTP root" % (probe_name, serial8))
     _size, config = await session.get("config.txt", required=soc != "BCM2711")
@@ -655,13 +655,13 @@ async def _network_boot(node, ctx, say, t, net):
         await session.get("fixup4.dat")
     dtb = node.info.get("dtb")
     for name in _config_values(config_text, "device_tree") or [dtb]:
-        size, _ = await session.get(name, required=False)
+        size, _data = await session.get(name, required=False)
         if size is None:
             raise NetbootFailed("Failed to load Device Tree file '%s'" % name)
     for value in _config_values(config_text, "dtoverlay"):
         overlay = value.split(",", 1)[0].strip()
         if overlay:
-            size, _ = await session.get("overlays/%s.dtbo" % overlay, required=False)
+            size, _data = await session.get("overlays/%s.dtbo" % overlay, required=False)
             if size is None:
                 session.say(session.now(), "Failed to load overlay '%s'" % overlay)
     _size, cmdline = await session.get(_config_values(config_text, "cmdline")[-1:][0]
@@ -672,7 +672,7 @@ async def _network_boot(node, ctx, say, t, net):
         ["kernel_2712.img", "kernel8.img"] if soc == "BCM2712" else ["kernel8.img"])
     loaded = None
     for name in kernels:
-        size, _ = await session.get(name, required=False)
+        size, _data = await session.get(name, required=False)
         if size is not None:
             loaded = name
             break

@@ -32,13 +32,13 @@ def run_module(args, tmp_path, check=False, diff=True):
     env = dict(os.environ, PYTHONPATH=str(_COLL))
     proc = subprocess.run(
         [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.http_boot_image",
-         str(args_file)], capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120,
+         str(args_file)], capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120, check=False,
     )
     try:
         return json.loads(proc.stdout), proc.stdout
     except ValueError:
-        raise AssertionError("module output is not JSON: rc=%d\n%s\n%s" % (proc.returncode, proc.stdout,
-                                                                         proc.stderr)) from None
+        raise AssertionError("module output is not JSON: rc=%d\n%s\n%s"
+                             % (proc.returncode, proc.stdout, proc.stderr)) from None
 
 
 def test_generate_key_build_verify_and_rerun(tmp_path):
@@ -47,10 +47,10 @@ def test_generate_key_build_verify_and_rerun(tmp_path):
     dest = tmp_path / "www" / "cm4"
     args = dict(source=boot, dest=str(dest), signing_key=str(key), generate_key=True,
                 cmdline_txt="console=serial0,115200 root=/dev/nfs nfsroot=10.99.0.1:/srv/nfs/cm4 rw ip=dhcp\n")
-    r, _ = run_module(args, tmp_path, check=True)
+    r, _raw = run_module(args, tmp_path, check=True)
     assert r["changed"] is True and r["key_generated"] is True
     assert not key.exists() and not dest.exists()
-    r, _ = run_module(args, tmp_path)
+    r, _raw = run_module(args, tmp_path)
     assert r["changed"] is True and r["key_generated"] is True, r
     assert os.stat(key).st_mode & 0o777 == 0o600
     img, sig = (dest / "boot.img").read_bytes(), (dest / "boot.sig").read_text()
@@ -63,11 +63,11 @@ def test_generate_key_build_verify_and_rerun(tmp_path):
     assert r["diff"]["before"] == "" and r["diff"]["after"].startswith("boot.img sha256 %s\n" % r["sha256"])
     # Again: same bytes, nothing written.
     mtimes = [os.stat(dest / n).st_mtime_ns for n in ("boot.img", "boot.sig")]
-    r2, _ = run_module(args, tmp_path)
+    r2, _raw = run_module(args, tmp_path)
     assert r2["changed"] is False and r2["key_generated"] is False and r2["sha256"] == r["sha256"]
     assert [os.stat(dest / n).st_mtime_ns for n in ("boot.img", "boot.sig")] == mtimes
     # A different timestamp makes different bytes (file times are in the image).
-    r3, _ = run_module(dict(args, timestamp=1735689600), tmp_path, check=True)
+    r3, _raw = run_module(dict(args, timestamp=1735689600), tmp_path, check=True)
     assert r3["changed"] is True and r3["sha256"] != r["sha256"]
     assert (dest / "boot.img").read_bytes() == img
 
@@ -77,10 +77,9 @@ def test_same_input_same_bytes_from_an_image_and_a_directory(tmp_path):
     image = make_os_image(tmp_path / "os.img", boot)
     pem = tmp_path / "k.pem"
     rsa_key(pem)
-    a, _ = run_module(dict(source=boot, dest=str(tmp_path / "a"), signing_key=str(pem), volume_id="1a2b3c4d"),
-                      tmp_path)
-    b, _ = run_module(dict(source=image, dest=str(tmp_path / "b"), signing_key=str(pem), volume_id="1a2b3c4d"),
-                      tmp_path)
+    common = dict(signing_key=str(pem), volume_id="1a2b3c4d")
+    a, _raw = run_module(dict(common, source=boot, dest=str(tmp_path / "a")), tmp_path)
+    b, _raw = run_module(dict(common, source=image, dest=str(tmp_path / "b")), tmp_path)
     assert a["volume_id"] == b["volume_id"] == "1a2b3c4d"
     assert (tmp_path / "a" / "boot.img").read_bytes() == (tmp_path / "b" / "boot.img").read_bytes()
     assert (tmp_path / "a" / "boot.sig").read_bytes() == (tmp_path / "b" / "boot.sig").read_bytes()
@@ -107,20 +106,20 @@ def test_bad_input(tmp_path):
     pem = tmp_path / "k.pem"
     rsa_key(pem)
     dest = tmp_path / "out"
-    r, _ = run_module(dict(source=boot, dest=str(dest), signing_key=str(pem), size_mb=200), tmp_path)
+    r, _raw = run_module(dict(source=boot, dest=str(dest), signing_key=str(pem), size_mb=200), tmp_path)
     assert r["failed"] and "size_mb: 200 must be from 1 to 96" in r["msg"]
     with open(os.path.join(boot, "initramfs8"), "wb") as f:
         f.truncate(100 * 1024 * 1024)
-    r, _ = run_module(dict(source=boot, dest=str(dest), signing_key=str(pem)), tmp_path)
+    r, _raw = run_module(dict(source=boot, dest=str(dest), signing_key=str(pem)), tmp_path)
     assert r["failed"] and "over the bootloader's 96 MB limit" in r["msg"]
     os.unlink(os.path.join(boot, "initramfs8"))
-    r, _ = run_module(dict(source=boot, dest=str(dest), signing_key=str(tmp_path / "missing.pem")), tmp_path)
+    r, _raw = run_module(dict(source=boot, dest=str(dest), signing_key=str(tmp_path / "missing.pem")), tmp_path)
     assert r["failed"] and "missing.pem does not exist" in r["msg"]
-    r, _ = run_module(dict(source=boot, dest=str(dest)), tmp_path)
+    r, _raw = run_module(dict(source=boot, dest=str(dest)), tmp_path)
     assert r["failed"] and "signing_key" in r["msg"]
     (tmp_path / "bad.pem").write_text("not a key")
-    r, _ = run_module(dict(source=boot, dest=str(dest), signing_key=str(tmp_path / "bad.pem")), tmp_path)
+    r, _raw = run_module(dict(source=boot, dest=str(dest), signing_key=str(tmp_path / "bad.pem")), tmp_path)
     assert r["failed"] and r["msg"].startswith("signing_key: not a usable PEM private key")
-    r, _ = run_module(dict(source=boot, dest=str(dest), signing_key=str(pem), model="cm5"), tmp_path)
+    r, _raw = run_module(dict(source=boot, dest=str(dest), signing_key=str(pem), model="cm5"), tmp_path)
     assert r["failed"] and "no config.txt plus bcm2712 device tree" in r["msg"]
     assert not dest.exists()

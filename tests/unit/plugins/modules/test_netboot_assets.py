@@ -29,13 +29,13 @@ def run_module(name, args, tmp_path, check=False, diff=True):
     env = dict(os.environ, PYTHONPATH=str(_COLL))
     proc = subprocess.run(
         [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.%s" % name, str(args_file)],
-        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120,
+        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120, check=False,
     )
     try:
         return json.loads(proc.stdout)
     except ValueError:
-        raise AssertionError("module output is not JSON: rc=%d\n%s\n%s" % (proc.returncode, proc.stdout,
-                                                                         proc.stderr)) from None
+        raise AssertionError("module output is not JSON: rc=%d\n%s\n%s"
+                             % (proc.returncode, proc.stdout, proc.stderr)) from None
 
 
 NODES = [
