@@ -1,0 +1,256 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""ceph_node's data disk checks and opt-in wipe, run for real on this machine's block devices.
+
+The role's ``device`` entry point runs through ansible-playbook (connection local) against loop
+devices made here (an empty one, a small one, a mounted ext4 one, one with an ext4 file system,
+one with a GPT partition table), the real root disk, a fake SD card node (``mmcblk0``, made with mknod), a
+regular file and a missing path, each named by a link in /dev/disk/by-id. Every device that must be
+refused is refused with a message naming it; the wipe happens only with the opt-in naming the same
+path, really erases, and a second run has nothing to do. Needs root (loop devices, mount, mknod);
+everything made is removed at teardown.
+
+Not covered here: partitions. This test kernel reads no partition table (CONFIG_EFI_PARTITION and
+CONFIG_MSDOS_PARTITION are off; `losetup -P` and `partx -a` add nothing), so a mounted partition of
+the data disk, a partition as the data device and the per-partition wipe cannot be made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.needs_root]
+
+REPO = Path(__file__).resolve().parent.parent.parent
+BY_ID = Path("/dev/disk/by-id")
+MiB = 1024 * 1024
+
+
+def run(*argv, check=True):
+    return subprocess.run(argv, check=check, capture_output=True, text=True, timeout=120)
+
+
+def blkid_type(device):
+    out = run("blkid", "-p", "-o", "value", "-s", "TYPE", device, check=False)
+    return out.stdout.strip()
+
+
+def pttype(device):
+    out = run("blkid", "-p", "-o", "value", "-s", "PTTYPE", device, check=False)
+    return out.stdout.strip()
+
+
+class Disks:
+    """Loop devices and /dev/disk/by-id links made for the tests, all removed by ``cleanup``."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.tag = "picluster-test-%d" % os.getpid()
+        self.loops = []
+        self.mounts = []
+        self.links = []
+        self.made_dirs = []
+
+    def loop(self, name, size, partitioned=False):
+        backing = self.dir / ("%s.img" % name)
+        with open(backing, "wb") as f:
+            f.truncate(size)
+        if partitioned:
+            run("sgdisk", "--new=1:0:0", "--typecode=1:8300", str(backing))
+        device = run("losetup", "--find", "--show", str(backing)).stdout.strip()
+        self.loops.append(device)
+        return device
+
+    def mount(self, device, name):
+        point = self.dir / ("mnt-" + name)
+        point.mkdir()
+        run("mount", device, str(point))
+        self.mounts.append(point)
+        return point
+
+    def link(self, name, target):
+        for d in (BY_ID.parent, BY_ID):
+            if not d.exists():
+                d.mkdir()
+                self.made_dirs.append(d)
+        path = BY_ID / ("%s-%s" % (self.tag, name))
+        path.symlink_to(target)
+        self.links.append(path)
+        return str(path)
+
+    def cleanup(self):
+        for point in reversed(self.mounts):
+            run("umount", str(point), check=False)
+        for device in self.loops:
+            run("losetup", "--detach", device, check=False)
+        for path in self.links:
+            if path.is_symlink():
+                path.unlink()
+        for d in reversed(self.made_dirs):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
+def root_disk():
+    """The whole disk holding /, or None when / is not on a block device here."""
+    source = run("findmnt", "--noheadings", "--output", "SOURCE", "--mountpoint", "/").stdout.strip()
+    if not source.startswith("/dev/") or not stat.S_ISBLK(os.stat(source).st_mode):
+        return None
+    parent = run("lsblk", "--noheadings", "--nodeps", "--paths", "--output", "PKNAME", source).stdout.strip()
+    return parent or source
+
+
+def playbook(tmp_path, cases, check=False):
+    """Run the role's device entry point once per case (one inventory host each); {case: outcome}.
+
+    outcome: {"failed": False, "changed": bool} or {"failed": True, "msg": str}.
+    """
+    inventory = {"all": {"hosts": {
+        name: dict(case, ansible_connection="local", ansible_python_interpreter=sys.executable)
+        for name, case in cases.items()}}}
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    results = tmp_path / "results"
+    results.mkdir(exist_ok=True)
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
+        "name": "Check data devices",
+        "hosts": "all",
+        "gather_facts": False,
+        "tasks": [{
+            "name": "Check one device",
+            "block": [
+                {"name": "Apply the device entry point", "ansible.builtin.include_role": {
+                    "name": "picluster.carrier.ceph_node", "tasks_from": "device"}},
+                {"name": "Record the outcome", "ansible.builtin.set_fact": {"outcome": {
+                    "failed": False,
+                    "changed": "{{ [ceph_node_wipe_parts | default({}), ceph_node_wipe_disk | default({}),"
+                               " ceph_node_zap | default({})] | selectattr('changed', 'defined')"
+                               " | selectattr('changed') | list | length > 0 }}"}}},
+            ],
+            "rescue": [{"name": "Record the refusal", "ansible.builtin.set_fact": {"outcome": {
+                "failed": True, "msg": "{{ ansible_failed_result.msg }}"}}}],
+        }, {
+            "name": "Write the outcome",
+            "ansible.builtin.copy": {"dest": str(results) + "/{{ inventory_hostname }}.json",
+                                     "content": "{{ outcome | to_json }}", "mode": "0644"},
+            "check_mode": False,
+        }],
+    }]))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_FORCE_COLOR="false",
+               ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_RETRY_FILES_ENABLED="false",
+               ANSIBLE_FORKS="8", PATH=os.path.dirname(sys.executable) + ":" + os.environ.get("PATH", ""))
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"),
+            str(tmp_path / "play.yml")]
+    if check:
+        argv.append("--check")
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    return {name: json.loads((results / ("%s.json" % name)).read_text()) for name in cases}
+
+
+@pytest.fixture(scope="module")
+def disks(tmp_path_factory):
+    if shutil.which("losetup") is None or shutil.which("sgdisk") is None:
+        pytest.skip("needs losetup (util-linux) and sgdisk (gdisk)")
+    d = Disks(tmp_path_factory.mktemp("disks"))
+    try:
+        d.empty = d.loop("empty", 1024 * MiB)
+        d.small = d.loop("small", 64 * MiB)
+        d.mounted = d.loop("mounted", 1024 * MiB)
+        run("mkfs.ext4", "-q", d.mounted)
+        d.mount(d.mounted, "mounted")
+        d.data = d.loop("data", 1024 * MiB)
+        run("mkfs.ext4", "-q", "-L", "olddata", d.data)
+        d.parted_data = d.loop("partdata", 1024 * MiB, partitioned=True)
+        # A block node named like an SD card, for the same loop device (the name is what is refused).
+        d.mmcblk = d.dir / "mmcblk0"
+        rdev = os.stat(d.empty).st_rdev
+        os.mknod(d.mmcblk, stat.S_IFBLK | 0o600, os.makedev(os.major(rdev), os.minor(rdev)))
+        d.regular = d.dir / "not-a-disk.img"
+        d.regular.write_bytes(b"\0" * 4096)
+        yield d
+    finally:
+        d.cleanup()
+
+
+def test_device_checks(disks, tmp_path):
+    d = disks
+    base = {"ceph_node_min_size_gb": 1}
+    cases = {
+        "missing": dict(base, ceph_node_data_device=d.link("missing", str(d.dir / "no-such-disk"))),
+        "not_by_id": dict(base, ceph_node_data_device=d.empty),
+        "regular_file": dict(base, ceph_node_data_device=d.link("file", str(d.regular))),
+        "mmcblk": dict(base, ceph_node_data_device=d.link("mmc", str(d.mmcblk))),
+        "mounted": dict(base, ceph_node_data_device=d.link("mounted", d.mounted)),
+        "too_small": dict(base, ceph_node_data_device=d.link("small", d.small)),
+        "holds_data": dict(base, ceph_node_data_device=d.link("data", d.data)),
+        "wipe_names_other": dict(base, ceph_node_data_device=d.link("data2", d.data),
+                                 ceph_node_wipe_device=d.link("empty", d.empty)),
+        "partitions_no_optin": dict(base, ceph_node_data_device=d.link("partdata", d.parted_data)),
+        "accepted": dict(base, ceph_node_data_device=d.link("empty2", d.empty)),
+        "accepted_kernel_name": dict(base, ceph_node_data_device=d.empty, ceph_node_require_by_id=False),
+    }
+    disk = root_disk()
+    if disk is not None:
+        cases["root_disk"] = dict(base, ceph_node_data_device=d.link("root", disk))
+    out = playbook(tmp_path, cases)
+
+    def refused(case, *words):
+        result = out[case]
+        assert result["failed"], "%s was accepted: %s" % (case, result)
+        assert result["msg"].startswith("ceph_node_"), result["msg"]
+        for word in words:
+            assert word in result["msg"], "%s: %r not in %r" % (case, word, result["msg"])
+
+    refused("missing", "ceph_node_data_device:", "does not exist")
+    refused("not_by_id", "ceph_node_data_device: '%s' must name the data disk by a /dev/disk/by-id/ path" % d.empty)
+    refused("regular_file", str(d.regular), "is not a block device")
+    refused("mmcblk", "mmcblk0", "is an SD card or eMMC (mmcblk)")
+    refused("mounted", d.mounted, "is mounted (%s)" % (d.dir / "mnt-mounted"))
+    refused("too_small", d.small, "0.06 GiB, less than ceph_node_min_size_gb (1 GiB)")
+    refused("holds_data", d.data, "holds data (ext4)", "set ceph_node_wipe_device")
+    refused("wipe_names_other", "ceph_node_wipe_device:", "must be exactly ceph_node_data_device")
+    refused("partitions_no_optin", d.parted_data, "holds data (gpt, PMBR)")
+    if disk is not None:
+        refused("root_disk", disk, "is on the root disk")
+    assert out["accepted"] == {"failed": False, "changed": False}
+    assert out["accepted_kernel_name"] == {"failed": False, "changed": False}
+    # nothing refused was touched
+    assert blkid_type(d.data) == "ext4"
+    assert blkid_type(d.mounted) == "ext4"
+    assert pttype(d.parted_data) == "gpt"
+
+
+def test_wipe_only_with_opt_in(disks, tmp_path):
+    d = disks
+    data = d.link("wipe-data", d.data)
+    parted = d.link("wipe-parted", d.parted_data)
+    cases = {
+        "data": {"ceph_node_min_size_gb": 1, "ceph_node_data_device": data, "ceph_node_wipe_device": data},
+        "parted": {"ceph_node_min_size_gb": 1, "ceph_node_data_device": parted, "ceph_node_wipe_device": parted},
+    }
+    # check mode: nothing erased
+    playbook(tmp_path, cases, check=True)
+    assert blkid_type(d.data) == "ext4"
+    assert pttype(d.parted_data) == "gpt"
+
+    first = playbook(tmp_path, cases)
+    assert first == {"data": {"failed": False, "changed": True}, "parted": {"failed": False, "changed": True}}
+    assert blkid_type(d.data) == ""
+    assert pttype(d.parted_data) == ""  # no partition table left (primary, backup or protective MBR)
+    assert run("sgdisk", "--print", d.parted_data, check=False).returncode != 0 or \
+        "Creating new GPT entries" in run("sgdisk", "--print", d.parted_data, check=False).stdout
+
+    second = playbook(tmp_path, cases)
+    assert second == {"data": {"failed": False, "changed": False}, "parted": {"failed": False, "changed": False}}
