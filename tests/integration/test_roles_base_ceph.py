@@ -254,3 +254,36 @@ def test_wipe_only_with_opt_in(disks, tmp_path):
 
     second = playbook(tmp_path, cases)
     assert second == {"data": {"failed": False, "changed": False}, "parted": {"failed": False, "changed": False}}
+
+
+def test_site_playbook_plays_by_specialization(tmp_path):
+    """site.yml against the embedded simulated cluster: node_base on every node first, then each role on the
+    nodes of its specialization group, as the inventory plugin makes them."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_NOCOLOR="1")
+    bindir = os.path.dirname(sys.executable)
+    topology = REPO / "inventory" / "sim" / "cluster.carrier.yml"
+    inventory = json.loads(subprocess.run(
+        [os.path.join(bindir, "ansible-inventory"), "-i", str(topology), "--list"],
+        capture_output=True, text=True, env=env, check=True, timeout=120).stdout)
+
+    def members(group):
+        return set(inventory.get(group, {}).get("hosts", []))
+
+    listing = subprocess.run(
+        [os.path.join(bindir, "ansible-playbook"), "-i", str(topology), str(REPO / "playbooks" / "site.yml"),
+         "--list-hosts"], capture_output=True, text=True, env=env, check=True, timeout=120).stdout
+    plays = []
+    for line in listing.splitlines():
+        line = line.strip()
+        if line.startswith("play #"):
+            plays.append({"title": line, "hosts": set()})
+        elif plays and line and not line.startswith(("pattern:", "hosts (")):
+            plays[-1]["hosts"].add(line)
+    assert [p["title"].split(": ", 1)[1].split("\t")[0] for p in plays] == [
+        "Base of every node", "Ceph storage nodes", "k3s servers and agents", "Pi-hole DNS nodes"]
+    assert plays[0]["hosts"] == members("carrier_nodes") and plays[0]["hosts"]
+    assert plays[1]["hosts"] == members("ceph_storage") and plays[1]["hosts"]
+    assert plays[2]["hosts"] == members("k3s_server") | members("k3s_agent") and plays[2]["hosts"]
+    assert plays[3]["hosts"] == members("pihole") and plays[3]["hosts"]
+    # the controllers are never provisioned as nodes
+    assert not plays[0]["hosts"] & members("carrier_controllers")
