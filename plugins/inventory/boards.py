@@ -56,6 +56,14 @@ options:
         and C(carrier_power_error) saying why.
     type: bool
     default: false
+  bmc_password:
+    description:
+      - The password of the Turing Pi 2 BMCs (their C(bmc.user) in the topology), used only by O(probe).
+      - Playbooks take it from the host variable C(carrier_bmc_password) (keep it in a vaulted group_vars file);
+        the topology file does not hold it.
+    type: string
+    env:
+      - name: PICLUSTER_CARRIER_BMC_PASSWORD
 """
 
 EXAMPLES = r"""
@@ -109,7 +117,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._topology import
 )
 
 # Bump when the shape of the cached data changes, so an old cache entry is not misread.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -158,6 +166,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 raise AnsibleParserError(str(exc))
             data = self._inventory_data(topology, path, mtime_ns)
             if cache_enabled:
+                # Builtin types only: ansible-core 2.19+ would otherwise serialise every value's
+                # tags (its origin in the file), which makes the cache entry several times larger
+                # and slower to read back than validating the topology again.
+                data = plain(data)
                 self._cache[cache_key] = data
 
         self._populate(data)
@@ -216,6 +228,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 "addresses": b.addresses,
                 "protected_slots": list(b.protected_slots),
                 "slots": [[slot, node.host] for slot, node in b.nodes.items()],
+                "bmc": dict(b.bmc),
             }
             for b in topology.boards.values()
         ]
@@ -302,12 +315,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             reason = self._unreachable_reason(board, data["controllers"].get(board["controller"], {}))
             if reason is None:
                 try:
+                    bmc = dict(board.get("bmc") or {})
+                    bmc["password"] = self.get_option("bmc_password")
                     state = Board(
                         board["name"],
                         board["profile"],
                         board["bus"],
                         addresses=board["addresses"],
                         protected_slots=board["protected_slots"],
+                        bmc=bmc,
                     ).read_state(sorted(hosts))
                 except Exception as exc:  # a probe never fails the inventory: the var says why
                     reason = "reading board %s on bus %s failed: %s" % (board["name"], board["bus"], exc)
@@ -323,6 +339,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _unreachable_reason(board, controller_vars):
         """None when the board's bus can be read from here; otherwise why not."""
         bus = board["bus"]
+        if bus.startswith(("http://", "https://")):
+            return None  # a Turing Pi 2's BMC: reached over the network, as the modules reach it
         device = bus_device(bus)
         if not bus.startswith("sim:"):
             local = (

@@ -178,6 +178,10 @@ class Profile(object):
                 used[(chip_name, bit)] = "slot %d %s" % (slot, line_name)
                 active = _choice(spec.get("active", "high"), lfield + ".active", ("high", "low"))
                 pull = _choice(spec.get("pull", "up"), lfield + ".pull", ("up", "down"))
+                if self.chips[chip_name][0].startswith("pcf8574") and active == "high" and pull == "down":
+                    # HARDWARE.md section 2: a PCF8574 bit at 1 is only a weak high; a pull-down wins.
+                    raise CarrierError("%s: a %s drives only low (a 1 is a weak pull-up), so an active-high line "
+                                       "with a pull-down could never be asserted" % (lfield, self.chips[chip_name][0]))
                 parsed[line_name] = Line(line_name, chip_name, bit, active == "high", pull == "up")
             if slot in self._lines:
                 raise CarrierError("%s: slot %d is listed twice" % (field, slot))

@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import parse_bmc_url
 
 from ansible_collections.picluster.carrier.plugins.module_utils._board import BUILTIN_PROFILES, get_profile
 
@@ -85,6 +86,7 @@ INVENTORY_OPTION_KEYS = frozenset(
     {
         "plugin",
         "probe",
+        "bmc_password",
         "strict",
         "compose",
         "groups",
@@ -105,8 +107,12 @@ RESERVED_VAR_PREFIX = "carrier_"
 _TOP_KEYS = frozenset({"controllers", "profiles", "boards", "specializations"})
 _CONTROLLER_KEYS = frozenset({"vars"})
 _BOARD_KEYS = frozenset(
-    {"profile", "controller", "bus", "addresses", "controller_slot", "console", "vars", "sim", "slots", "description"}
+    {"profile", "controller", "bus", "addresses", "controller_slot", "console", "vars", "sim", "slots", "description",
+     "bmc"}
 )
+# A Turing Pi 2's BMC: who to log in as and how to trust its certificate. The password is not taken
+# here (it would be a host variable in clear): give carrier_bmc_password from a vaulted group_vars file.
+_BMC_KEYS = frozenset({"user", "ca_path", "validate_certs"})
 _SLOT_KEYS = frozenset({"host", "specializations", "serial", "mac", "model", "console", "vars", "sim"})
 _RESERVED_GROUPS = frozenset({"all", "ungrouped", "carrier_nodes", "carrier_controllers"})
 
@@ -155,6 +161,7 @@ class Node:
     board_vars: dict
     slot_vars: dict
     sim: dict
+    bmc: dict = field(default_factory=dict)
 
     @property
     def vars(self) -> dict:
@@ -188,6 +195,8 @@ class Node:
             hv["carrier_addresses"] = dict(self.addresses)
         if self.console is not None:
             hv["carrier_console"] = self.console
+        for key, value in self.bmc.items():
+            hv["carrier_bmc_" + key] = value
         hv.update(self.board_vars)
         hv.update(self.slot_vars)
         return hv
@@ -208,6 +217,7 @@ class BoardSpec:
     sim: dict
     description: str | None = None
     nodes: dict = field(default_factory=dict)
+    bmc: dict = field(default_factory=dict)
 
     @property
     def protected_slots(self) -> tuple:
@@ -316,20 +326,31 @@ def normalize_bus(value: Any, source: str = "<value>", path: str = "bus") -> str
 
 
 def plain(value: Any) -> Any:
-    """A JSON-safe copy of YAML data: mappings become dicts with string keys (slot ``1`` -> ``"1"``), lists stay lists.
+    """A JSON-safe copy of YAML data in builtin types.
 
-    Used for a user profile exposed as a host variable, so it reads the same from the inventory
-    cache, from ``ansible-inventory --list`` and in a module's arguments.
+    Mappings become dicts with string keys (slot ``1`` -> ``"1"``), tuples lists, and str, int and
+    float subclasses (the tagged values ansible-core 2.19+ loads) their exact builtin type. Other
+    objects (an encrypted vault value) are kept as they are. Used for a user profile exposed as a
+    host variable, so it reads the same from the inventory cache, from ``ansible-inventory --list``
+    and in a module's arguments, and for what the inventory plugin caches.
     """
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
     return value
 
 
 def bus_device(bus: str) -> str:
-    """The local path behind a bus spec: ``/dev/i2c-N`` or the simulator's socket path."""
+    """The local path behind a bus spec: ``/dev/i2c-N`` or the simulator's socket path (a BMC URL as is)."""
     if bus.startswith("sim:"):
         return bus[4:]
     if bus.isdigit():
@@ -512,7 +533,24 @@ class _Loader:
                 controller,
             )
 
-        bus = normalize_bus(bdata["bus"], self.source, _join(path, "bus"))
+        bmc = {}
+        if getattr(profile, "kind", None) == "turingpi2":
+            try:
+                bus = parse_bmc_url(bdata["bus"])
+            except CarrierError:
+                self.fail(_join(path, "bus"), "%r is not a BMC URL (a Turing Pi 2 board needs https://HOST or "
+                          "http://HOST:PORT)" % (bdata["bus"],), bdata["bus"])
+            bdata_bmc = self.mapping(bdata.get("bmc"), _join(path, "bmc"), _BMC_KEYS)
+            for key, value in bdata_bmc.items():
+                expected = bool if key == "validate_certs" else str
+                if not isinstance(value, expected):
+                    self.fail(_join(_join(path, "bmc"), key), "must be a %s, got %r" % (expected.__name__, value),
+                              value)
+                bmc[key] = value
+        else:
+            bus = normalize_bus(bdata["bus"], self.source, _join(path, "bus"))
+            if bdata.get("bmc") is not None:
+                self.fail(_join(path, "bmc"), "only a Turing Pi 2 board (profile turingpi2) has a BMC")
 
         addresses = None
         if bdata.get("addresses") is not None:
@@ -627,6 +665,7 @@ class _Loader:
                 board_vars=board_vars,
                 slot_vars=self.variables(sdata.get("vars"), _join(spath, "vars")),
                 sim=dict(self.mapping(sdata.get("sim"), _join(spath, "sim"))),
+                bmc=bmc,
             )
         return BoardSpec(
             name=name,
@@ -642,6 +681,7 @@ class _Loader:
             sim=sim,
             description=description,
             nodes=dict(sorted(by_slot.items())),
+            bmc=bmc,
         )
 
     def slot_number(self, value: Any, path: str, slot_set: frozenset, profile_name: str) -> int:

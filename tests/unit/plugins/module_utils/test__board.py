@@ -108,6 +108,15 @@ def test_profile_errors_name_field_and_value(path, value, message):
         get_profile(_bad(path, value))
 
 
+def test_pcf8574_cannot_drive_an_active_high_line_against_a_pull_down():
+    profile = {"name": "p", "chips": {"u1": {"type": "pcf8574", "address": 0x20}},
+               "slots": {1: {"power": {"bit": 0, "active": "high", "pull": "down"}}}}
+    with pytest.raises(CarrierError, match=r"profile p.slots.1.power: a pcf8574 drives only low"):
+        get_profile(profile)
+    profile["slots"][1]["power"] = {"bit": 0, "active": "low", "pull": "up"}
+    assert get_profile(profile).lines(1)["power"].active_high is False
+
+
 def test_unknown_builtin_and_wrong_type():
     with pytest.raises(CarrierError, match=r"profile: 'itx5' is not a built-in profile \(built-in: backplane10"):
         get_profile("itx5")

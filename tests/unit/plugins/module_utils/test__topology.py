@@ -379,13 +379,45 @@ def test_builtin_profiles_resolved_once(monkeypatch):
 
 def test_every_builtin_profile_loads():
     for name in BUILTIN_PROFILES:
-        topo = load_topology({"controllers": {"c": {}}, "boards": {"b": {"profile": name, "bus": 1,
+        bus = "https://tpi.example" if name == "turingpi2" else 1
+        topo = load_topology({"controllers": {"c": {}}, "boards": {"b": {"profile": name, "bus": bus,
                                                                          "slots": {1: "h1"}}}})
         assert topo.node("h1").profile == name
 
 
+def test_turingpi2_board_takes_a_bmc_url_and_login_but_no_password():
+    board = {"profile": "turingpi2", "bus": "https://tpi.example:8443/", "slots": {1: "t1"},
+             "bmc": {"user": "root", "ca_path": "/etc/ssl/tpi.pem"}}
+    topo = load_topology({"controllers": {"c": {}}, "boards": {"tp": board}})
+    hv = topo.node("t1").hostvars()
+    assert hv["carrier_bus"] == "https://tpi.example:8443"
+    assert hv["carrier_bmc_user"] == "root" and hv["carrier_bmc_ca_path"] == "/etc/ssl/tpi.pem"
+    assert not any("password" in key for key in hv)
+    with pytest.raises(CarrierError, match=r"boards.tp.bmc: unknown key"):
+        load_topology({"controllers": {"c": {}}, "boards": {"tp": dict(board, bmc={"password": "turing"})}})
+    with pytest.raises(CarrierError, match=r"boards.tp.bus: 1 is not a BMC URL"):
+        load_topology({"controllers": {"c": {}}, "boards": {"tp": dict(board, bus=1)}})
+    with pytest.raises(CarrierError, match=r"boards.tp.bmc: only a Turing Pi 2 board"):
+        load_topology({"controllers": {"c": {}}, "boards": {"tp": dict(board, profile="itx4", bus=1)}})
+
+
 def test_plain_makes_keys_strings():
     assert plain({1: {"a": [{2: 3}]}, "x": (1, 2)}) == {"1": {"a": [{"2": 3}]}, "x": [1, 2]}
+
+
+def test_plain_makes_builtin_types():
+    class Tagged(str):
+        pass
+
+    class TaggedInt(int):
+        pass
+
+    marker = object()
+    out = plain({Tagged("k"): [Tagged("v"), TaggedInt(3), 1.5, True, None, marker]})
+    assert out == {"k": ["v", 3, 1.5, True, None, marker]}
+    key, items = next(iter(out.items()))
+    assert type(key) is str and [type(v) for v in items[:5]] == [str, int, float, bool, type(None)]
+    assert items[5] is marker
 
 
 @pytest.mark.parametrize(
