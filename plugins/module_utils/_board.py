@@ -708,9 +708,12 @@ class _TuringPi2Session(object):
     def __init__(self, board, client):
         self.board = board
         self.client = client
+        self._power = None  # the power read back after this session's last set (or its first read)
 
     def read_state(self, slots):
-        power = self.client.power()
+        if self._power is None:
+            self._power = self.client.power()
+        power = self._power
         return {slot: {"power": power[slot], "run": None, "rpiboot": None, "eeprom_wp": None} for slot in slots}
 
     def chip_facts(self):
@@ -731,7 +734,7 @@ class _TuringPi2Session(object):
                     power[slot] = asserted
         if power:
             self.client.set_power(power)
-            after = self.client.power()
+            after = self._power = self.client.power()
             wrong = [slot for slot, on in power.items() if after[slot] != on]
             if wrong:
                 raise BusError("turingpi2 BMC %s: node(s) %s still read %s after the power set"
@@ -742,6 +745,7 @@ class _TuringPi2Session(object):
     def reset(self, slots):
         for slot in slots:
             self.client.reset(slot)
+        self._power = None
 
 
 _BACKENDS = {"gpio": _GpioSession, "turingpi1": _TuringPi1Session, "clusterctrl": _ClusterCtrlSession}
