@@ -610,23 +610,43 @@ class _Session:
             self.server_mac = await neighbour_mac(self.net, self.tftp_ip)
 
 
+def _static_config(config):
+    """The EEPROM's static network settings when all four are set, else None."""
+    keys = ("TFTP_IP", "CLIENT_IP", "SUBNET", "GATEWAY")
+    values = {k: str(config.get(k) or "").strip() for k in keys}
+    if not all(values.values()):
+        return None
+    for key, value in values.items():
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise NetbootFailed("%s=%s is not an IPv4 address" % (key, value)) from None
+    return values
+
+
 async def _network_boot(node, ctx, say, t, net):
     """One attempt of the NETWORK mode; returns the new time, raises NetbootFailed."""
     tftp_ip = net.get("tftp_server")
-    if not net["static"]:
+    fixed = _static_config(ctx.config)
+    if net["static"]:
+        say(t, "NET %s 255.0.0.0 gw 0.0.0.0 tftp %s" % (tftp_ip, tftp_ip))
+    else:
         say(t, "NET_BOOT: %s wait for link TFTP: 0.0.0.0" % net["mac"])
         await node.at(t + 0.3)
         say(t + 0.3, "LINK STATUS: speed: 1000 full duplex")
         say(t + 0.3, "Link ready")
-        lease = await dhcp(node, net, True, say, t)
+        if fixed is not None:
+            # TFTP_IP, CLIENT_IP, SUBNET and GATEWAY all set: no DHCP (HARDWARE.md section 5).
+            lease = DhcpLease(fixed["CLIENT_IP"], fixed["SUBNET"], fixed["GATEWAY"], fixed["TFTP_IP"], None)
+        else:
+            lease = await dhcp(node, net, True, say, t)
         await configure_address(net, lease)
         tftp_ip = ctx.config.get("TFTP_IP") or lease.tftp
         t = max(t + 0.5, node.clock())
-        say(t, "YI_ADDR %s" % lease.ip)
-        say(t, "SI_ADDR %s" % tftp_ip)
+        if fixed is None:
+            say(t, "YI_ADDR %s" % lease.ip)
+            say(t, "SI_ADDR %s" % tftp_ip)
         say(t, "NET %s %s gw %s tftp %s" % (lease.ip, lease.mask, lease.gateway, tftp_ip))
-    else:
-        say(t, "NET %s 255.0.0.0 gw 0.0.0.0 tftp %s" % (tftp_ip, tftp_ip))
     session = _Session(node, ctx, net, tftp_ip, say, t)
     soc = node.info.get("soc")
     # The directory: <serial8>/ when it has the boot files, else the TFTP root (HARDWARE.md section 6).

@@ -16,7 +16,9 @@ Lab (all in namespaces this test makes and removes; addresses from 192.0.2.0/24,
 Nodes (backplane10, slots 1-5): node01 netboots and self-updates its EEPROM from pieeprom.upd in
 its TFTP directory; node02's serial directory is missing: it falls back to the TFTP root, fails,
 and goes on to SD; node03 HTTP-boots a boot.img signed with its EEPROM's key; node04's boot.img
-was changed after signing; node05's EEPROM holds another key: both refused, both go on to SD.
+was changed after signing; node05's EEPROM holds another key: both refused, both go on to SD;
+node06 has static TFTP_IP/CLIENT_IP/SUBNET/GATEWAY in its EEPROM (no DHCP); node07 reads from a TFTP-only
+dnsmasq on its namespace's loopback (the simulator's ``tftp_server`` setting).
 """
 
 from __future__ import annotations
@@ -56,7 +58,13 @@ NODES = {
     "node03": (3, "100000001a466884", "e4:5f:01:e2:39:e5", "0x17", {}),
     "node04": (4, "1000000099dd251d", "2c:cf:67:9f:8e:6b", "0x17", {}),
     "node05": (5, "10000000c88b2875", "dc:a6:32:92:8c:d7", "0x17", {}),
+    "node06": (6, "10000000bb049a79", "dc:a6:32:c6:c4:7d", "0x12",
+               {"TFTP_IP": SUBNET + ".1", "CLIENT_IP": SUBNET + ".50", "SUBNET": "255.255.255.0",
+                "GATEWAY": "0.0.0.0"}),
+    "node07": (7, "10000000c0433cbd", "dc:a6:32:c5:96:70", "0x12", {}),
 }
+# node07 has no DHCP either: its simulator setting points it at a TFTP server on its namespace's loopback.
+SIM_EXTRA = {"node07": {"tftp_server": "127.0.0.1"}}
 
 
 def sh(*args, check=True, **kw):
@@ -263,7 +271,8 @@ def site(lab):
         topology["boards"]["rack1"]["slots"][slot] = {
             "host": host, "model": "cm4", "serial": serial, "mac": mac,
             "vars": {"netboot_nfs_root": "%s.1:/srv/nfs/%s" % (SUBNET, host)},
-            "sim": {"netns": lab.ns(host), "bootconf": bootconf, "eeprom_image": str(eeprom), "boot_time": 2.0},
+            "sim": dict({"netns": lab.ns(host), "bootconf": bootconf, "eeprom_image": str(eeprom),
+                         "boot_time": 2.0}, **SIM_EXTRA.get(host, {})),
         }
     inventory = base / "cluster.carrier.yml"
     inventory.write_text(yaml.safe_dump(topology, sort_keys=False))
@@ -322,13 +331,18 @@ def site(lab):
                                "--dhcp-leasefile=%s" % (base / "srv.leases")], base / "dnsmasq.log")
     http = lab.spawn("srv", [sys.executable, "-m", "http.server", "8080", "--bind", SUBNET + ".1", "--directory",
                              base / "http"], base / "http.log")
+    loopback = lab.spawn("node07", ["dnsmasq", "--keep-in-foreground", "--port=0", "--enable-tftp",
+                                    "--tftp-root=%s" % (base / "tftp"), "--listen-address=127.0.0.1",
+                                    "--bind-interfaces", "--user=root", "--log-facility=-",
+                                    "--pid-file=%s" % (base / "loopback.pid")], base / "loopback.log")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         logs = (base / "dnsmasq.log").read_text() + (base / "router.log").read_text()
-        if "TFTP root is" in logs and "DHCP, IP range" in logs and sh(
+        if "TFTP root is" in logs and "DHCP, IP range" in logs and "TFTP root is" in (
+                base / "loopback.log").read_text() and sh(
                 "ip", "netns", "exec", lab.ns("srv"), "ss", "-ltn", check=False).stdout.count(":8080"):
             break
-        for proc, name in ((router, "router"), (server, "dnsmasq"), (http, "http")):
+        for proc, name in ((router, "router"), (server, "dnsmasq"), (http, "http"), (loopback, "loopback")):
             assert proc.poll() is None, "%s exited: %s" % (name, (base / ("%s.log" % name)).read_text())
         time.sleep(0.1)
     else:
@@ -368,7 +382,8 @@ def booted(site):
         consoles.close()
     assert not pending, "no login prompt on %s:\n%s" % (sorted(pending), "\n".join(
         "---- %s\n%s" % (h, consoles.text[h][-3000:]) for h in sorted(pending)))
-    return {"text": consoles.text, "dnsmasq": (base / "dnsmasq.log").read_text()}
+    return {"text": consoles.text, "dnsmasq": (base / "dnsmasq.log").read_text(),
+            "loopback": (base / "loopback.log").read_text()}
 
 
 def lines(text):
@@ -466,3 +481,23 @@ def test_bad_input_through_the_playbook_writes_nothing(site, tmp_path):
     msg = results["Build the TFTP directories"][0]["msg"]
     assert "has no start4.elf: not a Pi 4/CM4 boot partition" in msg
     assert {str(p): p.stat().st_mtime_ns for p in (base / "tftp").rglob("*")} == before
+
+
+def test_static_network_settings_from_the_eeprom(booted):
+    text = booted["text"]["node06"]
+    out = lines(text)
+    assert "NET 192.0.2.50 255.255.255.0 gw 0.0.0.0 tftp 192.0.2.1" in out
+    assert not [line for line in out if line.startswith("DHCP src")]
+    assert re.search(r"Read bb049a79/kernel8\.img bytes +144080", text)
+    assert text.rstrip().endswith("node06 login:")
+    assert re.search(r"sent .*/tftp/bb049a79/kernel8\.img to 192\.0\.2\.50", booted["dnsmasq"])
+
+
+def test_tftp_only_server_on_loopback(booted):
+    text = booted["text"]["node07"]
+    out = lines(text)
+    assert "NET 127.0.0.1 255.0.0.0 gw 0.0.0.0 tftp 127.0.0.1" in out
+    assert [line.split()[-1] for line in out if line.startswith("TFTP_GET: ")][:2] == [
+        "c0433cbd/start4.elf", "c0433cbd/config.txt"]
+    assert text.rstrip().endswith("node07 login:")
+    assert re.search(r"sent .*/tftp/c0433cbd/kernel8\.img to 127\.0\.0\.1", booted["loopback"])
