@@ -7,10 +7,8 @@ fragment), building a Board from module parameters, and the one place a library 
 
 from __future__ import annotations
 
-import traceback
-
 from ansible_collections.picluster.carrier.plugins.module_utils._board import Board
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module  # noqa: F401 (for modules)
 
 # Keep in step with plugins/doc_fragments/board.py.
 BOARD_ARGUMENT_SPEC = dict(
@@ -45,12 +43,3 @@ def board_from_params(params):
         bmc={"user": params.get("bmc_user"), "password": params.get("bmc_password"),
              "ca_path": params.get("bmc_ca_path"), "validate_certs": params.get("validate_certs", True)},
     )
-
-
-def run_module(module, action):
-    """Call ``action(module)`` (which returns the result dict) and exit; a CarrierError fails the task."""
-    try:
-        result = action(module)
-    except CarrierError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
-    module.exit_json(**result)

@@ -9,6 +9,8 @@ the field and the value at fault. Modules turn it into ``fail_json(msg=...)`` in
 
 from __future__ import annotations
 
+import traceback
+
 
 class CarrierError(Exception):
     """An error a user can act on: the message says which field, which value, and why."""
@@ -20,3 +22,17 @@ class BusError(CarrierError):
 
 class ProtectedSlotError(CarrierError):
     """An operation would touch the controller's own slot without ``force``."""
+
+
+def run_module(module, action):
+    """Call ``action(module)``, which returns the result dict, and exit with it.
+
+    The one place where a library error becomes ``fail_json``: a CarrierError fails the task
+    with its message (which names the field and the value); anything else is a bug and keeps
+    Ansible's own traceback.
+    """
+    try:
+        result = action(module)
+    except CarrierError as exc:
+        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+    module.exit_json(**result)

@@ -200,10 +200,10 @@ from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import (
     plan_node_update,
     write_planned,
 )
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, run_module
 
 
-def run_module(module):
+def _run(module):
     p = module.params
     paths = NodePaths.defaults(p["root"], p["boot_partition"], p["backup_dir"], p["firmware_dir"])
 
@@ -257,11 +257,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        result = run_module(module)
-    except CarrierError as e:
-        module.fail_json(msg=str(e))
-    module.exit_json(**result)
+    run_module(module, _run)
 
 
 if __name__ == "__main__":

@@ -205,7 +205,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import (
     plan_image_files,
     write_planned,
 )
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, run_module
 
 
 def _private_key(module):
@@ -222,7 +222,7 @@ def _private_key(module):
     return None
 
 
-def run_module(module):
+def _run(module):
     p = module.params
     plan = plan_image_files(
         p["src"], p["dest"], target=p["target"], config=p["config"], boot_order=p["boot_order"],
@@ -268,11 +268,7 @@ def main():
         required_if=[("target", "usb_recovery", ("recovery_bin",))],
         supports_check_mode=True,
     )
-    try:
-        result = run_module(module)
-    except CarrierError as e:
-        module.fail_json(msg=str(e))
-    module.exit_json(**result)
+    run_module(module, _run)
 
 
 if __name__ == "__main__":
