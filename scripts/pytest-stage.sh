@@ -28,7 +28,7 @@ venv=$(cd "$venv" && pwd)
 export PATH="$venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
 rc=0
-(cd "$root" && python -m pytest "$testdir" -ra --junitxml="$junit" "$@") || rc=$?
+(cd "$root" && python -m pytest "$testdir" -ra --durations=10 --junitxml="$junit" "$@") || rc=$?
 if [[ $rc -eq 5 ]]; then
     echo "!!!! $name: pytest collected no tests under $testdir"
     rm -f "$junit"
