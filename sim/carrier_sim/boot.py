@@ -9,8 +9,9 @@ starts; other stages set the state themselves (the getty: "login" once its promp
 A stage may return the name of a stage to jump to (for example a bootloader that decides to stop), or None
 to go on with the next one. Later features plug in here:
 
-- EEPROM (issue 4): :meth:`Node.eeprom_config` supplies BOOT_ORDER and the other keys; a
-  "recovery" stage can be inserted before "bootloader" to flash a staged update;
+- EEPROM (issue 4): :meth:`Node.eeprom_config` supplies BOOT_ORDER and the other keys from the node's
+  EEPROM image (eeprom.py); the "rom" stage before "bootloader" runs recovery.bin from the boot
+  partition, which flashes a staged update (HARDWARE.md section 4);
 - netboot (issue 5): register handlers in :data:`BOOT_MODES` (``network``, ``http``) that
   really fetch files; they return True when they loaded a kernel.
 
@@ -71,6 +72,38 @@ def parse_boot_order(value):
     return codes or [0x1]
 
 
+async def stage_rom(node, ctx):
+    """The boot ROM (BCM2711/BCM2712): with a valid recovery.bin in the SD/eMMC boot partition it runs that
+    instead of the EEPROM bootloader (HARDWARE.md section 4); recovery.bin flashes a staged pieeprom.upd,
+    renames itself recovery.000 and resets. Otherwise it goes on to the EEPROM bootloader at once."""
+    from . import eeprom
+
+    if not eeprom.pending_recovery(node):
+        return None
+    node.set_state("recovery")
+    # recovery.bin prints on the UART when the EEPROM has BOOT_UART=1 or config.txt has uart_2ndstage=1.
+    config_txt = (node.tree.read_boot_file("config.txt") or b"").decode("utf-8", "replace")
+    uart = str(ctx.config.get("BOOT_UART", "0")) == "1" or any(
+        line.split("#", 1)[0].replace(" ", "") == "uart_2ndstage=1" for line in config_txt.splitlines())
+    await node.at(0.5)
+
+    def say(text):
+        if uart:
+            node.line(text)
+
+    say("")
+    say("Loading recovery.bin (SoC %s)" % node.info["soc"])
+    try:
+        flashed = eeprom.run_recovery(node, say)
+    except eeprom.RecoveryFailed as exc:
+        node.error = "recovery.bin: %s" % exc
+        await node.uart_drain()
+        return "error"  # the activity LED flashes the error code; nothing more on the UART
+    await node.pause(2.0 if flashed else 0.2)  # a real 512 KiB write takes a few seconds
+    await node.uart_drain()
+    return "restart"
+
+
 def _order_text(codes):
     return "".join("%x" % c for c in reversed(codes)) or "0"
 
@@ -84,6 +117,8 @@ async def stage_bootloader(node, ctx):
         ctx.mode = "SD"
         return None
     uart = str(ctx.config.get("BOOT_UART", "1")) == "1"
+    if getattr(node, "eeprom", None) is not None:
+        node.booted_with(node.eeprom.config_text)
 
     def say(t, text):
         if uart:
@@ -305,12 +340,18 @@ async def stage_rpiboot(node, ctx):
     await asyncio.Event().wait()
 
 
+async def stage_error(node, ctx):
+    """recovery.bin stopped with an error code (the activity LED flashes it): silent until a power cycle."""
+    await asyncio.Event().wait()
+
+
 async def stage_hung(node, ctx):
     """A node that stopped in the middle of booting: silent until power or run moves."""
     await asyncio.Event().wait()
 
 
 DEFAULT_PIPELINE = [
+    ("rom", stage_rom),  # not a state name: "recovery" only when it runs recovery.bin
     ("bootloader", stage_bootloader),
     ("kernel", stage_kernel),
     ("getty", stage_login),  # not a state name: the getty reports "login" once its prompt is out
@@ -320,6 +361,7 @@ DEFAULT_PIPELINE = [
 JUMP_STAGES = {
     "rpiboot": stage_rpiboot,
     "hung": stage_hung,
+    "error": stage_error,
     "poweroff": stage_poweroff,
     "reboot": stage_reboot,
     "halted": stage_halted,

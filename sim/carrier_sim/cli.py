@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import signal
 import sys
 import time
@@ -92,6 +93,8 @@ def _cleanup_files(state_dir):
             os.unlink(path)
     with contextlib.suppress(OSError):
         os.rmdir(os.path.join(state_dir, "console"))
+    # The node file trees (root/, eeprom/) a killed daemon left: only the simulator writes there.
+    shutil.rmtree(os.path.join(state_dir, "nodes"), ignore_errors=True)
 
 
 # --- the daemon ----------------------------------------------------------------------------------

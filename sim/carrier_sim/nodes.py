@@ -11,7 +11,12 @@
 - ``poweroff`` in its shell halts it (state ``halted``): its power line stays as the controller
   left it, as on real hardware; a power cycle or a run pulse starts it again.
 
-States: off, rpiboot, reset, bootloader, kernel, login, shell, halted, hung.
+States: off, rpiboot, reset, recovery (the ROM runs recovery.bin), error (recovery.bin stopped with an
+error code), bootloader, kernel, login, shell, halted, hung.
+
+A model with a bootloader EEPROM (cm4, pi4, cm5, pi5) has one (:mod:`eeprom`): the bootloader boots
+with its config, recovery.bin and the network self-update flash it. ``attach_tree`` gives the node its
+file tree under the state dir (what eeprom_config and the shell read).
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import asyncio
 import time
 
 from . import boot
+from . import eeprom as eeprom_mod
 from .models import model_info, serial_for
 
-STATES = ("off", "rpiboot", "reset", "bootloader", "kernel", "login", "shell", "halted", "hung")
+STATES = ("off", "rpiboot", "reset", "recovery", "error", "bootloader", "kernel", "login", "shell", "halted", "hung")
 DEFAULT_BOOT_TIME = 2.0  # seconds from power-on to the login prompt (scaled from a real ~12 s)
 DEFAULT_USERS = {"pi": "raspberry"}
 DEFAULT_BOOTCONF = {"BOOT_UART": "1", "BOOT_ORDER": "0xf41"}
@@ -48,6 +54,21 @@ class Node:
         self.bootconf = dict(DEFAULT_BOOTCONF)
         self.bootconf.update({str(k): str(v) for k, v in (sim.get("bootconf") or {}).items()})
         self.hang = bool(sim.get("hang", False))
+        # The bootloader EEPROM (HARDWARE.md section 4): the config starts from sim.bootconf (or the image
+        # of sim.eeprom_image with those keys set).
+        self.eeprom = None
+        self._eeprom_raw = None  # netboot's sim.eeprom_image of a model without an EEPROM
+        soc = eeprom_mod.soc_of(self.info)
+        if soc:
+            base = None
+            if sim.get("eeprom_image"):
+                with open(str(sim["eeprom_image"]), "rb") as f:
+                    base = f.read()
+            self.eeprom = eeprom_mod.NodeEeprom(soc, eeprom_mod.initial_image(soc, sim.get("bootconf"), base),
+                                                self.serial)
+        self.tree = None
+        self.live_config = self.eeprom.config_text if self.eeprom else None
+        self.error = None  # why recovery.bin stopped
         self.pipeline = list(boot.DEFAULT_PIPELINE)
         self.jump_stages = dict(boot.JUMP_STAGES)
         self.state = "off"
@@ -63,8 +84,50 @@ class Node:
 
     # --- what stages and the shell use -------------------------------------------------------------
     def eeprom_config(self):
-        """The bootloader's config keys (strings). Issue 4 reads them from the node's EEPROM image."""
+        """The keys the bootloader applies (strings), read from the node's EEPROM image: ``[all]`` and
+        the node's ``[0x<serial>]`` sections. A model without an EEPROM: the slot's ``sim.bootconf``."""
+        if self.eeprom is not None:
+            return self.eeprom.settings()
         return dict(self.bootconf)
+
+    @property
+    def eeprom_image(self):
+        """The bytes of the EEPROM (what netboot's self-update compares and reads pubkey.bin from)."""
+        return self.eeprom.data if self.eeprom is not None else self._eeprom_raw
+
+    @eeprom_image.setter
+    def eeprom_image(self, data):
+        if self.eeprom is not None:
+            self.flash_eeprom(data)
+        else:
+            self._eeprom_raw = bytes(data)
+
+    def flash_eeprom(self, data):
+        """Write a new image into the EEPROM (recovery.bin, the network self-update); it applies from the
+        next boot. Raises CarrierError for an image that is not a bootloader image of this SoC."""
+        if self.eeprom is None:
+            raise ValueError("%s (%s) has no bootloader EEPROM" % (self.host, self.model))
+        return self.eeprom.flash(data)
+
+    def attach_tree(self, directory):
+        """Create the node's file tree in ``directory`` (``root/``, ``eeprom/pieeprom.bin``)."""
+        tree = eeprom_mod.NodeTree(directory, self.model, self.info, self.eeprom.soc if self.eeprom else None)
+        tree.create()
+        self.tree = tree
+        if self.eeprom is not None:
+            self.eeprom.attach(tree.eeprom_file)
+            tree.write_blconfig(self.live_config)
+
+    def remove_tree(self):
+        if self.tree is not None:
+            self.tree.remove()
+            self.tree = None
+
+    def booted_with(self, text):
+        """The bootloader loaded this config: the OS sees it (blconfig nvmem, vcgencmd bootloader_config)."""
+        self.live_config = text
+        if self.tree is not None:
+            self.tree.write_blconfig(text)
 
     def set_state(self, state):
         if state not in STATES:
@@ -146,6 +209,7 @@ class Node:
             self._stop("reset")
             return
         self._stop("reset")
+        self.error = None
         if self.lines.get("rpiboot"):
             self.set_state("rpiboot")
             return
@@ -219,6 +283,9 @@ class Node:
             "boots": self.boots,
             "hang": self.hang,
             "boot_time": self.boot_time,
+            "root": self.tree.root if self.tree is not None else None,
+            "eeprom": self.eeprom.snapshot() if self.eeprom is not None else None,
+            "error": self.error,
             "uart": self.uart.snapshot() if hasattr(self.uart, "snapshot") else {},
             "history": [{"time": t, "state": s} for t, s in self.history[-10:]],
         }

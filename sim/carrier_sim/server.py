@@ -18,6 +18,8 @@ import os
 import socket
 import time
 
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+
 from .boards import SimBoard
 from .bus import SimBus
 from .nodes import Node
@@ -60,6 +62,7 @@ class Simulator:
         self.topology_source = getattr(self.topology, "source", None)
         self.state_dir = os.path.abspath(state_dir)
         self.console_dir = os.path.join(self.state_dir, "console")
+        self.nodes_dir = os.path.join(self.state_dir, "nodes")  # <host>/root, <host>/eeprom: removed at stop
         self.control_path = os.path.join(self.state_dir, "control.sock")
         self.boot_time = boot_time
         self.baud = baud
@@ -107,7 +110,7 @@ class Simulator:
             self.boards[spec.name] = board
             for slot, nspec in spec.nodes.items():
                 uart = Uart(nspec.host, baud=self.baud)
-                node = Node(nspec, uart, boot_time=self.boot_time)
+                node = self._node(spec, slot, nspec, uart)
                 uart.on_input = node.feed
                 board.nodes[slot] = node
                 self.nodes[nspec.host] = node
@@ -116,6 +119,12 @@ class Simulator:
         if len(self.control_path.encode()) > MAX_SOCKET_PATH:
             raise SimError("state dir %r is too long for a Unix socket path (control.sock); use a shorter one"
                            % self.state_dir)
+
+    def _node(self, spec, slot, nspec, uart):
+        try:
+            return Node(nspec, uart, boot_time=self.boot_time)
+        except (CarrierError, OSError) as exc:  # sim.eeprom_image unreadable or not an image of its SoC
+            raise SimError("boards.%s.slots.%s.sim: %s" % (spec.name, slot, exc)) from None
 
     def _build_bmc(self, spec):
         """A Turing Pi 2: its nodes behind an emulated BMC (bmc.py) listening on the board's URL."""
@@ -127,7 +136,7 @@ class Simulator:
         board = BmcBoard(spec)
         for slot, nspec in spec.nodes.items():
             uart = Uart(nspec.host, baud=self.baud)
-            node = Node(nspec, uart, boot_time=self.boot_time)
+            node = self._node(spec, slot, nspec, uart)
             uart.on_input = node.feed
             board.nodes[slot] = node
             self.nodes[nspec.host] = node
@@ -163,6 +172,8 @@ class Simulator:
                 for device in board.devices.values():
                     if hasattr(device, "scheduler"):
                         device.scheduler = self._loop.call_later
+            for node in self.nodes.values():
+                node.attach_tree(os.path.join(self.nodes_dir, node.host))
             for node in self.nodes.values():
                 node.uart.start(self._loop)
                 self._symlink(node.uart.path, os.path.join(self.console_dir, node.host))
@@ -243,6 +254,10 @@ class Simulator:
         self.created = []
         with contextlib.suppress(OSError):
             os.rmdir(self.console_dir)
+        for node in self.nodes.values():
+            node.remove_tree()
+        with contextlib.suppress(OSError):
+            os.rmdir(self.nodes_dir)
         self.log("stopped")
 
     # --- bus sockets ---------------------------------------------------------------------------------

@@ -8,7 +8,10 @@ The shell answers ``hostname``, ``cat FILE`` (``/proc/cpuinfo`` with the node's 
 ``uname [-a|-r|-m|-n|-s]``, ``echo [-n]`` (``$?``, ``$HOSTNAME``, ``$USER``, ``$HOME``), ``true``,
 ``false``, ``sleep N``, ``seq [FIRST [STEP]] LAST`` (a long steady output), ``poweroff``/``halt``/
 ``shutdown``, ``reboot``, ``exit``/``logout``, and the filters ``grep [-i|-v|-c] PATTERN [FILE]``,
-``head``/``tail [-n N]``, ``wc [-l]``. Pipelines (``|``) and lists (``;``, ``&&``, ``||``) work,
+``head``/``tail [-n N]``, ``wc [-l]``, ``vcgencmd bootloader_config`` (the config the bootloader
+booted with, from the node's EEPROM) and ``bootloader_version``, ``ls [-1] [-a] [-l] [PATH...]`` and
+``cat`` of the files of the node's tree (``/boot/firmware`` is the boot partition; eeprom.py).
+Pipelines (``|``) and lists (``;``, ``&&``, ``||``) work,
 ``$?`` is expanded per command; a command starting with ``sudo`` runs as is; Ctrl-C drops the
 output still queued and gives a new prompt.
 Anything else: ``-sh: NAME: not found``, exit status 127.
@@ -17,7 +20,10 @@ Anything else: ``-sh: NAME: not found``, exit status 127.
 from __future__ import annotations
 
 import asyncio
+import os
+import posixpath
 import shlex
+import stat
 import time
 
 from .models import cpuinfo
@@ -135,7 +141,74 @@ class Shell:
         if path == "/etc/os-release":
             return ('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
                     'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n')
+        real = self.tree_path(path)
+        if real is not None and os.path.isfile(real):
+            with open(real, "rb") as f:
+                return f.read().decode("utf-8", "replace")
         return None
+
+    def tree_path(self, path):
+        """``path`` (absolute, or relative to the home directory) in the node's file tree, or None."""
+        tree = getattr(self.node, "tree", None)
+        if tree is None:
+            return None
+        home = "/root" if self.user == "root" else "/home/%s" % self.user
+        absolute = posixpath.normpath(posixpath.join(home, path))
+        return os.path.join(tree.root, absolute.lstrip("/")) if absolute != "/" else tree.root
+
+    def vcgencmd(self, args):
+        node = self.node
+        if not args:
+            self.emit("Usage: vcgencmd [-t] command\n")
+            self.status = 255
+            return
+        if node.eeprom is not None and args[0] == "bootloader_config":
+            text = node.live_config or ""
+            self.emit(text if text.endswith("\n") else text + "\n")
+        elif node.eeprom is not None and args[0] == "bootloader_version":
+            from .boot import BOOTLOADER_BUILD_TS, BOOTLOADER_DATE, BOOTLOADER_TIME, BOOTLOADER_VERSION
+
+            self.emit("%s %s\nversion %s (release)\ntimestamp %d\nupdate-time 0\ncapabilities 0x0000007f\n"
+                      % (BOOTLOADER_DATE, BOOTLOADER_TIME, BOOTLOADER_VERSION, BOOTLOADER_BUILD_TS))
+        else:
+            self.emit('error=2 error_msg="Command not registered"\n')
+            self.status = 2
+
+    def ls(self, args):
+        flags = "".join(a[1:] for a in args if a.startswith("-") and len(a) > 1)
+        paths = [a for a in args if not (a.startswith("-") and len(a) > 1)] or ["."]
+        blocks = []
+        for path in paths:
+            real = self.tree_path(path)
+            if real is None or not os.path.lexists(real):
+                self.emit("ls: cannot access '%s': No such file or directory\n" % path)
+                self.status = 2
+                continue
+            if os.path.isdir(real):
+                names = sorted(os.listdir(real), key=lambda n: n.lower().lstrip("."))
+                if "a" in flags:
+                    names = [".", ".."] + names
+                else:
+                    names = [n for n in names if not n.startswith(".")]
+                blocks.append((path, real, names))
+            else:
+                blocks.append((None, os.path.dirname(real), [os.path.basename(real)]))
+        for i, (title, directory, names) in enumerate(blocks):
+            if len(paths) > 1 and title is not None:
+                self.emit("%s%s:\n" % ("\n" if i else "", title))
+            if "l" in flags:
+                stats = [(n, os.lstat(os.path.join(directory, n))) for n in names]
+                if title is not None:
+                    self.emit("total %d\n" % sum(st.st_blocks // 2 for _n, st in stats))
+                width = max([len(str(st.st_size)) for _n, st in stats] or [1])
+                for n, st in stats:
+                    self.emit("%s 1 root root %*d %s %s\n" % (stat.filemode(st.st_mode), width, st.st_size,
+                                                             time.strftime("%b %d %H:%M", time.gmtime(st.st_mtime)),
+                                                             n))
+            elif "1" in flags:
+                self.emit("".join(n + "\n" for n in names))
+            elif names:
+                self.emit(_columns(names))
 
     def emit(self, text):
         self._output.append(text)
@@ -315,6 +388,10 @@ class Shell:
                 self.status = 2
             else:
                 self.emit(filter_text(name, flags + [words[0]], text, self))
+        elif name == "vcgencmd":
+            self.vcgencmd(args)
+        elif name == "ls":
+            self.ls(args)
         elif name in ("grep", "head", "tail", "wc") or (name == "cat" and not args):
             self.emit(filter_text(name, args, stdin or "", self))
         elif name in ("exit", "logout"):
@@ -324,6 +401,20 @@ class Shell:
             self.emit("-sh: %s: not found\n" % name)
             self.status = 127
         return None
+
+
+def _columns(names, width=80):
+    """``ls`` on a terminal: names in columns filled top to bottom, two spaces apart."""
+    for rows in range(1, len(names) + 1):
+        cols = -(-len(names) // rows)
+        widths = [max(len(n) for n in names[c * rows:(c + 1) * rows]) for c in range(cols)]
+        if sum(widths) + 2 * (cols - 1) <= width or rows == len(names):
+            break
+    lines = []
+    for r in range(rows):
+        cells = [names[c * rows + r] for c in range(cols) if c * rows + r < len(names)]
+        lines.append("  ".join(cell.ljust(widths[c]) for c, cell in enumerate(cells)).rstrip())
+    return "".join(line + "\n" for line in lines)
 
 
 def _scan(line, separators):

@@ -1,0 +1,323 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The simulated nodes' bootloader EEPROMs, file trees and recovery.bin (sim/carrier_sim/eeprom.py),
+through the simulator's real interfaces (bus socket, pty, status) and the files it serves."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+import pytest
+from simkit import gpio_topology
+from test_nodes import Lines
+
+from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from carrier_sim import eeprom as sim_eeprom
+
+
+def boot_lines(text):
+    return [line[7:] for line in text.split("\r\n") if "Boot mode:" in line]
+
+
+@pytest.fixture
+def plain_modes(monkeypatch):
+    """The simulator's own boot-mode table (NETWORK finds nothing: no netboot lab here)."""
+    from carrier_sim import boot
+
+    for code in (0x2, 0x4, 0x5, 0x6, 0x7):
+        monkeypatch.setitem(boot.BOOT_MODES, code, boot.mode_absent)
+    monkeypatch.setitem(boot.BOOT_MODES, 0x1, boot.mode_sd)
+
+
+def node_paths(sim, host):
+    root = sim.node(host)["root"]
+    return root, E.NodePaths.defaults(root)
+
+
+def stage(root, boot_order, sig=None):
+    """What eeprom_config stages (the library's plan, written): returns the new image bytes."""
+    plan = E.plan_node_update(E.NodePaths.defaults(root), boot_order=boot_order)
+    E.write_planned(plan)
+    boot = os.path.join(root, "boot/firmware")
+    if sig is not None:
+        with open(os.path.join(boot, "pieeprom.sig"), "w") as f:
+            f.write(sig)
+    with open(os.path.join(boot, "pieeprom.upd"), "rb") as f:
+        return f.read()
+
+
+# --- pure functions -----------------------------------------------------------------------------------------
+
+
+def test_initial_image_is_a_real_image_with_the_slot_keys():
+    data = sim_eeprom.initial_image("bcm2711", {"BOOT_ORDER": "0xf12", "NET_BOOT_MAX_RETRIES": 2})
+    image = E.EepromImage(data)
+    assert len(data) == 524288 and image.soc == "bcm2711"
+    assert image.config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf12\nNET_BOOT_MAX_RETRIES=2\n"
+    # the package image and the node image differ only in bootconf.txt
+    package = sim_eeprom.package_image("bcm2711")
+    assert E.EepromImage(package).with_config(image.config).to_bytes() == data
+    cm5 = E.EepromImage(sim_eeprom.initial_image("bcm2712"))
+    assert len(cm5.to_bytes()) == 2097152 and cm5.soc == "bcm2712"
+    assert cm5.to_bytes()[0x10008:0x1000f] == b"bootsys"  # an A/B image (HARDWARE.md section 4)
+
+
+def test_initial_image_from_a_given_image_keeps_its_other_files():
+    base = E.EepromImage(E.make_synthetic_image("bcm2711", "[all]\nBOOT_ORDER=0x1\n"))
+    base.set_pubkey(b"\x01" * 264)
+    image = E.EepromImage(sim_eeprom.initial_image("bcm2711", {"BOOT_UART": "1"}, base.to_bytes()))
+    assert image.get_file(E.PUBKEY_BIN) == b"\x01" * 264
+    assert image.config == "[all]\nBOOT_ORDER=0x1\nBOOT_UART=1\n"
+    with pytest.raises(CarrierError, match="bcm2711 image for a bcm2712 node"):
+        sim_eeprom.initial_image("bcm2712", None, base.to_bytes())
+
+
+def test_effective_settings_take_all_and_this_boards_serial_section():
+    text = "[all]\nBOOT_ORDER=0xf41\nBOOT_UART=1\n[0xb7f44626]\nBOOT_ORDER=0xf21\n[0x12345678]\nBOOT_UART=0\n" \
+           "[gpio8=0]\nBOOT_ORDER=0xf1\n[all]\nWAKE_ON_GPIO=0\n"
+    assert sim_eeprom.effective_settings(text, "10000000b7f44626") == {
+        "BOOT_ORDER": "0xf21", "BOOT_UART": "1", "WAKE_ON_GPIO": "0"}
+    assert sim_eeprom.effective_settings(text, "1000000012345678")["BOOT_UART"] == "0"
+    assert sim_eeprom.effective_settings(text, "1000000012345678")["BOOT_ORDER"] == "0xf41"
+
+
+def test_flash_refuses_what_is_not_an_image_of_its_soc(tmp_path):
+    eeprom = sim_eeprom.NodeEeprom("bcm2711", sim_eeprom.initial_image("bcm2711"), "10000000b7f44626")
+    eeprom.attach(str(tmp_path / "eeprom" / "pieeprom.bin"))
+    before = eeprom.data
+    with pytest.raises(CarrierError, match="bcm2712 image, this EEPROM is bcm2711"):
+        eeprom.flash(sim_eeprom.initial_image("bcm2712"))
+    with pytest.raises(CarrierError):
+        eeprom.flash(before[:1000])
+    assert eeprom.data == before and eeprom.flashes == 0
+    new = E.EepromImage(before).with_config("[all]\nBOOT_ORDER=0xf12\n").to_bytes()
+    written, unchanged = eeprom.flash(new)
+    assert written == 1 and unchanged == 127  # only bootconf.txt's 4 KiB sector differs
+    assert (tmp_path / "eeprom" / "pieeprom.bin").read_bytes() == new
+    assert eeprom.settings()["BOOT_ORDER"] == "0xf12" and eeprom.flashes == 1
+
+
+def test_recovery_bin_is_recognised_per_soc():
+    rec = sim_eeprom.recovery_bin("bcm2711")
+    assert sim_eeprom.is_recovery_bin(rec, "bcm2711")
+    assert not sim_eeprom.is_recovery_bin(rec, "bcm2712")
+    assert not sim_eeprom.is_recovery_bin(b"\x00" * 1000, "bcm2711")
+
+
+# --- the node's file tree -----------------------------------------------------------------------------------
+
+
+def test_node_tree_is_what_eeprom_config_reads(run_sim):
+    topo = gpio_topology("itx4", {1: "n1", 2: "n2", 3: "n3"}, slot_sim={"bootconf": {"BOOT_ORDER": "0xf21"}})
+    topo["boards"]["b1"]["slots"][2]["model"] = "cm5"
+    topo["boards"]["b1"]["slots"][3]["model"] = "cm3"
+    sim = run_sim(topo)
+    state = sim.state_dir
+    node = sim.node("n1")
+    root, paths = node_paths(sim, "n1")
+    assert root == os.path.join(state, "nodes", "n1", "root")
+    assert E.detect_soc(paths.compatible) == "bcm2711"
+    assert os.readlink(os.path.join(root, "proc/device-tree")) == "../sys/firmware/devicetree/base"
+    config, source = E.read_node_config(paths)
+    assert source == "blconfig nvmem device"
+    assert config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf21\n"
+    firmware = E.find_firmware_image(paths.firmware_dir, "bcm2711")
+    assert firmware.endswith("bootloader-2711/default/pieeprom-2024-07-30.bin")
+    assert sim_eeprom.is_recovery_bin(open(os.path.join(os.path.dirname(firmware), "recovery.bin"), "rb").read(),
+                                      "bcm2711")
+    assert os.path.isfile(os.path.join(paths.boot_partition, "config.txt"))
+    assert os.path.getsize(os.path.join(paths.boot_partition, "start4.elf")) == 2252832
+    # the EEPROM, mirrored in a file, and in the status
+    eeprom_file = os.path.join(state, "nodes", "n1", "eeprom", "pieeprom.bin")
+    data = open(eeprom_file, "rb").read()
+    assert E.EepromImage(data).config == config
+    assert node["eeprom"] == {"soc": "bcm2711", "size": 524288, "sha256": hashlib.sha256(data).hexdigest(),
+                              "file": eeprom_file, "flashes": 0, "boot_order": "0xf21"}
+    # a CM5: 2 MiB BCM2712 image, bootloader-2712
+    root5, paths5 = node_paths(sim, "n2")
+    assert E.detect_soc(paths5.compatible) == "bcm2712"
+    assert E.find_firmware_image(paths5.firmware_dir, "bcm2712").endswith("bootloader-2712/default/"
+                                                                          "pieeprom-2024-07-30.bin")
+    assert sim.node("n2")["eeprom"]["size"] == 2097152
+    # a CM3 has no bootloader EEPROM: eeprom_config's check refuses it as on a real one
+    root3, paths3 = node_paths(sim, "n3")
+    assert sim.node("n3")["eeprom"] is None
+    with pytest.raises(CarrierError, match="not a Raspberry Pi 4/5"):
+        E.detect_soc(paths3.compatible)
+    sim.stop()
+    assert not os.path.exists(os.path.join(state, "nodes")), "node trees left behind"
+
+
+# --- recovery.bin ---------------------------------------------------------------------------------------------
+
+
+def test_staged_update_is_flashed_at_the_next_boot(run_sim, plain_modes):
+    sim = run_sim(gpio_topology("itx4", {1: "n1"}))
+    root, paths = node_paths(sim, "n1")
+    before = sim.node("n1")["eeprom"]
+    new = stage(root, ["network", "sd", "restart"])
+    console = sim.console("n1")
+    bus = sim.bus("b1")
+    lines = Lines(bus)
+    lines.set(power=True)
+    text = console.read_until("n1 login: ")
+    out = text.split("\r\n")
+    sig = E.parse_sig(open(os.path.join(paths.boot_partition, "pieeprom.sig")).read())
+    assert "SIG pieeprom.sig %s %d" % (sig.sha256, sig.ts) in out
+    assert out.index("Writing EEPROM") < out.index("Verify BOOT EEPROM") < out.index("SUCCESS")
+    marks = "".join(line for line in out if re.fullmatch(r"[.+]+", line))
+    assert len(marks) == 128 and marks.count("+") == 1  # one 4 KiB sector of 128 rewritten: bootconf.txt
+    # then a reset: the bootloader boots with the new BOOT_ORDER
+    after_flash = text.split("SUCCESS", 1)[1]
+    assert "RPi: BOOTLOADER release" not in text.split("SUCCESS", 1)[0]  # the ROM ran recovery.bin first
+    assert boot_lines(after_flash) == ["Boot mode: NETWORK (02) order f1", "Boot mode: SD (01) order f"]
+    node = sim.node("n1")
+    assert node["boots"] == 2 and node["eeprom"]["flashes"] == 1 and node["eeprom"]["boot_order"] == "0xf12"
+    assert node["eeprom"]["sha256"] == hashlib.sha256(new).hexdigest() != before["sha256"]
+    assert open(node["eeprom"]["file"], "rb").read() == new
+    assert sorted(f for f in os.listdir(paths.boot_partition) if f.startswith(("recovery", "pieeprom"))) == [
+        "pieeprom.sig", "pieeprom.upd", "recovery.000"]
+    # the OS now sees the new config as the live one
+    live = E.read_blconfig(paths.dt_base, paths.nvmem_devices)
+    assert E.effective_boot_order(live) == ["network", "sd", "restart"]
+    # a reset without recovery.bin: no flashing again
+    lines.set(run=False)
+    sim.wait_state("n1", "reset")
+    lines.set(run=True)
+    text = console.read_until("n1 login: ")
+    assert "Writing EEPROM" not in text and boot_lines(text)[0] == "Boot mode: NETWORK (02) order f1"
+    assert sim.node("n1")["eeprom"]["flashes"] == 1
+    bus.close()
+    console.close()
+
+
+def test_bad_signature_is_refused_and_the_eeprom_is_unchanged(run_sim, plain_modes):
+    sim = run_sim(gpio_topology("itx4", {1: "n1"}))
+    root, paths = node_paths(sim, "n1")
+    before = sim.node("n1")["eeprom"]
+    stage(root, ["network", "sd"], sig="%s\nts: 1722344555\n" % ("0" * 64))
+    console = sim.console("n1")
+    bus = sim.bus("b1")
+    lines = Lines(bus)
+    lines.set(power=True)
+    node = sim.wait_state("n1", "error")
+    text = console.read_for(0.6)
+    assert "SIG pieeprom.sig %s 1722344555" % ("0" * 64) in text
+    assert re.search(r"Bad signature pieeprom\.upd: sha256 [0-9a-f]{64}", text)
+    assert "Writing EEPROM" not in text and "BOOTLOADER" not in text and "login:" not in text
+    assert node["error"].startswith("recovery.bin: pieeprom.upd: sha256")
+    assert node["eeprom"] == before
+    assert os.path.exists(os.path.join(paths.boot_partition, "recovery.bin"))  # not renamed: it runs again
+    assert E.EepromImage(open(before["file"], "rb").read()).config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf41\n"
+    # fixed by hand (the update removed): the next power-on boots the old EEPROM
+    for name in ("pieeprom.upd", "pieeprom.sig", "recovery.bin"):
+        os.unlink(os.path.join(paths.boot_partition, name))
+    lines.set(power=False)
+    sim.wait_state("n1", "off")
+    lines.set(power=True)
+    text = console.read_until("n1 login: ")
+    assert boot_lines(text)[0] == "Boot mode: SD (01) order f4" and sim.node("n1")["error"] is None
+    bus.close()
+    console.close()
+
+
+@pytest.mark.parametrize("case", ["missing_sig", "wrong_soc", "no_update", "foreign_recovery", "no_sd"])
+def test_recovery_cases(run_sim, plain_modes, case):
+    slot_sim = {"media": {"sd": False}, "bootconf": {"BOOT_ORDER": "0xf1"}} if case == "no_sd" else None
+    sim = run_sim(gpio_topology("itx4", {1: "n1"}, slot_sim=slot_sim))
+    root, paths = node_paths(sim, "n1")
+    boot = paths.boot_partition
+    before = sim.node("n1")["eeprom"]
+    stage(root, ["network", "sd"])
+    if case == "missing_sig":
+        os.unlink(os.path.join(boot, "pieeprom.sig"))
+    elif case == "wrong_soc":
+        other = sim_eeprom.initial_image("bcm2712")
+        open(os.path.join(boot, "pieeprom.upd"), "wb").write(other)
+        open(os.path.join(boot, "pieeprom.sig"), "w").write(E.make_sig(other))
+    elif case == "no_update":
+        os.unlink(os.path.join(boot, "pieeprom.upd"))
+        os.unlink(os.path.join(boot, "pieeprom.sig"))
+    elif case == "foreign_recovery":
+        open(os.path.join(boot, "recovery.bin"), "wb").write(b"\x7fELF" + b"\0" * 4000)
+    console = sim.console("n1")
+    bus = sim.bus("b1")
+    Lines(bus).set(power=True)
+    if case in ("missing_sig", "wrong_soc"):
+        node = sim.wait_state("n1", "error")
+        text = console.read_for(0.4)
+        expected = "Bad signature pieeprom.upd: no pieeprom.sig" if case == "missing_sig" else \
+            "Bad image pieeprom.upd: pieeprom.upd: a bcm2712 image on a bcm2711"
+        assert expected in text, text
+        assert node["eeprom"] == before
+    elif case == "no_update":
+        text = console.read_until("n1 login: ")
+        assert "Loading recovery.bin" in text and "Writing EEPROM" not in text
+        assert os.path.exists(os.path.join(boot, "recovery.000")) and not os.path.exists(os.path.join(boot,
+                                                                                                      "recovery.bin"))
+        assert sim.node("n1")["eeprom"] == before
+    elif case == "foreign_recovery":
+        # not a valid executable for this SoC: the ROM ignores it and boots the EEPROM
+        text = console.read_until("n1 login: ")
+        assert "recovery.bin" not in text and boot_lines(text)[0] == "Boot mode: SD (01) order f4"
+        assert sim.node("n1")["eeprom"] == before
+    else:
+        # no SD/eMMC: the ROM never sees the boot partition, so nothing is flashed
+        text = console.read_for(0.6)
+        assert "recovery.bin" not in text and "SD card not detected" in text
+        assert sim.node("n1")["eeprom"] == before and os.path.exists(os.path.join(boot, "recovery.bin"))
+    bus.close()
+    console.close()
+
+
+def test_network_self_update_uses_the_same_eeprom(run_sim):
+    """netboot.py flashes through Node.flash_eeprom: the node's EEPROM, its file and its count."""
+    from carrier_sim import netboot
+
+    sim = run_sim(gpio_topology("itx4", {1: "n1"}))
+    node = sim.sim.nodes["n1"]
+    new = E.EepromImage(node.eeprom_image).with_config("[all]\nBOOT_UART=1\nBOOT_ORDER=0xf21\n").to_bytes()
+    netboot.flash_eeprom(node, new)
+    assert netboot.node_eeprom(node) == new
+    status = sim.node("n1")["eeprom"]
+    assert status["flashes"] == 1 and status["boot_order"] == "0xf21"
+    assert open(status["file"], "rb").read() == new
+
+
+# --- the shell -------------------------------------------------------------------------------------------------
+
+
+def test_shell_answers_vcgencmd_and_shows_the_boot_partition(run_sim, plain_modes):
+    topo = gpio_topology("itx4", {1: "n1", 2: "n2"}, slot_sim={"bootconf": {"BOOT_ORDER": "0xf21"}})
+    topo["boards"]["b1"]["slots"][2]["model"] = "cm3"
+    sim = run_sim(topo)
+    bus = sim.bus("b1")
+    latch = 0xFFFF & ~0x0009  # both slots' power low
+    bus.write_word_data(0x20, 0x02, latch)
+    bus.write_word_data(0x20, 0x06, 0xFFFF & ~0x003F)
+    bus.write_word_data(0x20, 0x02, latch | 0x0009)  # power on slots 1 and 2
+    console = sim.console("n1")
+    console.read_until("n1 login: ")
+    console.login("n1")
+    assert console.run("vcgencmd bootloader_config") == "[all]\r\nBOOT_UART=1\r\nBOOT_ORDER=0xf21"
+    assert console.run("vcgencmd bootloader_version").split("\r\n")[1] == "version 5f18ffb6 (release)"
+    files = sorted(os.listdir(os.path.join(sim.node("n1")["root"], "boot/firmware")), key=str.lower)
+    assert "config.txt" in files and "start4.elf" in files
+    assert console.run("ls -1 /boot/firmware").split("\r\n") == files
+    listing = console.run("ls /boot/firmware")  # columns, filled top to bottom, within 80 characters
+    assert sorted(listing.split(), key=str.lower) == files
+    assert all(len(row) <= 80 for row in listing.split("\r\n"))
+    long = console.run("ls -l /boot/firmware/start4.elf")
+    assert re.fullmatch(r"-rw-r--r-- 1 root root 2252832 \w{3} \d\d \d\d:\d\d start4.elf", long), long
+    assert "enable_uart=1" in console.run("cat /boot/firmware/config.txt")
+    assert console.run("ls /boot/nothing") == "ls: cannot access '/boot/nothing': No such file or directory"
+    assert console.run("echo $?") == "2"
+    console.close()
+    console = sim.console("n2")
+    sim.wait_state("n2", "login")
+    console.login("n2")
+    assert console.run("vcgencmd bootloader_config") == 'error=2 error_msg="Command not registered"'
+    console.close()
+    bus.close()
