@@ -16,12 +16,6 @@ fsid = $fsid
 mon_initial_members = $host
 mon_host = $addr
 public_network = 127.0.0.0/8
-auth_cluster_required = cephx
-auth_service_required = cephx
-auth_client_required = cephx
-osd_pool_default_size = 1
-osd_crush_chooseleaf_type = 0
-mon_warn_on_insecure_global_id_reclaim_allowed = false
 CONF
 tmp=$(mktemp -d)
 ceph-authtool --create-keyring "$tmp/mon.keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
@@ -38,6 +32,12 @@ monmaptool --create --addv "$host" "$addr" --fsid "$fsid" "$tmp/monmap" >/dev/nu
 install -d -o ceph -g ceph "/var/lib/ceph/mon/ceph-$host"
 runuser -u ceph -- ceph-mon --mkfs -i "$host" --monmap "$tmp/monmap" --keyring "$tmp/mon.keyring"
 systemctl enable --now "ceph-mon@$host" 2>/dev/null
+# Settings in the monitors' config database: the role replaces /etc/ceph/ceph.conf on this host
+# (the admin host is the node itself here) by the minimal config, as on any OSD node.
+ceph config set global public_network 127.0.0.0/8
+ceph config set global osd_pool_default_size 1
+ceph config set global osd_crush_chooseleaf_type 0
+ceph config set mon mon_warn_on_insecure_global_id_reclaim_allowed false
 install -d -o ceph -g ceph "/var/lib/ceph/mgr/ceph-$host"
 ceph auth get-or-create "mgr.$host" mon 'allow profile mgr' osd 'allow *' mds 'allow *' \
     > "/var/lib/ceph/mgr/ceph-$host/keyring"
