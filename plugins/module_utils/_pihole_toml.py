@@ -274,7 +274,10 @@ def write_atomic(path, text, mode=0o644):
         st = os.stat(path)
     except FileNotFoundError:
         st = None
-    fd, tmp = tempfile.mkstemp(prefix=".pihole.toml.", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".pihole.toml.", dir=directory)
+    except OSError as exc:
+        raise PiholeTomlError(f"path: cannot write in {directory}: {exc.strerror}") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -300,7 +303,7 @@ def write_atomic(path, text, mode=0o644):
 def apply(path, settings, get=(), check_mode=False, create=True, mode=0o644):
     """Set ``settings`` (dotted key -> value) in the file at ``path``.
 
-    Returns a dict: ``changed``, ``changes`` (list of {key, before, after}), ``values`` (the
+    Returns a dict: ``changed``, ``changes`` (list of {key, before, after}), ``current`` (the
     value of every key of ``settings`` and ``get`` after the run; None for an absent key),
     ``created``, and ``before_text``/``after_text`` (None when nothing changes).
     """
@@ -333,7 +336,7 @@ def apply(path, settings, get=(), check_mode=False, create=True, mode=0o644):
         "changed": bool(changes),
         "created": bool(changes) and created,
         "changes": [{"key": k, "before": b, "after": a} for k, b, a in changes],
-        "values": values,
+        "current": values,
         "before_text": text if changes else None,
         "after_text": after_text if changes else None,
     }

@@ -41,7 +41,7 @@ options:
     type: dict
     default: {}
   get:
-    description: Dotted keys whose values to return in RV(values) without setting them.
+    description: Dotted keys whose values to return in RV(current) without setting them.
     type: list
     elements: str
     default: []
@@ -98,7 +98,7 @@ changes:
       description: The value written.
       type: raw
   sample: [{key: dns.upstreams, before: [8.8.8.8], after: [9.9.9.9]}]
-values:
+current:
   description: The value of every key of O(settings) and O(get) after the run (null for an absent key).
   returned: always
   type: dict
@@ -148,7 +148,7 @@ def main():
     except CarrierError as exc:
         module.fail_json(msg=str(exc), path=path)
 
-    output = dict(changed=result["changed"], changes=result["changes"], values=result["values"],
+    output = dict(changed=result["changed"], changes=result["changes"], current=result["current"],
                   created=result["created"], path=path)
     if module._diff and result["changed"]:
         output["diff"] = dict(

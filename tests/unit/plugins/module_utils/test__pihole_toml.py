@@ -123,7 +123,7 @@ def test_check_mode_reports_but_does_not_write(toml_file):
     result = P.apply(str(toml_file), {"dns.port": 5353}, check_mode=True)
     assert result["changed"] is True
     assert result["changes"] == [{"key": "dns.port", "before": 53, "after": 5353}]
-    assert result["values"] == {"dns.port": 5353}
+    assert result["current"] == {"dns.port": 5353}
     assert toml_file.read_text() == FTL_FILE
 
 
@@ -144,6 +144,11 @@ def test_create_missing_file(tmp_path):
     assert result["created"] is True and result["changed"] is True
     assert read(path) == {"dns": {"upstreams": ["9.9.9.9"]}, "webserver": {"port": "8080o"}}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(CarrierError, match=r"path: cannot write in .*/nodir: No such file or directory"):
+        P.apply(str(tmp_path / "nodir" / "pihole.toml"), {"dns.port": 53})
 
 
 def test_missing_file_without_create(tmp_path):
@@ -226,7 +231,7 @@ def test_strings_round_trip(tmp_path, value):
 def test_get_returns_values_without_setting(toml_file):
     result = P.apply(str(toml_file), {}, get=["webserver.api.maxSessions", "dns.nothere", "dns.upstreams"])
     assert result["changed"] is False
-    assert result["values"] == {"webserver.api.maxSessions": 16, "dns.nothere": None,
+    assert result["current"] == {"webserver.api.maxSessions": 16, "dns.nothere": None,
                                 "dns.upstreams": ["8.8.8.8", "8.8.4.4"]}
 
 

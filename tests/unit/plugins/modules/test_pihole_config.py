@@ -46,7 +46,7 @@ def test_set_then_idempotent(tmp_path):
         {"key": "dns.upstreams", "before": ["8.8.8.8"], "after": ["9.9.9.9", "149.112.112.112"]},
         {"key": "webserver.port", "before": "80o", "after": "8080"},
     ]
-    assert first["values"] == {"dns.upstreams": ["9.9.9.9", "149.112.112.112"], "webserver.port": "8080"}
+    assert first["current"] == {"dns.upstreams": ["9.9.9.9", "149.112.112.112"], "webserver.port": "8080"}
     assert first["diff"]["before"] == 'dns.upstreams = [\n  "8.8.8.8"\n]\nwebserver.port = "80o"\n'
     assert 'webserver.port = "8080"' in first["diff"]["after"]
     assert tomllib.loads(path.read_text())["webserver"]["port"] == "8080"
@@ -86,4 +86,4 @@ def test_get_only(tmp_path):
     path.write_text(TOML)
     result = run(tmp_path, path=str(path), get=["webserver.port", "webserver.api.pwhash"])
     assert result["changed"] is False
-    assert result["values"] == {"webserver.port": "80o", "webserver.api.pwhash": None}
+    assert result["current"] == {"webserver.port": "80o", "webserver.api.pwhash": None}
