@@ -92,6 +92,8 @@ class Lab:
 
     def add_ns(self, name):
         full = self.ns(name)
+        if os.path.exists("/run/netns/" + full):  # left by an earlier run of this test killed midway
+            sh("ip", "netns", "del", full)
         sh("ip", "netns", "add", full)
         self.namespaces.append(full)
         sh("ip", "-n", full, "link", "set", "lo", "up")
