@@ -29,7 +29,7 @@ def run_module(args, tmp_path, check=False, diff=True):
     env = dict(os.environ, PYTHONPATH=str(_COLL), PATH="/usr/bin:/bin")
     proc = subprocess.run(
         [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.boot_config", str(args_file)],
-        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=60,
+        check=False, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=60,
     )
     try:
         return json.loads(proc.stdout)
