@@ -285,7 +285,7 @@ class ConfigTxt:
 
     def remove(self, section, entry):
         """Remove ``key`` (every line of it) or the exact ``key=value`` line from ``section``."""
-        key, _, value = entry.partition("=")
+        key, value = entry.partition("=")[::2]
         self.lines = [line for line in self.lines
                       if not (line.kind == "setting" and line.section == section and line.key == key
                               and ("=" not in entry or line.value == value.strip()))]

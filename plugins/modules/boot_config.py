@@ -25,11 +25,13 @@ description:
     (temp file and rename in the same directory). Changes take effect at the next boot (RV(reboot_required)).
   - Fails, changing nothing, when a file an option concerns is missing or a value is not valid.
 author:
-  - picluster.carrier contributors
+  - picluster.carrier contributors (@picluster)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: One diff per file changed (C(cmdline.txt), C(config.txt)).
 options:
