@@ -23,6 +23,7 @@ section 8 for the bootloader lines and the login prompt).
 from __future__ import annotations
 
 import asyncio
+import os
 
 # HARDWARE.md section 8: the bootloader's identity lines (release, build timestamp).
 BOOTLOADER_VERSION = "5f18ffb6"
@@ -195,6 +196,9 @@ async def mode_sd(node, ctx, t, say):
     say(t + 0.09, "FAT32 clusters 261627")
     t += 0.12
     for name, size in (("config.txt", 1214), ("start4.elf", 2252832), ("fixup4.dat", 5446)):
+        tree = getattr(node, "tree", None)
+        if tree is not None and os.path.isfile(os.path.join(tree.boot_partition, name)):
+            size = os.path.getsize(os.path.join(tree.boot_partition, name))  # the node's boot partition
         await node.at(t)
         say(t, "Read %s bytes %8d hnd 0x%x" % (name, size, 0x5 + len(ctx.files) * 0x2b00))
         ctx.files[name] = size

@@ -198,11 +198,17 @@ class Shell:
                 self.emit("%s%s:\n" % ("\n" if i else "", title))
             if "l" in flags:
                 stats = [(n, os.lstat(os.path.join(directory, n))) for n in names]
+                # the boot partition is vfat mounted with fmask=0022,dmask=0022: no holes, every file 0755
+                vfat = directory.startswith(self.node.tree.boot_partition)
                 if title is not None:
-                    self.emit("total %d\n" % sum(st.st_blocks // 2 for _n, st in stats))
+                    self.emit("total %d\n" % sum(-(-st.st_size // 1024) if vfat else st.st_blocks // 2
+                                                 for _n, st in stats))
                 width = max([len(str(st.st_size)) for _n, st in stats] or [1])
                 for n, st in stats:
-                    self.emit("%s 1 root root %*d %s %s\n" % (stat.filemode(st.st_mode), width, st.st_size,
+                    mode = stat.filemode(st.st_mode)
+                    if vfat:
+                        mode = mode[0] + "rwxr-xr-x"
+                    self.emit("%s 1 root root %*d %s %s\n" % (mode, width, st.st_size,
                                                              time.strftime("%b %d %H:%M", time.gmtime(st.st_mtime)),
                                                              n))
             elif "1" in flags:

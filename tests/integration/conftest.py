@@ -102,7 +102,7 @@ class SimCluster:
         return Board(name, spec["profile"], spec["bus"], lock_dir=os.path.join(self.dir, "locks"))
 
     def leftovers(self):
-        """What a stopped simulator must not leave: its process, sockets, pid file, console links."""
+        """What a stopped simulator must not leave: its process, sockets, pid file, console links, node trees."""
         found = []
         if self.pid and _alive(self.pid):
             found.append("process %d" % self.pid)
@@ -118,6 +118,9 @@ class SimCluster:
         console_dir = os.path.join(self.state_dir, "console")
         if os.path.isdir(console_dir) and os.listdir(console_dir):
             found.append(console_dir + " (not empty)")
+        nodes_dir = os.path.join(self.state_dir, "nodes")  # <host>/root and <host>/eeprom of every node
+        if os.path.lexists(nodes_dir):
+            found.append(nodes_dir)
         return found
 
 

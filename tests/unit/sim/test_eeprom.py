@@ -310,7 +310,7 @@ def test_shell_answers_vcgencmd_and_shows_the_boot_partition(run_sim, plain_mode
     assert sorted(listing.split(), key=str.lower) == files
     assert all(len(row) <= 80 for row in listing.split("\r\n"))
     long = console.run("ls -l /boot/firmware/start4.elf")
-    assert re.fullmatch(r"-rw-r--r-- 1 root root 2252832 \w{3} \d\d \d\d:\d\d start4.elf", long), long
+    assert re.fullmatch(r"-rwxr-xr-x 1 root root 2252832 \w{3} \d\d \d\d:\d\d start4.elf", long), long
     assert "enable_uart=1" in console.run("cat /boot/firmware/config.txt")
     assert console.run("ls /boot/nothing") == "ls: cannot access '/boot/nothing': No such file or directory"
     assert console.run("echo $?") == "2"
