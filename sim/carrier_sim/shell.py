@@ -208,9 +208,8 @@ class Shell:
                     mode = stat.filemode(st.st_mode)
                     if vfat:
                         mode = mode[0] + "rwxr-xr-x"
-                    self.emit("%s 1 root root %*d %s %s\n" % (mode, width, st.st_size,
-                                                             time.strftime("%b %d %H:%M", time.gmtime(st.st_mtime)),
-                                                             n))
+                    when = time.strftime("%b %d %H:%M", time.gmtime(st.st_mtime))
+                    self.emit("%s 1 root root %*d %s %s\n" % (mode, width, st.st_size, when, n))
             elif "1" in flags:
                 self.emit("".join(n + "\n" for n in names))
             elif names:
