@@ -153,8 +153,11 @@ def test_node_tree_is_what_eeprom_config_reads(run_sim):
 # --- recovery.bin ---------------------------------------------------------------------------------------------
 
 
-def test_staged_update_is_flashed_at_the_next_boot(run_sim, plain_modes):
-    sim = run_sim(gpio_topology("itx4", {1: "n1"}))
+@pytest.mark.parametrize("model, sectors", [("cm4", 128), ("cm5", 512)])
+def test_staged_update_is_flashed_at_the_next_boot(run_sim, plain_modes, model, sectors):
+    topo = gpio_topology("itx4", {1: "n1"})
+    topo["boards"]["b1"]["slots"][1]["model"] = model
+    sim = run_sim(topo)
     root, paths = node_paths(sim, "n1")
     before = sim.node("n1")["eeprom"]
     new = stage(root, ["network", "sd", "restart"])
@@ -165,10 +168,12 @@ def test_staged_update_is_flashed_at_the_next_boot(run_sim, plain_modes):
     text = console.read_until("n1 login: ")
     out = text.split("\r\n")
     sig = E.parse_sig(open(os.path.join(paths.boot_partition, "pieeprom.sig")).read())
+    assert "Loading recovery.bin (SoC %s)" % ("BCM2712" if model == "cm5" else "BCM2711") in out
     assert "SIG pieeprom.sig %s %d" % (sig.sha256, sig.ts) in out
+    assert "Reading EEPROM: %d" % (sectors * 4096) in out
     assert out.index("Writing EEPROM") < out.index("Verify BOOT EEPROM") < out.index("SUCCESS")
     marks = "".join(line for line in out if re.fullmatch(r"[.+]+", line))
-    assert len(marks) == 128 and marks.count("+") == 1  # one 4 KiB sector of 128 rewritten: bootconf.txt
+    assert len(marks) == sectors and marks.count("+") == 1  # one 4 KiB sector rewritten: bootconf.txt
     # then a reset: the bootloader boots with the new BOOT_ORDER
     after_flash = text.split("SUCCESS", 1)[1]
     assert "RPi: BOOTLOADER release" not in text.split("SUCCESS", 1)[0]  # the ROM ran recovery.bin first
