@@ -326,3 +326,14 @@ def test_shell_answers_vcgencmd_and_shows_the_boot_partition(run_sim, plain_mode
     assert console.run("vcgencmd bootloader_config") == 'error=2 error_msg="Command not registered"'
     console.close()
     bus.close()
+
+
+def test_an_eeprom_image_of_another_soc_is_a_setup_error(short_dir, run_sim):
+    from carrier_sim.server import SimError
+
+    path = os.path.join(short_dir, "cm5.bin")
+    with open(path, "wb") as f:
+        f.write(sim_eeprom.initial_image("bcm2712"))
+    with pytest.raises(SimError, match=r"boards\.b1\.slots\.1\.sim: sim\.eeprom_image: a bcm2712 image for a bcm2711"):
+        run_sim(gpio_topology("itx4", {1: "n1"}, slot_sim={"eeprom_image": path}))
+    assert not os.path.exists(os.path.join(short_dir, "state", "nodes"))
