@@ -779,12 +779,20 @@ def plan_trees(source, nodes, tftp_root, renderer, prune=False, preserve=DEFAULT
     return TreePlan(tftp_root, plans, unlisted if prune else [], unlisted, info)
 
 
+_STALE_RE = re.compile(r"^\.(?:.+\.new|prune)\.[A-Za-z0-9_]+$")
+
+
 @contextlib.contextmanager
 def tree_lock(tftp_root):
+    """Exclusive lock of a TFTP root. Holding it, the half-built directories a killed run left
+    (``.<dir>.new.*``, ``.prune.*``: only made under this lock) are removed."""
     os.makedirs(tftp_root, mode=DIR_MODE, exist_ok=True)
     fd = os.open(os.path.join(tftp_root, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        for name in os.listdir(tftp_root):
+            if _STALE_RE.match(name) and os.path.isdir(os.path.join(tftp_root, name)):
+                shutil.rmtree(os.path.join(tftp_root, name), ignore_errors=True)
         yield
     finally:
         os.close(fd)

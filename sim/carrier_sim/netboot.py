@@ -70,7 +70,6 @@ MIN_TIMEOUTS = {"DHCP_TIMEOUT": 5000, "DHCP_REQ_TIMEOUT": 500, "TFTP_FILE_TIMEOU
 # Real seconds: the network waits are scaled like the rest of the boot, but never below these.
 MIN_REAL_WAIT = {"DHCP_TIMEOUT": 2.0, "DHCP_REQ_TIMEOUT": 0.5, "TFTP_FILE_TIMEOUT": 2.0}
 TFTP_RETRY = 0.5  # seconds before a TFTP packet is sent again
-TFTP_RETRIES = 5
 KEEP_BYTES = 1 << 20  # files up to this size are kept in memory (configs, signatures, EEPROM images)
 CLONE_NEWNET = 0x40000000
 
@@ -394,18 +393,17 @@ class TftpClient:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise NetbootFailed("TFTP: %s timed out" % path)
+                    raise NetbootFailed("TFTP: %s timed out (%d packets sent again, no answer from %s)"
+                                        % (path, retries, self.server))
                 try:
                     data, src = await _recv(loop, sock, min(TFTP_RETRY, remaining))
                 except asyncio.TimeoutError:
+                    # RFC 1350: send the last packet again, until TFTP_FILE_TIMEOUT runs out
                     retries += 1
-                    if retries > TFTP_RETRIES:
-                        raise NetbootFailed("TFTP: no answer from %s for %s" % (self.server, path)) from None
                     await loop.sock_sendto(sock, packet, dest)
                     continue
                 if src[0] != self.server or (tid is not None and src != tid) or len(data) < 4:
                     continue
-                retries = 0
                 opcode = struct.unpack_from("!H", data)[0]
                 if opcode == TFTP_ERROR:
                     code = struct.unpack_from("!H", data, 2)[0]

@@ -18,7 +18,8 @@ its TFTP directory; node02's serial directory is missing: it falls back to the T
 and goes on to SD; node03 HTTP-boots a boot.img signed with its EEPROM's key; node04's boot.img
 was changed after signing; node05's EEPROM holds another key: both refused, both go on to SD;
 node06 has static TFTP_IP/CLIENT_IP/SUBNET/GATEWAY in its EEPROM (no DHCP); node07 reads from a TFTP-only
-dnsmasq on its namespace's loopback (the simulator's ``tftp_server`` setting).
+dnsmasq on its namespace's loopback (the simulator's ``tftp_server`` setting); node08 is a CM5 (no
+start4.elf: its directory counts by config.txt, then its device tree and kernel_2712.img).
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ NODES = {
                {"TFTP_IP": SUBNET + ".1", "CLIENT_IP": SUBNET + ".50", "SUBNET": "255.255.255.0",
                 "GATEWAY": "0.0.0.0"}),
     "node07": (7, "10000000c0433cbd", "dc:a6:32:c5:96:70", "0x12", {}),
+    "node08": (8, "100000003d6c51e3", "2c:cf:67:00:9d:14", "0x12", {}),
 }
+MODELS = {"node08": "cm5"}
 # node07 has no DHCP either: its simulator setting points it at a TFTP server on its namespace's loopback.
 SIM_EXTRA = {"node07": {"tftp_server": "127.0.0.1"}}
 
@@ -148,8 +151,8 @@ class Lab:
         return left
 
 
-def eeprom_with_key(path, public_key, boot_order):
-    image = E.EepromImage(E.make_synthetic_image("bcm2711", "[all]\nBOOT_UART=1\nBOOT_ORDER=%s\n" % boot_order))
+def eeprom_with_key(path, public_key, boot_order, soc="bcm2711"):
+    image = E.EepromImage(E.make_synthetic_image(soc, "[all]\nBOOT_UART=1\nBOOT_ORDER=%s\n" % boot_order))
     image.set_pubkey(E.pubkey_bin(public_key))
     path.write_bytes(image.to_bytes())
     return path
@@ -252,7 +255,7 @@ def lab():
 def site(lab):
     """Assets built by playbooks/netboot.yml, dnsmasq + router + HTTP server running, the simulator up."""
     base = lab.base
-    boot = make_boot_dir(base / "boot")
+    boot = make_boot_dir(base / "boot", pi4=True, pi5=True)
     key_path = base / "keys" / "boot.pem"
     key_path.parent.mkdir()
     key = rsa_key(key_path)
@@ -266,12 +269,15 @@ def site(lab):
     }
     for host, (slot, serial, mac, order, conf) in NODES.items():
         pub = other.public_key() if host == "node05" else key.public_key()
-        eeprom = eeprom_with_key(base / ("eeprom-%s.bin" % host), pub, order)
+        eeprom = eeprom_with_key(base / ("eeprom-%s.bin" % host), pub, order,
+                                 "bcm2712" if MODELS.get(host) == "cm5" else "bcm2711")
+        # Network waits twice the defaults: they run on the node's scaled clock (a 2 s boot: DHCP gives up
+        # after 15 s of real time, TFTP after 10 s), room for a loaded CI machine.
         bootconf = {"BOOT_UART": "1", "BOOT_ORDER": order, "HTTP_HOST": SUBNET + ".1", "HTTP_PORT": "8080",
-                    "HTTP_PATH": host}
+                    "HTTP_PATH": host, "DHCP_TIMEOUT": "90000", "TFTP_FILE_TIMEOUT": "60000"}
         bootconf.update(conf)
         topology["boards"]["rack1"]["slots"][slot] = {
-            "host": host, "model": "cm4", "serial": serial, "mac": mac,
+            "host": host, "model": MODELS.get(host, "cm4"), "serial": serial, "mac": mac,
             "vars": {"netboot_nfs_root": "%s.1:/srv/nfs/%s" % (SUBNET, host)},
             "sim": dict({"netns": lab.ns(host), "bootconf": bootconf, "eeprom_image": str(eeprom),
                          "boot_time": 2.0}, **SIM_EXTRA.get(host, {})),
@@ -398,7 +404,8 @@ def test_network_boot_through_proxy_dhcp_to_login(booted):
     assert "Boot mode: NETWORK (02) order 1" in out
     net = [line for line in out if line.startswith("NET 192.0.2.")]
     # The address and gateway from the site's router, the TFTP server from the proxy's offer.
-    assert net and re.match(r"^NET 192\.0\.2\.1\d\d 255\.255\.255\.0 gw 192\.0\.2\.254 tftp 192\.0\.2\.1$", net[0]), net
+    assert net and re.match(r"^NET 192\.0\.2\.1\d\d 255\.255\.255\.0 gw 192\.0\.2\.254 tftp 192\.0\.2\.1$",
+                            net[0]), text
     assert "DHCP src: dc:a6:32:51:80:f3 192.0.2.254" in out and "DHCP src: dc:a6:32:51:80:f3 192.0.2.1" in out
     # TFTP reads from the node's serial directory, in a Pi 4's order, with the server's MAC.
     gets = [line.split()[-1] for line in out if line.startswith("TFTP_GET: ")]
@@ -421,7 +428,7 @@ def test_network_boot_through_proxy_dhcp_to_login(booted):
 
 def test_self_update_from_the_tftp_directory(booted, site):
     text = booted["text"]["node01"]
-    assert re.search(r"Read 1e7ea419/pieeprom\.upd bytes +524288", text)
+    assert re.search(r"Read 1e7ea419/pieeprom\.upd bytes +524288", text), text
     assert "Self-update: EEPROM" in text and "Self-update: flashed, resetting" in text
     # After the reset the node boots again; its EEPROM now is the staged image: nothing more to flash.
     after = text.split("Self-update: flashed, resetting", 1)[1]
@@ -503,3 +510,16 @@ def test_tftp_only_server_on_loopback(booted):
         "c0433cbd/start4.elf", "c0433cbd/config.txt"]
     assert text.rstrip().endswith("node07 login:")
     assert re.search(r"sent .*/tftp/c0433cbd/kernel8\.img to 127\.0\.0\.1", booted["loopback"])
+
+
+def test_cm5_network_boot(booted):
+    text = booted["text"]["node08"]
+    out = lines(text)
+    assert "RP1_BOOT chip ID: 0x20001927" in out
+    gets = [line.split()[-1] for line in out if line.startswith("TFTP_GET: ")]
+    assert "3d6c51e3/start4.elf" not in gets and gets[:2] == ["3d6c51e3/config.txt", "3d6c51e3/config.txt"], gets
+    reads = [line.split()[1] for line in out if line.startswith("Read ")]
+    assert reads == ["3d6c51e3/config.txt", "3d6c51e3/bcm2712-rpi-cm5-cm5io.dtb", "3d6c51e3/cmdline.txt",
+                     "3d6c51e3/kernel_2712.img"], reads
+    assert "TFTP 1: File not found 3d6c51e3/pieeprom.sig" in out  # no self-update staged for it
+    assert text.rstrip().endswith("node08 login:")

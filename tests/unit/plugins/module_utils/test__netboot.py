@@ -310,6 +310,17 @@ def test_not_an_image(tmp_path):
         build(tmp_path / "nope", tmp_path / "tftp", NODES[:1])
 
 
+def test_leftovers_of_a_killed_run_are_removed(tmp_path, boot):
+    tftp = tmp_path / "tftp"
+    build(boot, tftp, NODES[:1])
+    (tftp / ".b7f44626.new.abc123" / "overlays").mkdir(parents=True)
+    (tftp / ".prune.xyz").mkdir()
+    (tftp / ".keep-me").mkdir()
+    changed, _result, _diff = build(boot, tftp, [dict(NODES[0], extra_kernel_args=["quiet"])])
+    assert changed
+    assert sorted(os.listdir(tftp)) == [".keep-me", N.LOCK_FILE, N.STORE_DIR, "b7f44626"]
+
+
 def test_node_dir_that_is_a_file_is_refused(tmp_path, boot):
     tftp = tmp_path / "tftp"
     tftp.mkdir()
