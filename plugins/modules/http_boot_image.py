@@ -169,7 +169,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module
 from ansible_collections.picluster.carrier.plugins.module_utils._netboot import (
     plan_boot_image,
     public_key_pem,
@@ -197,7 +197,7 @@ def _listing(image_sha, sig_bytes, files):
     return "\n".join(lines + ["  %s" % f for f in files]) + "\n"
 
 
-def run_module(module):
+def _run(module):
     p = module.params
     key, generated = _key(module)
     plan = plan_boot_image(
@@ -239,11 +239,7 @@ def main():
         required_one_of=[("signing_key", "signing_key_content")],
         supports_check_mode=True,
     )
-    try:
-        result = run_module(module)
-    except CarrierError as e:
-        module.fail_json(msg=str(e))
-    module.exit_json(**result)
+    run_module(module, _run)
 
 
 if __name__ == "__main__":

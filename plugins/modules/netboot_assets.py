@@ -244,14 +244,14 @@ store:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module
 from ansible_collections.picluster.carrier.plugins.module_utils._netboot import (
     build_tftp_trees,
     load_template,
 )
 
 
-def run_module(module):
+def _run(module):
     p = module.params
     nodes = [{k: v for k, v in node.items() if v is not None} for node in p["nodes"]]
     changed, result, diff = build_tftp_trees(
@@ -293,11 +293,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        result = run_module(module)
-    except CarrierError as e:
-        module.fail_json(msg=str(e))
-    module.exit_json(**result)
+    run_module(module, _run)
 
 
 if __name__ == "__main__":
