@@ -287,3 +287,43 @@ def test_site_playbook_plays_by_specialization(tmp_path):
     assert plays[3]["hosts"] == members("pihole") and plays[3]["hosts"]
     # the controllers are never provisioned as nodes
     assert not plays[0]["hosts"] & members("carrier_controllers")
+
+
+# `ceph-volume raw list --format json` as Ceph 16.2 printed it in the ceph_node molecule scenario,
+# and `ceph-volume lvm list --format json` in the layout Ceph documents (one list of volumes per
+# OSD id, the cluster in the volume's tags).
+RAW_LIST = {"37c07449-e8a4-4d23-a410-c163a3565621": {
+    "ceph_fsid": "df393b81-9558-4beb-ae50-cecf2d7b7ebe", "device": "/dev/loop1", "osd_id": 0,
+    "osd_uuid": "37c07449-e8a4-4d23-a410-c163a3565621", "type": "bluestore"}}
+LVM_LIST = {"3": [
+    {"devices": ["/dev/nvme0n1"], "lv_name": "osd-block-6b1d1c2e", "name": "osd-block-6b1d1c2e",
+     "path": "/dev/ceph-0f5a/osd-block-6b1d1c2e", "type": "block",
+     "tags": {"ceph.cluster_fsid": "aaaaaaaa-1111-2222-3333-444444444444", "ceph.osd_id": "3", "ceph.type": "block"}},
+    {"devices": ["/dev/sdb"], "lv_name": "osd-db-77", "name": "osd-db-77", "path": "/dev/ceph-db/osd-db-77",
+     "type": "db", "tags": {"ceph.cluster_fsid": "aaaaaaaa-1111-2222-3333-444444444444", "ceph.type": "db"}}]}
+
+
+@pytest.mark.parametrize("mode, listing, expected", [
+    ("raw", RAW_LIST, [{"osd_id": "0", "ceph_fsid": "df393b81-9558-4beb-ae50-cecf2d7b7ebe"}]),
+    ("lvm", LVM_LIST, [{"osd_id": "3", "ceph_fsid": "aaaaaaaa-1111-2222-3333-444444444444"}]),
+    ("raw", {}, []),
+    ("lvm", None, []),  # lvm list prints nothing (rc 1) for a device without OSD volumes
+])
+def test_volume_list_template(tmp_path, mode, listing, expected):
+    """roles/ceph_node/templates/volume_list.j2, rendered by Ansible as the role renders it."""
+    out = tmp_path / "osds.json"
+    stdout = "" if listing is None else json.dumps(listing)
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
+        "name": "Render", "hosts": "localhost", "gather_facts": False,
+        "vars": {"ceph_node_volume_mode": mode, "ceph_node_volume_list": {"stdout": stdout}},
+        "tasks": [{"name": "Render the OSD list", "ansible.builtin.copy": {
+            "dest": str(out), "mode": "0644",
+            "content": "{{ lookup('ansible.builtin.template', '%s') }}" % (
+                REPO / "roles" / "ceph_node" / "templates" / "volume_list.j2")}}]}]))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
+         "-e", "ansible_python_interpreter=" + sys.executable, str(tmp_path / "play.yml")],
+        check=False, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert json.loads(out.read_text()) == expected
