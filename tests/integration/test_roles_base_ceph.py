@@ -327,3 +327,59 @@ def test_volume_list_template(tmp_path, mode, listing, expected):
         check=False, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert json.loads(out.read_text()) == expected
+
+
+def memory_controller_on():
+    """The oracle for node_base's memory cgroup check: cgroup v2's controllers file, else /proc/cgroups."""
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers")
+    if v2.exists():
+        return "memory" in v2.read_text().split()
+    for line in Path("/proc/cgroups").read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == "memory":
+            return fields[3] == "1"
+    return False
+
+
+def test_node_base_live_check_against_this_kernel(tmp_path):
+    """node_base's boot_live.yml (what decides a reboot and asserts after it) against the running kernel's
+    /proc/cmdline and cgroups: tokens that are there, tokens and keys that are not."""
+    tokens = Path("/proc/cmdline").read_text().split()
+    keyed = next(t for t in tokens if "=" in t)
+    absent = "picluster_never_set=1"
+    cases = {
+        "live": ([keyed, tokens[0]], [absent, "picluster_never_set"], False, True),
+        "token_missing": ([keyed, absent], [], False, False),
+        "unwanted_token_there": ([], [keyed], False, False),
+        "unwanted_key_there": ([], [keyed.split("=", 1)[0]], False, False),
+        "memory_cgroup": ([], [], True, memory_controller_on()),
+    }
+    inventory = {"all": {"hosts": {
+        name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+               "node_base_boot": {"cmdline_expected": expected, "cmdline_unexpected": unexpected},
+               "node_base_k3s_cgroups": cgroups}
+        for name, (expected, unexpected, cgroups, _) in cases.items()}}}
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    results = tmp_path / "results"
+    results.mkdir()
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
+        "name": "Live check", "hosts": "all", "gather_facts": False,
+        "tasks": [
+            {"name": "Run the live check", "ansible.builtin.include_role": {
+                "name": "picluster.carrier.node_base", "tasks_from": "boot_live"}},
+            {"name": "Write the outcome", "ansible.builtin.copy": {
+                "dest": str(results) + "/{{ inventory_hostname }}.json", "mode": "0644",
+                "content": "{{ {'live': node_base_boot_live, 'type': node_base_boot_live | type_debug,"
+                           " 'report': node_base_boot_live_report} | to_json }}"}},
+        ]}]))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORKS="8")
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"),
+         str(tmp_path / "play.yml")], check=False, capture_output=True, text=True, env=env, cwd=str(tmp_path),
+        timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    for name, (_, _, _, live) in cases.items():
+        outcome = json.loads((results / ("%s.json" % name)).read_text())
+        assert outcome["type"] == "bool" and outcome["live"] is live, (name, outcome)
+        assert outcome["report"].startswith("/proc/cmdline is '%s'" % " ".join(tokens)), outcome["report"]
