@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ask a DNS server for the A/AAAA records of names; print JSON {name: [addresses]}.
 
@@ -26,19 +25,19 @@ def query(server, port, name, rtype):
         sock.settimeout(2)
         sock.sendto(packet, (server, port))
         while True:
-            data, _ = sock.recvfrom(4096)
+            data, _peer = sock.recvfrom(4096)
             if struct.unpack(">H", data[:2])[0] == ident:
                 break
-    _, flags, qdcount, ancount, _, _ = struct.unpack(">HHHHHH", data[:12])
+    _ident, flags, qdcount, ancount, _ns, _ar = struct.unpack(">HHHHHH", data[:12])
     if flags & 0x000F:
         return []
     pos = 12
-    for _ in range(qdcount):
+    for _question in range(qdcount):
         pos = skip_name(data, pos) + 4
     found = []
-    for _ in range(ancount):
+    for _answer in range(ancount):
         pos = skip_name(data, pos)
-        atype, _, _, length = struct.unpack(">HHIH", data[pos:pos + 10])
+        atype, _class, _ttl, length = struct.unpack(">HHIH", data[pos:pos + 10])
         pos += 10
         if atype == rtype and atype in (1, 28):
             found.append(str(ipaddress.ip_address(data[pos:pos + length])))

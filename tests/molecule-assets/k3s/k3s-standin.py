@@ -1,4 +1,5 @@
-#!/usr/bin/python3
+#!/bin/sh
+''''exec python3 "$0" "$@" # '''
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A stand-in for the k3s binary, for the k3s role's molecule scenario only.
 
@@ -63,7 +64,7 @@ def parse_config(path):
     for line in lines:
         if not line or line[0] in " #-" or ":" not in line:
             continue
-        key, _, value = line.partition(":")
+        key, _sep, value = line.partition(":")
         value = value.strip()
         if not value:
             continue

@@ -97,8 +97,8 @@ def test_changes_only_the_lines_of_the_key(toml_file):
     assert '  upstreams = [\n    "9.9.9.9"\n  ]\n' in text
     # Every other line is still there, comments included.
     old = FTL_FILE.splitlines()
-    kept = [line for line in old if line not in ('    "8.8.8.8",', '    "8.8.4.4"', "  upstreams = [",
-                                                  "  ] ### CHANGED, default = []")]
+    replaced = ('    "8.8.8.8",', '    "8.8.4.4"', "  upstreams = [", "  ] ### CHANGED, default = []")
+    kept = [line for line in old if line not in replaced]
     assert [line for line in text.splitlines() if line in kept] == kept
     assert read(toml_file)["dns"]["upstreams"] == ["9.9.9.9"]
     # Mode kept on an existing file.
@@ -231,8 +231,8 @@ def test_strings_round_trip(tmp_path, value):
 def test_get_returns_values_without_setting(toml_file):
     result = P.apply(str(toml_file), {}, get=["webserver.api.maxSessions", "dns.nothere", "dns.upstreams"])
     assert result["changed"] is False
-    assert result["current"] == {"webserver.api.maxSessions": 16, "dns.nothere": None,
-                                "dns.upstreams": ["8.8.8.8", "8.8.4.4"]}
+    assert result["current"] == {
+        "webserver.api.maxSessions": 16, "dns.nothere": None, "dns.upstreams": ["8.8.8.8", "8.8.4.4"]}
 
 
 def test_multiline_value_followed_by_key(tmp_path):
