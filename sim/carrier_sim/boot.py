@@ -370,3 +370,6 @@ JUMP_STAGES = {
     "reboot": stage_reboot,
     "halted": stage_halted,
 }
+
+# Registers the NETWORK and HTTP boot modes (issue 5); imported last: netboot.py uses this module.
+from . import netboot  # noqa: E402,F401

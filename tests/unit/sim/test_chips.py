@@ -7,7 +7,8 @@ import errno
 
 import pytest
 
-# One chip per slot of a user profile; every slot: power bit 0 (active high, pull down), run bit 1
+# One chip per slot of a user profile; every slot: power bit 0 (active high, pull down; active low on a
+# PCF8574, which cannot drive a line high against a pull-down), run bit 1
 # (pull up), rpiboot bit 2 (active low, pull up); 16-bit chips also eeprom_wp on bit 9 (pull down).
 CHIPS = {
     "pca9554": 0x20, "tca9554": 0x21, "pca9554a": 0x38, "xra1200": 0x22, "pca9555": 0x23, "tca9535": 0x24,
@@ -27,8 +28,9 @@ def _profile():
     chips = {name: {"type": name, "address": addr} for name, addr in CHIPS.items()}
     slots = {}
     for slot, name in enumerate(CHIPS, start=1):
+        # A PCF8574 drives only low (a 1 is a weak pull-up), so its power line is active low.
         lines = {
-            "power": {"chip": name, "bit": 0, "active": "high", "pull": "down"},
+            "power": {"chip": name, "bit": 0, "active": "low" if name.startswith("pcf") else "high", "pull": "down"},
             "run": {"chip": name, "bit": 1, "active": "high", "pull": "up"},
             "rpiboot": {"chip": name, "bit": 2, "active": "low", "pull": "up"},
         }
