@@ -1175,13 +1175,25 @@ class NodePaths:
         )
 
 
+def pending_update(paths):
+    """The staged ``pieeprom.upd`` that the next boot will flash, or None.
+
+    HARDWARE.md section 4: recovery.bin flashes the update and renames itself recovery.000, and
+    pieeprom.upd stays behind. So an update is pending only while recovery.bin is there too.
+    """
+    pending = os.path.join(paths.boot_partition, "pieeprom.upd")
+    if os.path.exists(pending) and os.path.exists(os.path.join(paths.boot_partition, "recovery.bin")):
+        return pending
+    return None
+
+
 def read_node_config(paths, vcgencmd=None):
     """``(text, source)`` of the current config: pending update, blconfig, else ``vcgencmd``.
 
     ``vcgencmd`` is a callable returning the output of ``vcgencmd bootloader_config`` (or None).
     """
-    pending = os.path.join(paths.boot_partition, "pieeprom.upd")
-    if os.path.exists(pending):
+    pending = pending_update(paths)
+    if pending:
         return EepromImage.from_file(pending).config, "pending update %s" % pending
     text = read_blconfig(paths.dt_base, paths.nvmem_devices)
     if text is not None:
@@ -1201,14 +1213,15 @@ def plan_node_update(paths, boot_order=None, settings=None, section="all", state
     current, source = read_node_config(paths, vcgencmd)
     text, warnings = desired_config(current, None, boot_order, settings, section, state)
     plan = Plan(warnings=warnings, before_config=current, after_config=text)
+    staged = pending_update(paths)
     pending = os.path.join(paths.boot_partition, "pieeprom.upd")
     plan.info.update(config_source=source, soc=soc, boot_order=effective_boot_order(text, section),
-                     pending=os.path.exists(pending))
+                     pending=staged is not None)
     if text == current:
         plan.info["reboot_required"] = plan.info["pending"]
         return plan
-    if os.path.exists(pending):
-        base_path = pending
+    if staged:
+        base_path = staged
     else:
         base_path = image or find_firmware_image(paths.firmware_dir, soc, release)
     base = EepromImage.from_file(base_path)

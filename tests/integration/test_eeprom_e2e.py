@@ -126,9 +126,8 @@ def test_boot_order_set_with_eeprom_config_is_flashed_and_tried(rig):
     assert again["boot_order"] == ["network", "sd", "restart"]
 
 
-@pytest.mark.xfail(strict=True, reason="eeprom_config takes the pieeprom.upd that recovery.bin already flashed (it "
-                   "left it beside recovery.000) for a pending update: reboot_required stays true after the flash")
 def test_no_reboot_required_once_the_update_is_flashed(rig):
+    """recovery.bin leaves the flashed pieeprom.upd beside recovery.000: that is no pending update."""
     cluster, console = rig.cluster, rig.console
     rig.power("on")
     console.capture(until=r"%s login: " % HOST, timeout=30)
