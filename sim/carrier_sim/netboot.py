@@ -38,8 +38,7 @@ network.
 
 The node's EEPROM for the pubkey and self-update: ``node.eeprom_image`` (bytes) when the node has
 one (the EEPROM part of the simulator), else the file named by ``sim: {eeprom_image: PATH}``;
-flashing calls ``node.flash_eeprom(data)`` when the node has it, else sets ``node.eeprom_image``
-and takes the new config's settings into ``node.bootconf``.
+flashing is ``node.flash_eeprom(data)`` (sim/carrier_sim/eeprom.py, the one flash of the simulator).
 """
 
 from __future__ import annotations
@@ -520,27 +519,6 @@ def node_pubkey(node):
         return None
 
 
-def flash_eeprom(node, data):
-    """Write a new image into the node's EEPROM; its settings apply from the next boot."""
-    if hasattr(node, "flash_eeprom"):
-        node.flash_eeprom(data)
-        return
-    E = _eeprom_lib()
-    config = E.EepromImage(data, "pieeprom.upd").config
-    node.eeprom_image = bytes(data)
-    settings = {}
-    section = "all"
-    for raw in config.splitlines():
-        line = raw.strip()
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip().lower()
-            continue
-        if section == "all" and "=" in line and not line.startswith("#"):
-            key, _sep, value = line.partition("=")
-            settings[key.strip()] = value.strip()
-    node.bootconf = settings
-
-
 # --- the boot modes ----------------------------------------------------------------------------------------
 
 
@@ -725,12 +703,13 @@ async def _self_update(node, session):
     try:
         E.verify_sig(image, sig, node_pubkey(node) if parsed.rsa2048 else None, "pieeprom.sig")
         E.EepromImage(image, "pieeprom.upd")
+        # Checks the image is one of this node's SoC before writing a byte (CarrierError if not).
+        node.flash_eeprom(image)
     except Exception as e:
         session.say(session.now(), "self-update: refused: %s" % e)
         return False
     session.say(session.now(), "Self-update: EEPROM %s -> %s (%d bytes)"
                 % (hashlib.sha256(current).hexdigest()[:16], parsed.sha256[:16], len(image)))
-    flash_eeprom(node, image)
     session.say(session.now(), "Self-update: flashed, resetting")
     return True
 
