@@ -49,7 +49,12 @@ for role in "${roles[@]}"; do
     fi
     echo "==== molecule: roles/$role (default scenario)"
     start=$SECONDS
-    if (cd "$root/roles/$role" && MOLECULE_ROLE=$role molecule test --scenario-name default); then
+    # molecule names its working directory after the project directory's base name ("main" for
+    # every role of every checkout), so scenarios running at the same time would share state:
+    # give each role of each checkout its own.
+    if (cd "$root/roles/$role" \
+        && MOLECULE_ROLE=$role MOLECULE_EPHEMERAL_DIRECTORY="$root/.cache/molecule/$role/default" \
+            molecule test --scenario-name default); then
         echo "==== molecule: roles/$role passed in $((SECONDS - start)) s"
     else
         echo "==== molecule: roles/$role FAILED after $((SECONDS - start)) s"
