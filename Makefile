@@ -33,7 +33,7 @@ export CONTAINERS_CONF ?= $(ROOT)/tests/molecule/containers.conf
 help:
 	@echo "make venv            create/update .venv (ansible-core 2.19, Py 3.11) and .venv-2.21 (2.21, Py 3.12)"
 	@echo "make collection-link .collections/ansible_collections/picluster/carrier -> repo root"
-	@echo "make lint            ruff (and yamllint) over the repo"
+	@echo "make lint            ruff, yamllint, antsibull-changelog lint"
 	@echo "make units           pytest tests/unit on 2.19"
 	@echo "make integration     pytest tests/integration on 2.19"
 	@echo "make sanity          ansible-test sanity on 2.19/3.11, no ignore file"
