@@ -7,7 +7,8 @@
 # friends started by the tests are that venv's), ANSIBLE_COLLECTIONS_PATH at .collections, and
 # a JUnit report at tests/output/junit/NAME.xml for the CI summary. A TESTDIR that does not
 # exist yet, or where pytest collects nothing (exit 5), is reported loudly and is not a
-# failure: the pieces of this collection land at different times.
+# failure: the pieces of this collection land at different times. A single test that runs longer
+# than PYTEST_TIMEOUT seconds (default 600) fails, so one hang cannot use up CI's time.
 set -euo pipefail
 
 name=${1:?usage: $0 NAME VENV TESTDIR [PYTEST ARGS...]}
@@ -28,7 +29,8 @@ venv=$(cd "$venv" && pwd)
 export PATH="$venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
 rc=0
-(cd "$root" && python -m pytest "$testdir" -ra --durations=10 --junitxml="$junit" "$@") || rc=$?
+(cd "$root" && python -m pytest "$testdir" -ra --durations=10 --timeout="${PYTEST_TIMEOUT:-600}" \
+    --junitxml="$junit" "$@") || rc=$?
 if [[ $rc -eq 5 ]]; then
     echo "!!!! $name: pytest collected no tests under $testdir"
     rm -f "$junit"
