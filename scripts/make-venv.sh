@@ -20,6 +20,15 @@ while read -r included; do
     files+=("$req_dir/$included")
 done < <(sed -n 's/^-r[[:space:]]*//p' "$req")
 
+# One make-venv at a time per venv: helpers running make targets in the same checkout at the
+# same time must not pip-install into one venv concurrently.
+lock="${TMPDIR:-/tmp}/make-venv-$(printf %s "$(realpath -m "$venv")" | sha256sum | cut -c1-16).lock"
+exec 9>"$lock"
+if ! flock -n 9; then
+    echo "make-venv: waiting for another make-venv on $venv"
+    flock 9
+fi
+
 digest=$( { cat "${files[@]}"; "$python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)
 stamp="$venv/.requirements.sha256"
 
