@@ -29,6 +29,12 @@ import threading
 import time
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import (
+    CONSOLE_PREFIX as BMC_CONSOLE_PREFIX,
+    BmcClient,
+    BmcUart,
+    parse_console_port,
+)
 
 try:
     import serial
@@ -215,7 +221,7 @@ class ConsoleSession:
     """
 
     def __init__(self, port, baudrate=DEFAULT_BAUDRATE, log_file=None, prompt=DEFAULT_PROMPT, newline="cr",
-                 open_timeout=5.0, log_header=None):
+                 open_timeout=5.0, log_header=None, bmc=None):
         if not port or not isinstance(port, str):
             raise CarrierError("port: %r is not a device path or a pyserial URL (set it, for example "
                                "port: \"{{ carrier_console }}\")" % (port,))
@@ -230,6 +236,7 @@ class ConsoleSession:
         self.prompt_re = compile_regex(prompt, "prompt")
         self.newline = NEWLINES[newline]
         self.open_timeout = open_timeout
+        self.bmc = dict(bmc or {})  # user, password, ca_path, validate_certs, token_dir: a Turing Pi 2 console
         self.state = None
         self.history = collections.deque(maxlen=HISTORY_LINES)
         self.lines = []  # every complete line read in this session
@@ -246,7 +253,20 @@ class ConsoleSession:
         self.before = ""
 
     # -- opening and closing ------------------------------------------------------------------
+    def _open_bmc(self):
+        """A Turing Pi 2 node's console through its BMC (``turingpi2:<BMC URL>#<node>``): see BmcUart."""
+        url, slot = parse_console_port(self.port)
+        client = BmcClient(url, user=self.bmc.get("user"), password=self.bmc.get("password"),
+                           ca_path=self.bmc.get("ca_path"), validate_certs=self.bmc.get("validate_certs", True),
+                           token_dir=self.bmc.get("token_dir"))
+        uart = BmcUart(client, slot, timeout=POLL)
+        uart.open()
+        return uart
+
     def open(self):
+        if self.port.startswith(BMC_CONSOLE_PREFIX):
+            self._serial = self._open_bmc()
+            return self._open_log()
         if serial is None:
             raise CarrierError("port: %s: the Python package pyserial is required (pip install pyserial)" % self.port)
         is_url = "://" in self.port
@@ -271,6 +291,9 @@ class ConsoleSession:
         except OSError as exc:
             raise self._open_error(exc) from None
         self._serial = ser
+        return self._open_log()
+
+    def _open_log(self):
         if self.log_file:
             try:
                 fd = os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

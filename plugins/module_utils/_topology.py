@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
-from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import parse_bmc_url
+from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import console_port, parse_bmc_url
 
 from ansible_collections.picluster.carrier.plugins.module_utils._board import BUILTIN_PROFILES, get_profile
 
@@ -534,7 +534,8 @@ class _Loader:
             )
 
         bmc = {}
-        if getattr(profile, "kind", None) == "turingpi2":
+        bmc_board = getattr(profile, "kind", None) == "turingpi2"
+        if bmc_board:
             try:
                 bus = parse_bmc_url(bdata["bus"])
             except CarrierError:
@@ -646,6 +647,8 @@ class _Loader:
                 if "console" in sdata:
                     self.console_pattern(node_console, _join(spath, "console"))
                 node_console = node_console.format(host=host, slot=slot, board=name)
+            elif bmc_board:
+                node_console = console_port(bus, slot)  # the node's UART through the BMC
 
             by_slot[slot] = Node(
                 host=host,

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -260,3 +261,91 @@ def _snippet(body):
         body = body.decode("utf-8", "replace")
     body = " ".join(str(body).split())
     return body[:200] + ("..." if len(body) > 200 else "")
+
+
+CONSOLE_PREFIX = "turingpi2:"
+
+
+def console_port(url, slot):
+    """The console port of a Turing Pi 2 node, as the console module takes it: ``turingpi2:<BMC URL>#<node>``."""
+    return "%s%s#%d" % (CONSOLE_PREFIX, parse_bmc_url(url), slot)
+
+
+def parse_console_port(port):
+    """``turingpi2:<BMC URL>#<node>`` -> (url, slot); CarrierError naming the value."""
+    if not isinstance(port, str) or not port.startswith(CONSOLE_PREFIX) or "#" not in port:
+        raise CarrierError("port: %r is not a Turing Pi 2 console (turingpi2:https://BMC#NODE)" % (port,))
+    url, _sep, node = port[len(CONSOLE_PREFIX):].rpartition("#")
+    try:
+        slot = int(node)
+    except ValueError:
+        raise CarrierError("port: %r: the node after '#' is not a number" % (port,)) from None
+    _node_param(slot)
+    return parse_bmc_url(url), slot
+
+
+class BmcUart(object):
+    """A node's console through the BMC, with the part of pyserial's interface a console session uses.
+
+    What the BMC allows, and so what this can do: reading polls the BMC's buffer of the node's
+    output (``get uart``, which empties it: another reader of the same buffer takes lines from
+    this one; a new reader gets what was buffered since the last read); writing sends whole lines
+    (``set uart``): text is held until a line end, and each
+    line goes out as one command the BMC types followed by Enter. It cannot send a character
+    alone (Ctrl-C, a lone Enter is an empty line), detect another client, or change the line
+    speed.
+    """
+
+    def __init__(self, client, slot, timeout=0.2, poll=0.2):
+        self.client = client
+        self.slot = slot
+        self.timeout = timeout
+        self.poll = poll
+        self.is_open = False
+        self._buffer = bytearray()
+        self._pending = ""
+        self._last_poll = 0.0
+
+    def open(self):
+        # Checks credentials and reachability now. What the BMC buffered since its last read is kept: a
+        # serial line would have lost it, but it is what a capture of a boot that already began wants.
+        text = self.client.uart_read(self.slot)
+        self._buffer.extend(text.encode("utf-8", "replace"))
+        self.is_open = True
+
+    def close(self):
+        self.is_open = False
+
+    def _fill(self):
+        now = time.monotonic()
+        if now - self._last_poll < self.poll:
+            time.sleep(self.poll - (now - self._last_poll))
+        self._last_poll = time.monotonic()
+        text = self.client.uart_read(self.slot)
+        if text:
+            self._buffer.extend(text.encode("utf-8", "replace"))
+
+    @property
+    def in_waiting(self):
+        return len(self._buffer)
+
+    def read(self, size=1):
+        deadline = time.monotonic() + (self.timeout or 0)
+        while not self._buffer:
+            self._fill()
+            if self._buffer or time.monotonic() >= deadline:
+                break
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def write(self, data):
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        self._pending += text.replace("\r\n", "\n").replace("\r", "\n")
+        while "\n" in self._pending:
+            line, self._pending = self._pending.split("\n", 1)
+            self.client.uart_write(self.slot, line)
+        return len(data)
+
+    def flush(self):
+        pass

@@ -46,6 +46,9 @@ options:
     description:
       - The console's device path or pyserial URL (V(rfc2217://host:port?ign_set_control), V(socket://host:port),
         V(loop://)).
+      - For a node of a Turing Pi 2, V(turingpi2:<BMC URL>#<node>) (for example V(turingpi2:https://turingpi.local#2))
+        reaches the console through the BMC's buffered UART (see the notes for what it cannot do). The inventory
+        plugin sets it as C(carrier_console) for such nodes.
       - Modules cannot read host variables, so pass the node's C(carrier_console) host var, as in
         C(port={{ carrier_console }}) (the inventory plugin or the C(picluster.carrier.terminal_server)
         role's C(carrier_console_urls) fact provide it).
@@ -140,9 +143,31 @@ options:
         this task's text starts, and tells a playbook waiting on the file that the console is being read
         (see C(playbooks/console.yml), which powers a node on once its capture has started).
     type: str
+  bmc_user:
+    description: User for the Turing Pi 2 BMC's API, for a V(turingpi2:) O(port).
+    type: str
+  bmc_password:
+    description: Password of O(bmc_user).
+    type: str
+  bmc_ca_path:
+    description: A CA certificate (PEM) to verify the BMC's TLS certificate with.
+    type: path
+  validate_certs:
+    description: Verify the BMC's TLS certificate.
+    type: bool
+    default: true
+  lock_dir:
+    description:
+      - Where the BMC token is kept (0600) for the other tasks of the run, as for
+        O(picluster.carrier.node_power#module:lock_dir).
+    type: path
 notes:
   - ser2net closes a console to the next client only when the current one disconnects; each task opens and
     closes the console, so tasks on one node take turns.
+  - "A Turing Pi 2 console goes through the BMC's HTTP API, which allows less than a serial line: reading polls the
+    BMC's buffer of the node's output (which the read empties, so two readers share the lines between them), and
+    writing sends whole lines (the BMC types each one and Enter). It cannot send a character alone (no Ctrl-C),
+    tell that another client is reading, or see what the node printed before the BMC buffered it."
 seealso:
   - module: ansible.builtin.expect
 """
@@ -274,7 +299,9 @@ from ansible_collections.picluster.carrier.plugins.module_utils._console import 
     ConsoleSession,
     check_command,
 )
+from ansible_collections.picluster.carrier.plugins.module_utils._bus import lock_directory
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import CONSOLE_PREFIX as BMC_CONSOLE_PREFIX
 
 OPERATIONS = ("capture", "expect", "wait_for", "command")
 
@@ -297,6 +324,11 @@ def argument_spec():
         newline=dict(type="str", choices=["cr", "lf", "crlf"], default="cr"),
         log_file=dict(type="path"),
         log_header=dict(type="str"),
+        bmc_user=dict(type="str"),
+        bmc_password=dict(type="str", no_log=True),
+        bmc_ca_path=dict(type="path"),
+        validate_certs=dict(type="bool", default=True),
+        lock_dir=dict(type="path"),
     )
 
 
@@ -352,8 +384,13 @@ def main():
     session = None
     result = {"changed": False, "port": params["port"]}
     try:
+        bmc = None
+        if params["port"].startswith(BMC_CONSOLE_PREFIX):
+            bmc = {"user": params["bmc_user"], "password": params["bmc_password"], "ca_path": params["bmc_ca_path"],
+                   "validate_certs": params["validate_certs"], "token_dir": lock_directory(params["lock_dir"])}
         session = ConsoleSession(params["port"], baudrate=params["baudrate"], log_file=params["log_file"],
-                                 log_header=params["log_header"], prompt=params["prompt"], newline=params["newline"])
+                                 log_header=params["log_header"], prompt=params["prompt"], newline=params["newline"],
+                                 bmc=bmc)
         session.open()
         result.update(operate(module, session))
     except ConsoleError as exc:

@@ -393,6 +393,7 @@ def test_turingpi2_board_takes_a_bmc_url_and_login_but_no_password():
     assert hv["carrier_bus"] == "https://tpi.example:8443"
     assert hv["carrier_bmc_user"] == "root" and hv["carrier_bmc_ca_path"] == "/etc/ssl/tpi.pem"
     assert not any("password" in key for key in hv)
+    assert hv["carrier_console"] == "turingpi2:https://tpi.example:8443#1"  # the UART through the BMC
     with pytest.raises(CarrierError, match=r"boards.tp.bmc: unknown key"):
         load_topology({"controllers": {"c": {}}, "boards": {"tp": dict(board, bmc={"password": "turing"})}})
     with pytest.raises(CarrierError, match=r"boards.tp.bus: 1 is not a BMC URL"):

@@ -163,3 +163,29 @@ def test_one_power_run_over_a_mixed_inventory(sim_cluster_factory):
     assert inventory.returncode == 0, inventory.stderr
     assert '"carrier_bmc_user": "root"' in inventory.stdout and '"turing"' not in inventory.stdout
     assert '"carrier_power": "on"' in inventory.stdout  # probe: true read the BMC with the password from the env
+
+
+def test_console_through_the_bmc(tpi, tmp_path):
+    """The console module on a Turing Pi 2 node: the BMC's buffered UART, read by polling, written by lines."""
+    call = tpi()
+    cluster = call.cluster
+    port = "turingpi2:%s#2" % call.base["bus"]
+    creds = {"port": port, "bmc_user": "root", "bmc_password": "turing", "lock_dir": call.base["lock_dir"]}
+
+    def console(**args):
+        return run_module("console", dict(creds, **args), tmp_path)
+
+    call("node_power", slot=2, state="on", stagger=0)
+    boot = console(capture={"until": "tp02 login: ", "duration": 30})
+    assert boot.get("failed") is not True, boot
+    text = "\n".join(boot["lines"])
+    assert "RPi: BOOTLOADER release" in text and "tp02 login:" in text
+    ran = console(command="hostname", login_user="pi", login_password="raspberry", timeout=60)
+    assert ran.get("failed") is not True, ran
+    assert ran["rc"] == 0 and ran["stdout"].strip() == "tp02"
+    assert ran["invocation"]["module_args"]["bmc_password"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    fresh = tmp_path / "no-token-yet"
+    fresh.mkdir()
+    wrong = console(wait_for="login", timeout=5, bmc_password="nope", lock_dir=str(fresh))
+    assert wrong["failed"] is True and "authentication failed" in wrong["msg"]
+    assert cluster.node("tp02")["state"] in ("shell", "login")
