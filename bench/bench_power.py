@@ -107,7 +107,7 @@ def main():
                         "-e", "ansible_python_interpreter=%s" % sys.executable], check=True, env=env,
                        stdout=subprocess.DEVNULL, cwd=str(REPO))  # first run powers the nodes on
         rows = []
-        for _ in range(3):
+        for _run in range(3):
             subprocess.run([str(BIN / "ansible-playbook"), "-i", str(topology), str(playbook)], check=True, env=env,
                            stdout=subprocess.DEVNULL, cwd=str(REPO))
             times = json.loads((Path(workdir) / "times.json").read_text())
@@ -141,13 +141,13 @@ def main():
         writes = after["writes"] - before["writes"]
         assert all(s["after"]["state"] == "on" for s in result["slots"])
         print("2. switch all 10 backplane slots on (stagger 0), steady state, through the simulator's socket")
-        print("   transactions   %d (%d writes, %d reads) on %d chips in %.1f ms" % (total, writes, total - writes,
-                                                                                   chips, elapsed * 1000))
+        print("   transactions   %d (%d writes, %d reads) on %d chips in %.1f ms"
+              % (total, writes, total - writes, chips, elapsed * 1000))
         print("   minimum        %d (one read, one write, one read-back per chip)" % (3 * chips))
         print("   ratio          %.2f  (extra reads per chip: polarity and direction, to interpret the pins"
               " and keep first use glitch-free)" % (total / (3.0 * chips)))
     finally:
-        subprocess.run(SIM + ["stop", "--state-dir", workdir], stdout=subprocess.DEVNULL)
+        subprocess.run(SIM + ["stop", "--state-dir", workdir], stdout=subprocess.DEVNULL, check=False)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ fragment), building a Board from module parameters, and the one place a library 
 from __future__ import annotations
 
 from ansible_collections.picluster.carrier.plugins.module_utils._board import Board
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module  # noqa: F401 (for modules)
 
 # Keep in step with plugins/doc_fragments/board.py.
 BOARD_ARGUMENT_SPEC = dict(

@@ -30,7 +30,6 @@ import re
 import shutil
 import stat
 import struct
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 
@@ -319,15 +318,32 @@ def _mtools_env(timestamp=None):
     return env
 
 
+# The external tools (mtools, mkfs.vfat) run through the caller's runner: a module passes one made
+# of module.run_command (how Ansible modules run commands), tests and benchmarks a subprocess one.
+# runner(argv, env, cwd) -> (rc, stdout, stderr); env is the whole environment for the command.
+_RUNNER = None
+
+
+def set_runner(runner):
+    """Set how this library runs mtools and mkfs.vfat (see the comment above)."""
+    global _RUNNER
+    _RUNNER = runner
+
+
+def module_runner(module):
+    """A runner for :func:`set_runner` from an AnsibleModule."""
+    return lambda argv, env, cwd: module.run_command(argv, environ_update=env, cwd=cwd)
+
+
 def _run(argv, what, env=None, cwd=None):
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, check=False)
-    except FileNotFoundError:
-        raise CarrierError("%s: %s is not installed (Debian packages mtools, dosfstools)" % (what, argv[0])) from None
-    if proc.returncode != 0:
-        raise CarrierError("%s: %s failed (rc %d): %s" % (what, " ".join(argv[:2]), proc.returncode,
-                                                          (proc.stderr or proc.stdout).strip()[-400:]))
-    return proc.stdout
+    if _RUNNER is None:
+        raise CarrierError("%s: no command runner (call _netboot.set_runner first)" % what)
+    if shutil.which(argv[0]) is None:
+        raise CarrierError("%s: %s is not installed (Debian packages mtools, dosfstools)" % (what, argv[0]))
+    rc, out, err = _RUNNER(argv, env, cwd)
+    if rc != 0:
+        raise CarrierError("%s: %s failed (rc %d): %s" % (what, " ".join(argv[:2]), rc, (err or out).strip()[-400:]))
+    return out
 
 
 def extract_fat(image, offset, dest):

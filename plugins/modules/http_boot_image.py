@@ -171,9 +171,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module
 from ansible_collections.picluster.carrier.plugins.module_utils._netboot import (
+    module_runner,
     plan_boot_image,
     public_key_pem,
     read_private_key,
+    set_runner,
     write_boot_image,
 )
 
@@ -198,6 +200,7 @@ def _listing(image_sha, sig_bytes, files):
 
 
 def _run(module):
+    set_runner(module_runner(module))  # mkfs.vfat and mtools
     p = module.params
     key, generated = _key(module)
     plan = plan_boot_image(

@@ -248,10 +248,13 @@ from ansible_collections.picluster.carrier.plugins.module_utils._errors import r
 from ansible_collections.picluster.carrier.plugins.module_utils._netboot import (
     build_tftp_trees,
     load_template,
+    module_runner,
+    set_runner,
 )
 
 
 def _run(module):
+    set_runner(module_runner(module))  # mtools for OS image sources
     p = module.params
     nodes = [{k: v for k, v in node.items() if v is not None} for node in p["nodes"]]
     changed, result, diff = build_tftp_trees(

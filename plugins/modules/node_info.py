@@ -103,8 +103,8 @@ from ansible_collections.picluster.carrier.plugins.module_utils._board import sl
 from ansible_collections.picluster.carrier.plugins.module_utils._common import (  # noqa: E402
     board_argument_spec,
     board_from_params,
-    run_module,
 )
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module  # noqa: E402
 
 
 def _run(module):

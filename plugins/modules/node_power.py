@@ -173,8 +173,8 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._common import (  # noqa: E402
     board_argument_spec,
     board_from_params,
-    run_module,
 )
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._power import (  # noqa: E402
     STATES,
     PowerRequest,

@@ -372,4 +372,6 @@ JUMP_STAGES = {
 }
 
 # Registers the NETWORK and HTTP boot modes (issue 5); imported last: netboot.py uses this module.
-from . import netboot  # noqa: E402,F401
+from . import netboot  # noqa: E402
+
+MODE_PLUGINS = (netboot,)  # the modules that registered boot modes above

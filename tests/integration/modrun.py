@@ -23,7 +23,7 @@ def run_module(name, args, workdir, check=False, diff=True):
     env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
     proc = subprocess.run(
         [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.%s" % name, str(args_file)],
-        capture_output=True, text=True, env=env, cwd=str(workdir), timeout=300,
+        capture_output=True, text=True, env=env, cwd=str(workdir), timeout=300, check=False,
     )
     try:
         result = json.loads(proc.stdout)

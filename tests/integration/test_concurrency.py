@@ -68,7 +68,7 @@ def run_round(cluster, locked):
     for proc in procs:
         proc.join(120)
         assert proc.exitcode == 0
-    undone = dict(results.get(timeout=10) for _ in SLOTS)
+    undone = dict(results.get(timeout=10) for _slot in SLOTS)
     final = board.read_state(list(SLOTS))
     wrong = [slot for slot in SLOTS if final[slot]["power"] is not (rounds[slot] % 2 == 1)]
     return undone, wrong
@@ -85,7 +85,7 @@ def test_the_same_toggles_without_the_lock_lose_updates(sim_cluster_factory):
     """The control experiment: with the lock disabled, the test above fails (lost updates)."""
     cluster = sim_cluster_factory(topology())
     observed = []
-    for _ in range(3):  # a race is a race: give it three chances to show
+    for _round in range(3):  # a race is a race: give it three chances to show
         undone, wrong = run_round(cluster, locked=False)
         observed.append((sum(undone.values()), wrong))
         if wrong or sum(undone.values()):

@@ -358,7 +358,7 @@ def test_node_base_live_check_against_this_kernel(tmp_path):
         name: {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                "node_base_boot": {"cmdline_expected": expected, "cmdline_unexpected": unexpected},
                "node_base_k3s_cgroups": cgroups}
-        for name, (expected, unexpected, cgroups, _) in cases.items()}}}
+        for name, (expected, unexpected, cgroups, _live) in cases.items()}}}
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     results = tmp_path / "results"
     results.mkdir()
@@ -379,7 +379,8 @@ def test_node_base_live_check_against_this_kernel(tmp_path):
          str(tmp_path / "play.yml")], check=False, capture_output=True, text=True, env=env, cwd=str(tmp_path),
         timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    for name, (_, _, _, live) in cases.items():
+    for name, case in cases.items():
+        live = case[3]
         outcome = json.loads((results / ("%s.json" % name)).read_text())
         assert outcome["type"] == "bool" and outcome["live"] is live, (name, outcome)
         assert outcome["report"].startswith("/proc/cmdline is '%s'" % " ".join(tokens)), outcome["report"]

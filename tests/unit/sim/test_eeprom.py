@@ -278,13 +278,13 @@ def test_recovery_cases(run_sim, plain_modes, case):
 
 
 def test_network_self_update_uses_the_same_eeprom(run_sim):
-    """netboot.py flashes through Node.flash_eeprom: the node's EEPROM, its file and its count."""
+    """netboot.py flashes through Node.flash_eeprom and reads the node's EEPROM back from the same place."""
     from carrier_sim import netboot
 
     sim = run_sim(gpio_topology("itx4", {1: "n1"}))
     node = sim.sim.nodes["n1"]
     new = E.EepromImage(node.eeprom_image).with_config("[all]\nBOOT_UART=1\nBOOT_ORDER=0xf21\n").to_bytes()
-    netboot.flash_eeprom(node, new)
+    node.flash_eeprom(new)
     assert netboot.node_eeprom(node) == new
     status = sim.node("n1")["eeprom"]
     assert status["flashes"] == 1 and status["boot_order"] == "0xf21"

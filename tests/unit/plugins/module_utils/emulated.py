@@ -92,4 +92,3 @@ class Rig:
 
     def writes(self):
         return [entry for entry in self.log if entry[0].startswith("write")]
-

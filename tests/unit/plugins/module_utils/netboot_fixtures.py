@@ -136,3 +136,9 @@ def rsa_key(path=None):
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
     return key
+
+
+def subprocess_runner(argv, env, cwd):
+    """The runner of _netboot outside Ansible (tests, benchmarks): (rc, stdout, stderr)."""
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    return proc.returncode, proc.stdout, proc.stderr

@@ -173,7 +173,7 @@ def test_stuck_line_error_message(rig):
 
 def test_injected_bus_errors_are_retried(rig):
     r = rig("backplane10", sim={"i2c_error_rate": 0.3, "seed": 7})
-    for _ in range(5):
+    for _round in range(5):
         r.board.set_lines({s: {"power": True} for s in range(1, 11)})
         r.board.set_lines({s: {"power": False} for s in range(1, 11)})
     assert r.bus.counters["errors"] > 0

@@ -12,11 +12,13 @@ import subprocess
 import threading
 
 import pytest
-from netboot_fixtures import CMDLINE_TXT, CONFIG_TXT, make_boot_dir, make_os_image, rsa_key
+from netboot_fixtures import CMDLINE_TXT, CONFIG_TXT, make_boot_dir, make_os_image, rsa_key, subprocess_runner
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
 from ansible_collections.picluster.carrier.plugins.module_utils import _netboot as N
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+
+N.set_runner(subprocess_runner)
 
 NODES = [
     {"name": "node01", "serial": "10000000b7f44626", "nfs_root": "10.0.0.1:/srv/nfs/node01"},

@@ -63,8 +63,8 @@ def test_check_mode_predicts_and_writes_nothing(rig):
         real = {"on": "on", "off": "off", "cycle": "on", "reset": "on"}[state]
         result = run(r, "all", state, check=True)
         assert not r.writes(), state
-        assert [s["after"]["state"] for s in result["slots"]][:3] == ([real] * 2 + ["on" if state in ("on", "cycle")
-                                                                                 else "off"])
+        third = "on" if state in ("on", "cycle") else "off"
+        assert [s["after"]["state"] for s in result["slots"]][:3] == [real, real, third]
     assert [r.levels(s)["power"] for s in (1, 2, 3)] == [True, True, False]
     result = run(r, "all", "on", check=True)
     assert result["changed"] is True
@@ -193,12 +193,12 @@ def test_stagger_gate_holds_across_processes(tmp_path):
     """Forks switching nodes of one board on at once still pass the gate `stagger` apart."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_through_gate, args=(str(tmp_path), 0.1, queue)) for _ in range(5)]
+    procs = [ctx.Process(target=_through_gate, args=(str(tmp_path), 0.1, queue)) for _proc in range(5)]
     for proc in procs:
         proc.start()
     for proc in procs:
         proc.join(30)
         assert proc.exitcode == 0
-    stamps = sorted(queue.get(timeout=5) for _ in procs)
+    stamps = sorted(queue.get(timeout=5) for _proc in procs)
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     assert min(gaps) >= 0.095, gaps
