@@ -96,7 +96,8 @@ def test_key_content_is_no_log(tmp_path):
     assert r["changed"] is True
     body = pem.splitlines()[5]
     assert body not in raw
-    assert r["invocation"]["module_args"]["signing_key_content"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    if "invocation" in r:  # ansible-core 2.21 no longer returns the arguments; where it does, masked
+        assert r["invocation"]["module_args"]["signing_key_content"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
     E.verify_sig((tmp_path / "out" / "boot.img").read_bytes(), (tmp_path / "out" / "boot.sig").read_text(),
                  key.public_key())
 
