@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Console capture at the line rate, and prompt-to-match latency. Prints figures; no pass/fail.
 
@@ -73,7 +72,7 @@ def check_lines(lines, expected):
     for line in lines:
         if line == "END-OF-STREAM":
             continue
-        head, _, rest = line.partition(" ")
+        head, _sep, rest = line.partition(" ")
         if rest != "the quick brown fox jumps over the lazy dog 0123456789" or not head.isdigit():
             damaged += 1
             continue
@@ -98,8 +97,8 @@ def line_rate(url, pair, label):
     print("%-28s sent %9d B in %5.1f s, received %9d B: ratio %.6f; lines %d, missing %d, damaged %d, "
           "in order %s" % (label, stats["sent"], stats["write_seconds"], received, received / stats["sent"],
                            stats["lines"], missing, damaged, in_order))
-    print("%-28s throughput %8.0f B/s = %.3f x the 11,520 B/s line" % ("", received / seconds,
-                                                                        received / seconds / LINE_RATE))
+    rate = received / seconds
+    print("%-28s throughput %8.0f B/s = %.3f x the 11,520 B/s line" % ("", rate, rate / LINE_RATE))
 
 
 def latency(url, pair, label):

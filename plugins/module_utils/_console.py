@@ -208,7 +208,7 @@ def _probe_busy(host, port, timeout=1.0):
 def _url_host_port(url):
     rest = url.split("://", 1)[1]
     hostport = rest.split("?", 1)[0].split("/", 1)[0]
-    host, _, port = hostport.rpartition(":")
+    host, _sep, port = hostport.rpartition(":")
     return host.strip("[]"), int(port)
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The node end of a test console: run by socat on a pty (``EXEC:...,pty,setsid,ctty``).
 

@@ -78,7 +78,7 @@ class PtyPair:
         data = b""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            ready = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))[0]
             if ready:
                 data += os.read(self.fd, 4096)
                 if until is not None and until in data:

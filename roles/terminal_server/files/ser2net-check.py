@@ -1,6 +1,5 @@
-#!/usr/bin/python3
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Check a ser2net 4 YAML configuration with ser2net itself: ser2net-check FILE.
+"""Check a ser2net 4 YAML configuration with ser2net itself: python3 ser2net-check.py FILE.
 
 ser2net has no "check the configuration" option, and a configuration error does not stop it: it
 logs "FILE:LINE(column N): message" and goes on without that connection. So this runs a throwaway
@@ -27,7 +26,7 @@ SETTLE = float(os.environ.get("SER2NET_CHECK_SECONDS", "1.0"))
 
 def main(argv):
     if len(argv) != 2:
-        print("usage: ser2net-check FILE", file=sys.stderr)
+        print("usage: python3 ser2net-check.py FILE", file=sys.stderr)
         return 2
     path = argv[1]
     try:
@@ -50,7 +49,7 @@ def main(argv):
         output = b""
         deadline = time.monotonic() + SETTLE
         while time.monotonic() < deadline and proc.poll() is None:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            ready = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]
             if ready:
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 if not chunk:

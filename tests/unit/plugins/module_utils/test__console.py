@@ -238,7 +238,7 @@ def test_a_half_line_ending_in_a_prompt_character_is_not_a_prompt(pty):
     """A long kernel line cut by a read after '#' must not count as a shell prompt (it is not quiet)."""
     with ConsoleSession(pty.dev) as session:
         def writer():
-            for _ in range(15):
+            for _round in range(15):
                 pty.write(b"[    0.001234] Linux version 6.6.51 #")
                 time.sleep(0.02)
                 pty.write(b"1 SMP PREEMPT\r\n")
@@ -295,7 +295,7 @@ def test_a_socket_server_that_says_busy_and_hangs_up_is_busy():
     def serve():  # every client gets the banner, as from ser2net while its one client is connected
         while True:
             try:
-                conn, _ = server.accept()
+                conn = server.accept()[0]
             except OSError:
                 return
             conn.sendall(b"\xff\xfb\x03\xff\xfb\x01Port already in use\r\n")
@@ -397,4 +397,3 @@ def test_the_bootloader_and_kernel_states_in_order(tmp_path):
     finally:
         node.stop()
     assert seen == ["bootloader", "kernel", "login"]
-
