@@ -4,13 +4,29 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+import yaml
 from modrun import run_module
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def seeded_topology():
+    """The embedded cluster with a fixed seed for rack1's injected I2C errors: a test that injects them
+    sees the same errors at every run (retries absorb them, deterministically)."""
+    data = yaml.safe_load((REPO / "inventory" / "sim" / "cluster.carrier.yml").read_text())
+    for name, board in data["boards"].items():
+        board["bus"] = "sim:{dir}/%s.sock" % name
+        board["console"] = "{dir}/state/console/{host}"
+    data["boards"]["rack1"]["sim"] = {"seed": 20261122}
+    return data
 
 
 @pytest.fixture
-def rack(sim_cluster, tmp_path):
+def rack(sim_cluster_factory, tmp_path):
+    sim_cluster = sim_cluster_factory(seeded_topology())
     spec = sim_cluster.data["boards"]["rack1"]
     base = {"board": "rack1", "profile": spec["profile"], "bus": spec["bus"],
             "lock_dir": os.path.join(sim_cluster.dir, "locks")}
