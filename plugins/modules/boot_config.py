@@ -26,12 +26,14 @@ description:
   - Fails, changing nothing, when a file an option concerns is missing or a value is not valid.
 author:
   - picluster.carrier contributors (@picluster)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: One diff per file changed (C(cmdline.txt), C(config.txt)).
 options:

@@ -28,16 +28,18 @@ description:
   - Runs where the console is reachable, so delegate to the node's controller (host var C(carrier_controller)).
 author:
   - picluster.carrier contributors (@picluster)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - O(capture) and O(wait_for) only read (O(wait_for) may send an empty line, see O(poke)) and run in check
         mode. O(expect) and O(command) type on the console, so in check mode they are skipped, with
         C(changed=false).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in diff_mode).
     support: none
 requirements:
   - pyserial >= 3.4 on the host that runs the task

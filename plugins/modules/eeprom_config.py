@@ -28,12 +28,14 @@ description:
   - Fails, changing nothing, on a machine that is not a Raspberry Pi with a bootloader EEPROM.
 author:
   - picluster.carrier contributors (@picluster)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff is the bootloader config text before and after.
 options:

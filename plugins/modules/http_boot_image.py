@@ -25,12 +25,14 @@ description:
   - Idempotent. An existing C(boot.sig) that is valid for the image and the key is kept.
 author:
   - picluster.carrier contributors (@picluster)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The sha256 of C(boot.img) and C(boot.sig) and the list of files in the image, before and after.
 options:

@@ -31,12 +31,14 @@ description:
     an image without a FAT partition) fails before anything is written.
 author:
   - picluster.carrier contributors (@picluster)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Per changed node directory, each file with the start of its sha256, before and after.
 options:

@@ -18,17 +18,18 @@ description:
 author:
   - picluster.carrier contributors (@picluster)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   - picluster.carrier.board
 attributes:
+  platform:
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff lists each slot's state (off, on, reset, usb_boot) before and after.
   action_group:
-    description: Use C(group/picluster.carrier.board) in C(module_defaults) to set default values for this module.
     support: full
     membership:
       - picluster.carrier.board

@@ -23,12 +23,14 @@ description:
   - Needs Python 3.11 or later on the managed node (C(tomllib)).
 author:
   - picluster.carrier contributors (@picluster)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
+  platform:
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff lists the changed settings as C(key = value) lines, not the whole file.
 options:
