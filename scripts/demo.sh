@@ -34,8 +34,8 @@ ansible-playbook -i "$TOPOLOGY" playbooks/status.yml
 step "Power every node on (staggered per board, 14 forks at once)"
 ansible-playbook -i "$TOPOLOGY" playbooks/power.yml -e power_state=on
 
-step "Power-cycle node03"
-ansible-playbook -i "$TOPOLOGY" playbooks/power.yml -l node03 -e power_state=cycle
+step "Power-cycle node03 and wait for its login prompt on its serial console"
+ansible-playbook -i "$TOPOLOGY" playbooks/power.yml -l node03 -e power_state=cycle -e power_wait_login=true
 
 step "Cluster status again"
 ansible-playbook -i "$TOPOLOGY" playbooks/status.yml
