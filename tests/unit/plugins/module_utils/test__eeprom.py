@@ -8,24 +8,17 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-REPO = Path(__file__).resolve().parents[4]
-_COLL = REPO / ".collections"
-_LINK = _COLL / "ansible_collections" / "picluster" / "carrier"
-if not _LINK.exists():
-    _LINK.parent.mkdir(parents=True, exist_ok=True)
-    _LINK.symlink_to("../../..")
-if str(_COLL) not in sys.path:
-    sys.path.insert(0, str(_COLL))
+from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E  # noqa: E402
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError  # noqa: E402
+REPO = Path(__file__).resolve().parents[4]
+
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "eeprom"
 

@@ -14,16 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+
 REPO = Path(__file__).resolve().parents[4]
 _COLL = REPO / ".collections"
-_LINK = _COLL / "ansible_collections" / "picluster" / "carrier"
-if not _LINK.exists():
-    _LINK.parent.mkdir(parents=True, exist_ok=True)
-    _LINK.symlink_to("../../..")
-if str(_COLL) not in sys.path:
-    sys.path.insert(0, str(_COLL))
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E  # noqa: E402
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "eeprom"
 
