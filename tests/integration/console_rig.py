@@ -49,6 +49,34 @@ def _stop_group(proc):
         proc.wait(timeout=5)
 
 
+def start_socat(directory, name, addresses, timeout=10):
+    """Run ``socat -d -d ADDRESS...`` and return once its set-up is complete.
+
+    socat creates a pty's ``link=`` symlink before it applies the pty's termios options (``raw``,
+    ``echo=0``): a client that opens the link as soon as it appears can write while the pty still has
+    ONLCR on, and every ``\\n`` it writes arrives as ``\\r\\n`` (an extra empty line). socat logs
+    "starting data transfer loop" (notice level, ``-d -d``) only after every address is set up; wait
+    for that line.
+    """
+    log = os.path.join(directory, name + ".socat.log")
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(["socat", "-d", "-d"] + list(addresses), stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)
+
+    def ready():
+        if proc.poll() is not None:
+            raise RuntimeError("socat %s exited with %s: %s" % (" ".join(addresses), proc.returncode,
+                                                               Path(log).read_text(errors="replace")))
+        return b"starting data transfer loop" in Path(log).read_bytes()
+
+    try:
+        _wait_for(ready, timeout, "socat to set up %s" % " ".join(addresses))
+    except BaseException:
+        _stop_group(proc)
+        raise
+    return proc
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -59,10 +87,8 @@ class PtyPair:
     def __init__(self, directory, name="dev"):
         self.dev = os.path.join(directory, name)
         self.node = os.path.join(directory, name + "-node")
-        self.proc = subprocess.Popen(
-            ["socat", "pty,raw,echo=0,link=%s" % self.dev, "pty,raw,echo=0,link=%s" % self.node],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        _wait_for(lambda: os.path.exists(self.dev) and os.path.exists(self.node), 5, "socat ptys")
+        self.proc = start_socat(directory, name, ["pty,raw,echo=0,link=%s" % self.dev,
+                                                  "pty,raw,echo=0,link=%s" % self.node])
         self.fd = os.open(self.node, os.O_RDWR | os.O_NOCTTY)
 
     def write(self, data):
@@ -104,9 +130,7 @@ class NodeOnPty:
         if hang:
             command.append("--hang")
         exec_arg = "EXEC:'%s',pty,setsid,ctty,stderr" % " ".join(command)
-        self.proc = subprocess.Popen(["socat", "pty,raw,echo=0,link=%s" % self.dev, exec_arg],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = start_socat(directory, name, ["pty,raw,echo=0,link=%s" % self.dev, exec_arg])
         _wait_for(lambda: os.path.exists(self.dev) and os.path.exists(self.pidfile), 10, "the node on its pty")
 
     def power_on(self):
