@@ -24,37 +24,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 from console_rig import NodeOnPty, Ser2net  # noqa: E402
+from modrun import run_module  # noqa: E402
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("ser2net") is None or shutil.which("socat") is None,
                        reason="needs ser2net and socat (.ci/run installs them)"),
 ]
-
-
-def run_module(args, workdir, check=False, while_running=None):
-    """The console module as Ansible runs it; ``while_running()`` is called once it has started."""
-    payload = dict(args, _ansible_check_mode=check, _ansible_tmpdir=str(workdir))
-    args_file = Path(workdir) / "console-args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.console", str(args_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO / ".collections")), cwd=str(workdir))
-    try:
-        if while_running is not None:
-            while_running()
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    try:
-        result = json.loads(stdout)
-    except ValueError:
-        raise AssertionError("not JSON: rc=%d\n%s\n%s" % (proc.returncode, stdout, stderr)) from None
-    result["_exit"] = proc.returncode
-    return result
 
 
 def ansible_playbook(*args, cwd):
@@ -111,9 +87,10 @@ def test_capture_a_boot_to_the_login_prompt_through_ser2net(rig):
 def test_login_and_run_a_command_through_ser2net(rig, tmp_path):
     node, server = rig
     node.power_on()
-    result = run_module({"port": server.url("node01"), "command": "echo $((6*7)); ls /nonexistent-dir",
-                         "login_user": "pi", "login_password": "raspberry", "timeout": 30}, tmp_path)
-    assert result["_exit"] == 0, result
+    result = run_module("console", {"port": server.url("node01"), "command": "echo $((6*7)); ls /nonexistent-dir",
+                                    "login_user": "pi", "login_password": "raspberry", "timeout": 30},
+                        tmp_path, tmpdir=True)
+    assert result.exit_status == 0, result
     assert result["stdout_lines"] == ["42", "ls: cannot access '/nonexistent-dir': No such file or directory"]
     assert result["rc"] == 2
     assert result["logged_in"] is True
@@ -131,8 +108,8 @@ def test_a_second_client_gets_the_busy_error(rig, tmp_path):
             ConsoleSession(url).open()
         assert time.monotonic() - started < 8
         assert "is busy: the terminal server says 'Port already in use'" in str(caught.value)
-        result = run_module({"port": url, "wait_for": "login", "timeout": 10}, tmp_path)
-        assert result["_exit"] == 1
+        result = run_module("console", {"port": url, "wait_for": "login", "timeout": 10}, tmp_path, tmpdir=True)
+        assert result.exit_status == 1
         assert "rfc2217://127.0.0.1:%d?ign_set_control is busy" % server.ports["node01"] in result["msg"]
         # the first client is still served
         first.send("")
@@ -146,16 +123,17 @@ def test_a_node_that_hangs_makes_wait_for_login_time_out_with_the_last_lines(hun
     node, server = hung_rig
     log = tmp_path / "console.log"
 
-    def power_on_once_the_module_reads():
+    def power_on_once_the_module_reads(_proc):
         deadline = time.monotonic() + 20
         while not log.exists() or "=== reading ===" not in log.read_text():  # log_header: the port is open
             assert time.monotonic() < deadline, "the module never opened the console"
             time.sleep(0.01)
         node.power_on()
 
-    result = run_module({"port": server.url("node01"), "wait_for": "login", "timeout": 4, "log_file": str(log),
-                         "log_header": "=== reading ==="}, tmp_path, while_running=power_on_once_the_module_reads)
-    assert result["_exit"] == 1
+    args = {"port": server.url("node01"), "wait_for": "login", "timeout": 4, "log_file": str(log),
+            "log_header": "=== reading ==="}
+    result = run_module("console", args, tmp_path, tmpdir=True, while_running=power_on_once_the_module_reads)
+    assert result.exit_status == 1
     assert "timed out after 4.0 s waiting for the node to reach state 'login' (last state seen: kernel)" \
         in result["msg"]
     assert "printk: console [ttyS0] enabled" in result["msg"]

@@ -50,7 +50,7 @@ def rig(sim_cluster_factory, tmp_path):
                 "slot": 1, "state": state}
         args.update(extra)
         result = run_module("node_power", args, tmp_path)
-        assert result["rc"] == 0, result
+        assert result.exit_status == 0, result
         return result
 
     def eeprom_config(check=False, **args):
@@ -82,11 +82,11 @@ def test_boot_order_set_with_eeprom_config_is_flashed_and_tried(rig):
 
     # check mode: the change is predicted, nothing is written
     predicted = rig.eeprom_config(check=True, boot_order=["network", "sd", "restart"])
-    assert predicted["rc"] == 0 and predicted["changed"] is True, predicted
+    assert predicted.exit_status == 0 and predicted["changed"] is True, predicted
     assert not os.path.exists(os.path.join(boot, "pieeprom.upd"))
 
     result = rig.eeprom_config(boot_order=["network", "sd", "restart"])
-    assert result["rc"] == 0, result
+    assert result.exit_status == 0, result
     assert result["changed"] is True and result["reboot_required"] is True
     assert result["config_source"] == "blconfig nvmem device" and result["soc"] == "bcm2711"
     assert result["previous_config"] == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf41\n"
@@ -122,7 +122,7 @@ def test_boot_order_set_with_eeprom_config_is_flashed_and_tried(rig):
 
     # nothing more to do
     again = rig.eeprom_config(boot_order=["network", "sd", "restart"])
-    assert again["rc"] == 0 and again["changed"] is False, again
+    assert again.exit_status == 0 and again["changed"] is False, again
     assert again["boot_order"] == ["network", "sd", "restart"]
 
 
@@ -150,7 +150,7 @@ def test_bad_signature_is_refused_at_boot(rig):
     console.capture(until=r"%s login: " % HOST, timeout=30)
 
     result = rig.eeprom_config(boot_order=["nvme", "sd", "restart"])
-    assert result["rc"] == 0 and result["changed"] is True, result
+    assert result.exit_status == 0 and result["changed"] is True, result
     # the image altered after its .sig was written (a copy gone wrong)
     with open(os.path.join(boot, "pieeprom.upd"), "r+b") as f:
         f.seek(100)

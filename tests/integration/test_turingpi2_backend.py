@@ -183,7 +183,7 @@ def test_console_through_the_bmc(tpi, tmp_path):
     assert "RPi: BOOTLOADER release" in text and "tp02 login:" in text
     ran = console(command="hostname", login_user="pi", login_password="raspberry", timeout=60)
     assert ran.get("failed") is not True, ran
-    assert ran["rc"] == 0 and ran["stdout"].strip() == "tp02"
+    assert ran.exit_status == 0 and ran["rc"] == 0 and ran["stdout"].strip() == "tp02"
     assert '"turing"' not in json.dumps(ran)  # no_log: the BMC password appears nowhere in the result
     fresh = tmp_path / "no-token-yet"
     fresh.mkdir()

@@ -5,36 +5,21 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+import functools
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[4]
-_COLL = REPO / ".collections"
+from modrun import run_module
+
+
+run_boot_config = functools.partial(run_module, "boot_config", tmpdir=True, env={"PATH": "/usr/bin:/bin"})
+
 
 CMDLINE = "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 rootwait quiet\n"
 CONFIG = "dtparam=audio=on\narm_64bit=1\n\n[cm4]\notg_mode=1\n\n[all]\n"
 K3S = dict(cmdline_set={"cgroup_memory": 1}, cmdline_add=["cgroup_enable=memory"],
            cmdline_absent=["console=serial0,115200"])
-
-
-def run_module(args, tmp_path, check=False, diff=True):
-    payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff, _ansible_tmpdir=str(tmp_path))
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-    env = dict(os.environ, PYTHONPATH=str(_COLL), PATH="/usr/bin:/bin")
-    proc = subprocess.run(
-        [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.boot_config", str(args_file)],
-        check=False, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=60,
-    )
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("not JSON: rc=%d\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr)) from None
 
 
 @pytest.fixture
@@ -48,7 +33,7 @@ def boot(tmp_path):
 
 def test_change_then_idempotent(boot, tmp_path):
     args = dict(K3S, boot_dir=str(boot), config_set={"cm4": {"otg_mode": 1}, "all": {"dtparam": ["pciex1_gen=3"]}})
-    first = run_module(args, tmp_path)
+    first = run_boot_config(args, tmp_path)
     assert first["changed"] is True and first["reboot_required"] is True
     assert sorted(first["changed_files"]) == [str(boot / "cmdline.txt"), str(boot / "config.txt")]
     want = "console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 rootwait quiet cgroup_memory=1 cgroup_enable=memory"
@@ -59,14 +44,14 @@ def test_change_then_idempotent(boot, tmp_path):
     assert (boot / "config.txt").read_text() == CONFIG + "dtparam=pciex1_gen=3\n" == first["config"]
     assert [d["after_header"] for d in first["diff"]] == [str(boot / "cmdline.txt"), str(boot / "config.txt")]
     assert first["diff"][0]["before"] == CMDLINE
-    second = run_module(args, tmp_path)
+    second = run_boot_config(args, tmp_path)
     assert second["changed"] is False and second["reboot_required"] is False and second["changed_files"] == []
     assert second["diff"] == []
     assert sorted(p.name for p in boot.iterdir()) == ["cmdline.txt", "config.txt"]
 
 
 def test_check_mode_writes_nothing(boot, tmp_path):
-    result = run_module(dict(K3S, boot_dir=str(boot)), tmp_path, check=True)
+    result = run_boot_config(dict(K3S, boot_dir=str(boot)), tmp_path, check=True)
     assert result["changed"] is True and result["changed_files"] == [str(boot / "cmdline.txt")]
     assert "cgroup_enable=memory" in result["diff"][0]["after"]
     assert (boot / "cmdline.txt").read_text() == CMDLINE
@@ -74,23 +59,23 @@ def test_check_mode_writes_nothing(boot, tmp_path):
 
 
 def test_backup(boot, tmp_path):
-    result = run_module(dict(K3S, boot_dir=str(boot), backup=True), tmp_path)
+    result = run_boot_config(dict(K3S, boot_dir=str(boot), backup=True), tmp_path)
     backup = Path(result["backup_files"][str(boot / "cmdline.txt")])
     assert backup.parent == boot and backup.read_text() == CMDLINE
 
 
 def test_errors_change_nothing(boot, tmp_path):
-    result = run_module(dict(boot_dir=str(boot), cmdline_add=["quiet"], config_set={"all": {"arm_64bit": "a b"}}),
+    result = run_boot_config(dict(boot_dir=str(boot), cmdline_add=["quiet"], config_set={"all": {"arm_64bit": "a b"}}),
                         tmp_path)
     assert result["failed"] is True
     assert result["msg"] == "config_set.all.arm_64bit: value 'a b' contains whitespace"
     assert (boot / "cmdline.txt").read_text() == CMDLINE
-    missing = run_module(dict(boot_dir=str(tmp_path), cmdline_add=["quiet"]), tmp_path)
+    missing = run_boot_config(dict(boot_dir=str(tmp_path), cmdline_add=["quiet"]), tmp_path)
     assert missing["failed"] is True and "cmdline.txt does not exist" in missing["msg"]
-    bad = run_module(dict(boot_dir=str(boot), cmdline_set={"x": 1}, cmdline_absent=["x"]), tmp_path)
+    bad = run_boot_config(dict(boot_dir=str(boot), cmdline_set={"x": 1}, cmdline_absent=["x"]), tmp_path)
     assert bad["msg"] == "cmdline_absent: 'x' names key 'x' that cmdline_set sets"
 
 
 def test_nothing_asked_reads_nothing(tmp_path):
-    result = run_module(dict(boot_dir=str(tmp_path)), tmp_path)
+    result = run_boot_config(dict(boot_dir=str(tmp_path)), tmp_path)
     assert result["changed"] is False and result["boot_dir"] == str(tmp_path)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ REPO = Path(__file__).resolve().parents[4]
 COLLECTIONS = REPO / ".collections"
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from console_rig import NodeOnPty, PtyPair  # noqa: E402
+from modrun import run_module  # noqa: E402
 
 
 def held_by_another_process(device):
@@ -34,36 +34,19 @@ def held_by_another_process(device):
     return False
 
 
-def run_module(args, workdir, check=False, node_says=None):
-    """Run the module; ``node_says`` (bytes) is written on the node's end once the module has the port open
+def run_console(args, workdir, check=False, node_says=None):
+    """Run the module; ``node_says`` (pty, bytes): written on the node's end once the module has the port open
     (pyserial drops what was waiting in the tty when it opens a port, as a real line would have lost it)."""
-    payload = dict(args, _ansible_check_mode=check, _ansible_tmpdir=str(workdir))
-    args_file = Path(workdir) / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.console", str(args_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)), cwd=str(workdir),
-    )
-    try:
-        if node_says is not None:
-            pty, data = node_says
-            deadline = time.monotonic() + 20
-            while not held_by_another_process(pty.dev):
-                assert proc.poll() is None and time.monotonic() < deadline, "the module never opened the port"
-                time.sleep(0.01)
-            pty.write(data)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    try:
-        result = json.loads(stdout)
-    except ValueError:
-        raise AssertionError("not JSON: rc=%d\n%s\n%s" % (proc.returncode, stdout, stderr)) from None
-    result["_exit"] = proc.returncode
-    return result
+    def play_node(proc):
+        pty, data = node_says
+        deadline = time.monotonic() + 20
+        while not held_by_another_process(pty.dev):
+            assert proc.poll() is None and time.monotonic() < deadline, "the module never opened the port"
+            time.sleep(0.01)
+        pty.write(data)
+
+    return run_module("console", args, workdir, check=check, tmpdir=True,
+                      while_running=play_node if node_says is not None else None)
 
 
 def documented_return_keys():
@@ -72,7 +55,7 @@ def documented_return_keys():
     return set(yaml.safe_load(source[start:source.index('"""', start)]))
 
 
-COMMON_KEYS = {"changed", "invocation", "_exit", "failed", "msg", "exception", "skipped"}
+COMMON_KEYS = {"changed", "invocation", "failed", "msg", "exception", "skipped"}
 
 
 @pytest.fixture
@@ -91,11 +74,11 @@ def node(tmp_path):
 
 def test_capture_until_runs_in_check_mode_and_returns_documented_keys(pty, tmp_path):
     log = tmp_path / "boot.log"
-    result = run_module({"port": pty.dev, "capture": {"until": r"(\S+) login: $", "duration": 10},
+    result = run_console({"port": pty.dev, "capture": {"until": r"(\S+) login: $", "duration": 10},
                          "log_file": str(log)}, tmp_path, check=True,
                         node_says=(pty, b"  0.96 RPi: BOOTLOADER release VERSION:5f18ffb6\r\n\r\n"
                                         b"Debian GNU/Linux 12 node07 ttyS0\r\n\r\nnode07 login: "))
-    assert result["_exit"] == 0, result
+    assert result.exit_status == 0, result
     assert result["changed"] is False
     assert result["match"] == "node07 login: "
     assert result["groups"] == ["node07"]
@@ -107,9 +90,9 @@ def test_capture_until_runs_in_check_mode_and_returns_documented_keys(pty, tmp_p
 
 
 def test_capture_duration(pty, tmp_path):
-    result = run_module({"port": pty.dev, "capture": {"duration": 1}}, tmp_path,
+    result = run_console({"port": pty.dev, "capture": {"duration": 1}}, tmp_path,
                         node_says=(pty, b"[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd083]\r\n"))
-    assert result["_exit"] == 0, result
+    assert result.exit_status == 0, result
     assert result["lines"] == ["[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd083]"]
     assert result["state"] == "kernel"
     assert result["match"] is None
@@ -117,9 +100,9 @@ def test_capture_duration(pty, tmp_path):
 
 
 def test_wait_for_login_times_out_with_the_last_lines(pty, tmp_path):
-    result = run_module({"port": pty.dev, "wait_for": "login", "timeout": 1.5}, tmp_path,
+    result = run_console({"port": pty.dev, "wait_for": "login", "timeout": 1.5}, tmp_path,
                         node_says=(pty, b"[    1.190877] mmcblk0: mmc0:0001 BJTD4R 29.1 GiB\r\n"))
-    assert result["_exit"] == 1
+    assert result.exit_status == 1
     assert result["failed"] is True
     assert "timed out after 1.5 s waiting for the node to reach state 'login'" in result["msg"]
     assert "mmcblk0: mmc0:0001 BJTD4R 29.1 GiB" in result["msg"]
@@ -131,8 +114,8 @@ def test_command_and_expect_are_skipped_in_check_mode(pty, tmp_path):
     for args in ({"command": "poweroff", "login_user": "pi", "login_password": "x"},
                  {"expect": [{"match": "login:", "send": "pi"}]},
                  {"expect": [{"send": "reboot"}]}):
-        result = run_module(dict(args, port=pty.dev), tmp_path, check=True)
-        assert result["_exit"] == 0, result
+        result = run_console(dict(args, port=pty.dev), tmp_path, check=True)
+        assert result.exit_status == 0, result
         assert result["changed"] is False
         assert result["skipped"] is True
     assert pty.read(timeout=0.3) == b""
@@ -140,10 +123,10 @@ def test_command_and_expect_are_skipped_in_check_mode(pty, tmp_path):
 
 def test_command_logs_in_and_returns_stdout_and_rc(node, tmp_path):
     node.power_on()
-    result = run_module({"port": node.dev, "command": "true; echo serial=b7f44626; exit_code() "
+    result = run_console({"port": node.dev, "command": "true; echo serial=b7f44626; exit_code() "
                                                       "{ return 3; }; exit_code",
                          "login_user": "pi", "login_password": "raspberry", "timeout": 30}, tmp_path)
-    assert result["_exit"] == 0, result
+    assert result.exit_status == 0, result
     assert result["changed"] is True
     assert result["stdout"] == "serial=b7f44626"
     assert result["stdout_lines"] == ["serial=b7f44626"]
@@ -153,15 +136,15 @@ def test_command_logs_in_and_returns_stdout_and_rc(node, tmp_path):
     assert "raspberry" not in json.dumps(result)  # no_log: not in the lines, nor in the invocation (2.19)
     assert set(result) - COMMON_KEYS <= documented_return_keys()
     # the node stays logged in: a second task finds the shell prompt (by sending Enter) and needs no login
-    again = run_module({"port": node.dev, "command": "echo again", "login_user": "pi",
+    again = run_console({"port": node.dev, "command": "echo again", "login_user": "pi",
                         "login_password": "raspberry", "timeout": 30}, tmp_path)
     assert (again["stdout"], again["rc"], again["logged_in"]) == ("again", 0, False)
 
 
 def test_expect_steps(pty, tmp_path):
-    result = run_module({"port": pty.dev, "expect": [{"match": "=> $", "send": "version", "timeout": 5}]}, tmp_path,
+    result = run_console({"port": pty.dev, "expect": [{"match": "=> $", "send": "version", "timeout": 5}]}, tmp_path,
                         node_says=(pty, b"=> "))
-    assert result["_exit"] == 0, result
+    assert result.exit_status == 0, result
     assert result["changed"] is True
     assert result["steps"] == [{"match": "=> ", "groups": [], "named_groups": {}, "sent": True}]
     assert pty.read(timeout=1, until=b"\r") == b"version\r"
@@ -172,10 +155,10 @@ def test_a_busy_device_fails_at_once(pty, tmp_path):
 
     holder = serial.Serial(pty.dev, exclusive=True)
     try:
-        result = run_module({"port": pty.dev, "capture": {"duration": 5}}, tmp_path)
+        result = run_console({"port": pty.dev, "capture": {"duration": 5}}, tmp_path)
     finally:
         holder.close()
-    assert result["_exit"] == 1
+    assert result.exit_status == 1
     assert "is busy" in result["msg"]
     assert result.get("elapsed") is None
 
@@ -193,13 +176,13 @@ def test_a_busy_device_fails_at_once(pty, tmp_path):
     ({"wait_for": "login", "prompt": "["}, "prompt: '[' is not a valid regular expression"),
 ])
 def test_bad_input_fails_with_the_field_named(pty, tmp_path, args, text):
-    result = run_module(dict(args, port=pty.dev), tmp_path)
-    assert result["_exit"] == 1, result
+    result = run_console(dict(args, port=pty.dev), tmp_path)
+    assert result.exit_status == 1, result
     assert text in result["msg"]
     assert pty.read(timeout=0.2) == b""  # nothing was sent
 
 
 def test_missing_device_is_named(tmp_path):
-    result = run_module({"port": str(tmp_path / "ttyNOPE"), "wait_for": "login"}, tmp_path)
-    assert result["_exit"] == 1
+    result = run_console({"port": str(tmp_path / "ttyNOPE"), "wait_for": "login"}, tmp_path)
+    assert result.exit_status == 1
     assert "port: %s: no such device" % (tmp_path / "ttyNOPE") in result["msg"]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -17,27 +18,17 @@ import pytest
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
 
+from modrun import run_module
+
 REPO = Path(__file__).resolve().parents[4]
 _COLL = REPO / ".collections"
 
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "eeprom"
+run_eeprom_config = functools.partial(run_module, "eeprom_config", env={"PATH": "/usr/bin:/bin"})
+
+
 LIVE = "[all]\nBOOT_UART=0\nWAKE_ON_GPIO=1\nPOWER_OFF_ON_HALT=0\n"
-
-
-def run_module(args, tmp_path, check=False, diff=True):
-    payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-    env = dict(os.environ, PYTHONPATH=str(_COLL), PATH="/usr/bin:/bin")
-    proc = subprocess.run(
-        [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.eeprom_config", str(args_file)],
-        capture_output=True, text=True, check=False, env=env, cwd=str(tmp_path), timeout=120,
-    )
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("not JSON: rc=%d\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr)) from None
 
 
 def make_node(root, soc="bcm2711", live=LIVE, blconfig=True, image_bytes=None, boot="boot/firmware"):
@@ -70,7 +61,7 @@ def test_stage_boot_order_then_idempotent(tmp_path):
     root = tmp_path / "node"
     fw = make_node(root)
     args = dict(root=str(root), boot_order=["network", "sd", "restart"])
-    r = run_module(args, tmp_path)
+    r = run_eeprom_config(args, tmp_path)
     assert r["changed"] is True, r
     boot = root / "boot/firmware"
     assert r["reboot_required"] is True
@@ -94,12 +85,12 @@ def test_stage_boot_order_then_idempotent(tmp_path):
     base = E.EepromImage.from_file(str(fw / "pieeprom-2026-05-17.bin"))
     assert upd.with_config(base.config).to_bytes() == base.to_bytes()
     # Second run: the pending update is read and already holds the order.
-    r2 = run_module(args, tmp_path)
+    r2 = run_eeprom_config(args, tmp_path)
     assert r2["changed"] is False and r2["reboot_required"] is True
     assert r2["config_source"] == "pending update %s" % (boot / "pieeprom.upd")
     assert r2["staged"] == []
     # A further change builds on the pending update (incremental), not on the live config.
-    r3 = run_module(dict(root=str(root), settings={"BOOT_UART": 1}), tmp_path)
+    r3 = run_eeprom_config(dict(root=str(root), settings={"BOOT_UART": 1}), tmp_path)
     assert r3["changed"] is True
     assert r3["config"] == "[all]\nBOOT_UART=1\nWAKE_ON_GPIO=1\nPOWER_OFF_ON_HALT=0\nBOOT_ORDER=0xf12\n"
     assert r3["image"] == str(boot / "pieeprom.upd")
@@ -110,7 +101,7 @@ def test_check_mode_changes_nothing(tmp_path):
     root = tmp_path / "node"
     make_node(root)
     before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-    r = run_module(dict(root=str(root), boot_order=["nvme", "restart"], settings={"POWER_OFF_ON_HALT": 1}),
+    r = run_eeprom_config(dict(root=str(root), boot_order=["nvme", "restart"], settings={"POWER_OFF_ON_HALT": 1}),
                    tmp_path, check=True)
     assert r["changed"] is True and r["reboot_required"] is True
     assert "BOOT_ORDER=0xf6" in r["diff"]["after"] and "POWER_OFF_ON_HALT=1" in r["diff"]["after"]
@@ -120,10 +111,10 @@ def test_check_mode_changes_nothing(tmp_path):
 def test_read_only_and_unchanged(tmp_path):
     root = tmp_path / "node"
     make_node(root, live=LIVE + "BOOT_ORDER=0xf12\n")
-    r = run_module(dict(root=str(root)), tmp_path)
+    r = run_eeprom_config(dict(root=str(root)), tmp_path)
     assert r["changed"] is False and r["reboot_required"] is False
     assert r["boot_order"] == ["network", "sd", "restart"]
-    r = run_module(dict(root=str(root), boot_order=["network", "sd", "restart"]), tmp_path)
+    r = run_eeprom_config(dict(root=str(root), boot_order=["network", "sd", "restart"]), tmp_path)
     assert r["changed"] is False and r["staged"] == []
     assert not (root / "boot/firmware/pieeprom.upd").exists()
 
@@ -131,10 +122,10 @@ def test_read_only_and_unchanged(tmp_path):
 def test_absent_and_section(tmp_path):
     root = tmp_path / "node"
     make_node(root)
-    r = run_module(dict(root=str(root), settings={"WAKE_ON_GPIO": None}, state="absent"), tmp_path)
+    r = run_eeprom_config(dict(root=str(root), settings={"WAKE_ON_GPIO": None}, state="absent"), tmp_path)
     assert r["changed"] is True
     assert r["config"] == "[all]\nBOOT_UART=0\nPOWER_OFF_ON_HALT=0\n"
-    r = run_module(dict(root=str(root), section="gpio8=0", boot_order=["network", "restart"]), tmp_path)
+    r = run_eeprom_config(dict(root=str(root), section="gpio8=0", boot_order=["network", "restart"]), tmp_path)
     assert r["config"] == "[all]\nBOOT_UART=0\nPOWER_OFF_ON_HALT=0\n[gpio8=0]\nBOOT_ORDER=0xf2\n"
     assert r["boot_order"] == ["network", "restart"]
 
@@ -145,7 +136,7 @@ def test_vcgencmd_fallback_and_boot_dir(tmp_path):
     tool = tmp_path / "vcgencmd"
     tool.write_text("#!/bin/sh\n[ \"$1\" = bootloader_config ] || exit 2\nprintf '[all]\\nBOOT_UART=1\\n'\n")
     tool.chmod(0o755)
-    r = run_module(dict(root=str(root), vcgencmd=str(tool), boot_order=["nvme", "network", "restart"]), tmp_path)
+    r = run_eeprom_config(dict(root=str(root), vcgencmd=str(tool), boot_order=["nvme", "network", "restart"]), tmp_path)
     assert r["changed"] is True, r
     assert r["config_source"] == "vcgencmd bootloader_config" and r["soc"] == "bcm2712"
     assert r["config"] == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf26\n"
@@ -155,7 +146,7 @@ def test_vcgencmd_fallback_and_boot_dir(tmp_path):
 def test_not_a_pi(tmp_path):
     root = tmp_path / "pc"
     (root / "boot").mkdir(parents=True)
-    r = run_module(dict(root=str(root), boot_order=["sd"]), tmp_path)
+    r = run_eeprom_config(dict(root=str(root), boot_order=["sd"]), tmp_path)
     assert r["failed"] is True
     assert "not a Raspberry Pi" in r["msg"] and "compatible" in r["msg"]
     assert list((root / "boot").iterdir()) == []
@@ -164,7 +155,7 @@ def test_not_a_pi(tmp_path):
 def test_no_config_source(tmp_path):
     root = tmp_path / "node"
     make_node(root, blconfig=False)
-    r = run_module(dict(root=str(root), vcgencmd="no-such-vcgencmd", boot_order=["sd"]), tmp_path)
+    r = run_eeprom_config(dict(root=str(root), vcgencmd="no-such-vcgencmd", boot_order=["sd"]), tmp_path)
     assert r["failed"] is True and "cannot read the current bootloader config" in r["msg"]
 
 
@@ -177,7 +168,7 @@ def test_no_config_source(tmp_path):
 def test_bad_input_stages_nothing(tmp_path, args, message):
     root = tmp_path / "node"
     make_node(root)
-    r = run_module(dict(args, root=str(root)), tmp_path)
+    r = run_eeprom_config(dict(args, root=str(root)), tmp_path)
     assert r.get("failed") is True and message in r["msg"], r
     assert list((root / "boot/firmware").iterdir()) == []
     assert not (root / "var").exists()
@@ -188,10 +179,10 @@ def test_soc_mismatch_and_missing_recovery(tmp_path):
     fw = make_node(root)
     other = tmp_path / "pi5.bin"
     other.write_bytes(E.make_synthetic_image("bcm2712"))
-    r = run_module(dict(root=str(root), image=str(other), boot_order=["sd"]), tmp_path)
+    r = run_eeprom_config(dict(root=str(root), image=str(other), boot_order=["sd"]), tmp_path)
     assert r["failed"] is True and "bcm2712 image but this node is a bcm2711" in r["msg"]
     (fw / "recovery.bin").unlink()
-    r = run_module(dict(root=str(root), boot_order=["sd"]), tmp_path)
+    r = run_eeprom_config(dict(root=str(root), boot_order=["sd"]), tmp_path)
     assert r["failed"] is True and "recovery.bin" in r["msg"]
     assert list((root / "boot/firmware").iterdir()) == []
 
@@ -204,7 +195,7 @@ def test_real_image_on_fake_node(tmp_path):
     live = E.EepromImage(real).config
     make_node(root, live=live, image_bytes=real)
     shutil.copy(FIXTURES / "2711-recovery.bin", root / "lib/firmware/raspberrypi/bootloader-2711/default/recovery.bin")
-    r = run_module(dict(root=str(root), boot_order=["network", "sd", "restart"]), tmp_path)
+    r = run_eeprom_config(dict(root=str(root), boot_order=["network", "sd", "restart"]), tmp_path)
     assert r["changed"] is True
     upd = E.EepromImage.from_file(str(root / "boot/firmware/pieeprom.upd"))
     assert upd.config == live + "BOOT_ORDER=0xf12\n"

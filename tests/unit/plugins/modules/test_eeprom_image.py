@@ -16,30 +16,13 @@ import pytest
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
 
+from modrun import run_module
+
 REPO = Path(__file__).resolve().parents[4]
 _COLL = REPO / ".collections"
 
 
 FIXTURES = REPO.parent / "shared" / "fixtures" / "eeprom"
-
-
-def run_module(name, args, tmp_path, check=False, diff=True):
-    """Run plugins/modules/<name>.py in a fresh interpreter; returns its JSON result."""
-    payload = dict(args)
-    payload["_ansible_check_mode"] = check
-    payload["_ansible_diff"] = diff
-    args_file = tmp_path / ("args-%s-%d.json" % (name, os.getpid()))
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-    env = dict(os.environ, PYTHONPATH=str(_COLL))
-    proc = subprocess.run(
-        [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.%s" % name, str(args_file)],
-        capture_output=True, text=True, check=False, env=env, cwd=str(tmp_path), timeout=120,
-    )
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        message = "module output is not JSON: rc=%d\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr)
-        raise AssertionError(message) from None
 
 
 @pytest.fixture()

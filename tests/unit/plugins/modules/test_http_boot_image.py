@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+from modrun import run_module
 
 REPO = Path(__file__).resolve().parents[4]
 _COLL = REPO / ".collections"
@@ -23,22 +24,7 @@ from netboot_fixtures import make_boot_dir, make_os_image, rsa_key  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E  # noqa: E402
 
 
-def run_module(args, tmp_path, check=False, diff=True):
-    payload = dict(args)
-    payload["_ansible_check_mode"] = check
-    payload["_ansible_diff"] = diff
-    args_file = tmp_path / "args-http_boot_image.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-    env = dict(os.environ, PYTHONPATH=str(_COLL))
-    proc = subprocess.run(
-        [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.http_boot_image",
-         str(args_file)], capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120, check=False,
-    )
-    try:
-        return json.loads(proc.stdout), proc.stdout
-    except ValueError:
-        raise AssertionError("module output is not JSON: rc=%d\n%s\n%s"
-                             % (proc.returncode, proc.stdout, proc.stderr)) from None
+run_http_boot_image = functools.partial(run_module, "http_boot_image")
 
 
 def test_generate_key_build_verify_and_rerun(tmp_path):
@@ -47,10 +33,10 @@ def test_generate_key_build_verify_and_rerun(tmp_path):
     dest = tmp_path / "www" / "cm4"
     args = dict(source=boot, dest=str(dest), signing_key=str(key), generate_key=True,
                 cmdline_txt="console=serial0,115200 root=/dev/nfs nfsroot=10.99.0.1:/srv/nfs/cm4 rw ip=dhcp\n")
-    r, _raw = run_module(args, tmp_path, check=True)
+    r = run_http_boot_image(args, tmp_path, check=True)
     assert r["changed"] is True and r["key_generated"] is True
     assert not key.exists() and not dest.exists()
-    r, _raw = run_module(args, tmp_path)
+    r = run_http_boot_image(args, tmp_path)
     assert r["changed"] is True and r["key_generated"] is True, r
     assert os.stat(key).st_mode & 0o777 == 0o600
     img, sig = (dest / "boot.img").read_bytes(), (dest / "boot.sig").read_text()
@@ -63,11 +49,11 @@ def test_generate_key_build_verify_and_rerun(tmp_path):
     assert r["diff"]["before"] == "" and r["diff"]["after"].startswith("boot.img sha256 %s\n" % r["sha256"])
     # Again: same bytes, nothing written.
     mtimes = [os.stat(dest / n).st_mtime_ns for n in ("boot.img", "boot.sig")]
-    r2, _raw = run_module(args, tmp_path)
+    r2 = run_http_boot_image(args, tmp_path)
     assert r2["changed"] is False and r2["key_generated"] is False and r2["sha256"] == r["sha256"]
     assert [os.stat(dest / n).st_mtime_ns for n in ("boot.img", "boot.sig")] == mtimes
     # A different timestamp makes different bytes (file times are in the image).
-    r3, _raw = run_module(dict(args, timestamp=1735689600), tmp_path, check=True)
+    r3 = run_http_boot_image(dict(args, timestamp=1735689600), tmp_path, check=True)
     assert r3["changed"] is True and r3["sha256"] != r["sha256"]
     assert (dest / "boot.img").read_bytes() == img
 
@@ -78,8 +64,8 @@ def test_same_input_same_bytes_from_an_image_and_a_directory(tmp_path):
     pem = tmp_path / "k.pem"
     rsa_key(pem)
     common = dict(signing_key=str(pem), volume_id="1a2b3c4d")
-    a, _raw = run_module(dict(common, source=boot, dest=str(tmp_path / "a")), tmp_path)
-    b, _raw = run_module(dict(common, source=image, dest=str(tmp_path / "b")), tmp_path)
+    a = run_http_boot_image(dict(common, source=boot, dest=str(tmp_path / "a")), tmp_path)
+    b = run_http_boot_image(dict(common, source=image, dest=str(tmp_path / "b")), tmp_path)
     assert a["volume_id"] == b["volume_id"] == "1a2b3c4d"
     assert (tmp_path / "a" / "boot.img").read_bytes() == (tmp_path / "b" / "boot.img").read_bytes()
     assert (tmp_path / "a" / "boot.sig").read_bytes() == (tmp_path / "b" / "boot.sig").read_bytes()
@@ -92,10 +78,10 @@ def test_key_content_is_no_log(tmp_path):
     key = rsa_key()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
-    r, raw = run_module(dict(source=boot, dest=str(tmp_path / "out"), signing_key_content=pem), tmp_path)
+    r = run_http_boot_image(dict(source=boot, dest=str(tmp_path / "out"), signing_key_content=pem), tmp_path)
     assert r["changed"] is True
     body = pem.splitlines()[5]
-    assert body not in raw
+    assert body not in r.stdout
     if "invocation" in r:  # ansible-core 2.21 no longer returns the arguments; where it does, masked
         assert r["invocation"]["module_args"]["signing_key_content"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
     E.verify_sig((tmp_path / "out" / "boot.img").read_bytes(), (tmp_path / "out" / "boot.sig").read_text(),
@@ -107,20 +93,20 @@ def test_bad_input(tmp_path):
     pem = tmp_path / "k.pem"
     rsa_key(pem)
     dest = tmp_path / "out"
-    r, _raw = run_module(dict(source=boot, dest=str(dest), signing_key=str(pem), size_mb=200), tmp_path)
+    r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(pem), size_mb=200), tmp_path)
     assert r["failed"] and "size_mb: 200 must be from 1 to 96" in r["msg"]
     with open(os.path.join(boot, "initramfs8"), "wb") as f:
         f.truncate(100 * 1024 * 1024)
-    r, _raw = run_module(dict(source=boot, dest=str(dest), signing_key=str(pem)), tmp_path)
+    r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(pem)), tmp_path)
     assert r["failed"] and "over the bootloader's 96 MB limit" in r["msg"]
     os.unlink(os.path.join(boot, "initramfs8"))
-    r, _raw = run_module(dict(source=boot, dest=str(dest), signing_key=str(tmp_path / "missing.pem")), tmp_path)
+    r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(tmp_path / "missing.pem")), tmp_path)
     assert r["failed"] and "missing.pem does not exist" in r["msg"]
-    r, _raw = run_module(dict(source=boot, dest=str(dest)), tmp_path)
+    r = run_http_boot_image(dict(source=boot, dest=str(dest)), tmp_path)
     assert r["failed"] and "signing_key" in r["msg"]
     (tmp_path / "bad.pem").write_text("not a key")
-    r, _raw = run_module(dict(source=boot, dest=str(dest), signing_key=str(tmp_path / "bad.pem")), tmp_path)
+    r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(tmp_path / "bad.pem")), tmp_path)
     assert r["failed"] and r["msg"].startswith("signing_key: not a usable PEM private key")
-    r, _raw = run_module(dict(source=boot, dest=str(dest), signing_key=str(pem), model="cm5"), tmp_path)
+    r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(pem), model="cm5"), tmp_path)
     assert r["failed"] and "no config.txt plus bcm2712 device tree" in r["msg"]
     assert not dest.exists()

@@ -5,37 +5,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from modrun import run_module
+
 REPO = Path(__file__).resolve().parents[4]
-_COLL = REPO / ".collections"
 sys.path.insert(0, str(REPO / "tests" / "unit" / "plugins" / "module_utils"))
 
 from netboot_fixtures import make_boot_dir, make_os_image  # noqa: E402
-
-
-def run_module(name, args, tmp_path, check=False, diff=True):
-    payload = dict(args)
-    payload["_ansible_check_mode"] = check
-    payload["_ansible_diff"] = diff
-    args_file = tmp_path / ("args-%s.json" % name)
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-    env = dict(os.environ, PYTHONPATH=str(_COLL))
-    proc = subprocess.run(
-        [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.%s" % name, str(args_file)],
-        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120, check=False,
-    )
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("module output is not JSON: rc=%d\n%s\n%s"
-                             % (proc.returncode, proc.stdout, proc.stderr)) from None
 
 
 NODES = [

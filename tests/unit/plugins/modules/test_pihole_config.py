@@ -4,12 +4,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
+
+from modrun import run_module
 
 REPO = Path(__file__).resolve().parents[4]
 COLL = REPO / ".collections"
@@ -22,18 +20,7 @@ TOML = ('[dns]\n  upstreams = [\n    "8.8.8.8"\n  ] ### CHANGED, default = []\n 
 
 
 def run(tmp_path, check=False, diff=True, **args):
-    payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "ansible_collections.picluster.carrier.plugins.modules.pihole_config", str(args_file)],
-        capture_output=True, text=True, check=False, timeout=60, cwd=str(tmp_path),
-        env=dict(os.environ, PYTHONPATH=str(COLL)),
-    )
-    try:
-        return json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError(f"not JSON: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}") from None
+    return run_module("pihole_config", args, tmp_path, check=check, diff=diff)
 
 
 def test_set_then_idempotent(tmp_path):
