@@ -3,52 +3,10 @@
 #
 # Usage: build-image.sh [--force]
 #
-# The netboot_server molecule scenario's image, localhost/bookworm-systemd-netboot: the base image
-# (localhost/bookworm-systemd, scripts/build-base-image.sh) plus an offline APT repository holding
-# the packages the role installs (dnsmasq, nginx, nfs-kernel-server and their dependencies) and
-# python3-apt (Ansible's apt module), plus the tftp-hpa client for verify. The scenario's containers
-# run with network none, so the role's real `apt` tasks install from that repository. Built once in
-# a build container on the host's network (the Debian archive only) and cached: does nothing when
-# the image exists (--force rebuilds). Molecule runs it as the scenario's dependency step.
+# The netboot_server molecule scenario's image, localhost/bookworm-systemd-netboot (molecule runs this as the dependency step):
+# the base image plus an offline APT repository with what the role installs (dnsmasq, nginx, nfs-kernel-server), so its
+# real apt tasks run with network none; python3-apt, and the tftp-hpa client for verify.
+# Built once and cached by scripts/build-role-image.sh.
 set -euo pipefail
-
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../../../.." && pwd)
-base=${BASE_IMAGE:-localhost/bookworm-systemd}
-image=${NETBOOT_IMAGE:-localhost/bookworm-systemd-netboot}
-export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/tests/molecule/containers.conf}
-packages="dnsmasq nginx nfs-kernel-server"
-
-if [[ "${1:-}" != "--force" ]] && podman image exists "$image"; then
-    echo "netboot_server image: $image exists; not rebuilding"
-    exit 0
-fi
-podman image exists "$base" || "$root/scripts/build-base-image.sh"
-
-start=$SECONDS
-name=netboot-image-build-$$
-trap 'podman rm -f "$name" >/dev/null 2>&1 || true' EXIT
-podman run --name "$name" --network host "$base" /bin/sh -c "
-    set -e
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends python3-apt tftp-hpa apt-utils >/dev/null
-    apt-get clean
-    mkdir -p /srv/picluster-debs
-    apt-get install -y -q --no-install-recommends --download-only $packages >/dev/null
-    mv /var/cache/apt/archives/*.deb /srv/picluster-debs/
-    (cd /srv/picluster-debs && apt-ftparchive packages . > Packages)
-    apt-get purge -y -q apt-utils >/dev/null
-    apt-get clean
-    rm -rf /var/lib/apt/lists/*
-    mkdir -p /etc/apt/sources.list.d.offline
-    mv /etc/apt/sources.list /etc/apt/sources.list.d.offline/ 2>/dev/null || true
-    for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-        [ -e \"\$f\" ] && mv \"\$f\" /etc/apt/sources.list.d.offline/
-    done
-    echo 'deb [trusted=yes] file:/srv/picluster-debs ./' > /etc/apt/sources.list.d/picluster-debs.list
-" >/dev/null
-podman commit --quiet \
-    --change 'CMD ["/sbin/init"]' --change 'ENV container=podman' --change 'STOPSIGNAL SIGRTMIN+3' \
-    "$name" "$image" >/dev/null
-echo "netboot_server image: $image built in $((SECONDS - start)) s"
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)
+exec "$root/scripts/build-role-image.sh" --image localhost/bookworm-systemd-netboot --install "python3-apt tftp-hpa" --offline "dnsmasq nginx nfs-kernel-server" "$@"

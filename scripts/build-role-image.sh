@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Usage: scripts/build-role-image.sh --image NAME [--install "PKG..."] [--offline "PKG..."]
+#                                    [--mask-udev] [--force]
+#
+# A role's molecule image: the base image (localhost/bookworm-systemd, scripts/build-base-image.sh)
+# plus
+#   --install PKG...  packages installed in the image (python3-apt for Ansible's apt module, test
+#                     clients, or what a role needs but cannot install offline);
+#   --offline PKG...  packages downloaded, NOT installed, with their dependencies, into an APT
+#                     repository file:/srv/picluster-debs that becomes the image's only source: the
+#                     scenarios' containers run with network none, so the role's real `apt` tasks
+#                     install from it. Downloaded one at a time, since some of them conflict
+#                     (chrony and systemd-timesyncd) and apt would not plan them together;
+#   --mask-udev       mask the udev daemon and its triggers: in a privileged container it would see
+#                     (and act on) the host's devices.
+# Built in a build container on the host's network (the Debian archive only), with services kept
+# from starting (policy-rc.d), and cached: nothing is done when the image exists (--force rebuilds).
+# Each role's molecule/default/build-image.sh calls this as the scenario's `dependency` step.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+base=${BASE_IMAGE:-localhost/bookworm-systemd}
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/tests/molecule/containers.conf}
+
+image="" install="" offline="" mask_udev=0 force=0
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --image) image=${2:?--image needs a name}; shift 2 ;;
+        --install) install=${2?--install needs a package list}; shift 2 ;;
+        --offline) offline=${2?--offline needs a package list}; shift 2 ;;
+        --mask-udev) mask_udev=1; shift ;;
+        --force) force=1; shift ;;
+        *) echo "build-role-image.sh: unknown argument '$1'" >&2; exit 2 ;;
+    esac
+done
+[[ -n "$image" ]] || { echo "build-role-image.sh: --image is required" >&2; exit 2; }
+for pkg in $install $offline; do  # the lists go into a shell script in the container: names only
+    [[ "$pkg" =~ ^[a-z0-9][a-z0-9+.-]+$ ]] || { echo "build-role-image.sh: '$pkg' is not a package name" >&2; exit 2; }
+done
+
+if [[ $force -eq 0 ]] && podman image exists "$image"; then
+    echo "role image: $image exists; not rebuilding"
+    exit 0
+fi
+podman image exists "$base" || "$root/scripts/build-base-image.sh"
+
+script='set -e
+export DEBIAN_FRONTEND=noninteractive
+printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d
+chmod 755 /usr/sbin/policy-rc.d
+apt-get update -q
+'
+if [[ -n "$install" ]]; then
+    script+="apt-get install -y -q --no-install-recommends $install >/dev/null
+"
+fi
+if [[ $mask_udev -eq 1 ]]; then
+    script+='systemctl mask systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
+    systemd-udev-trigger.service systemd-udev-settle.service
+'
+fi
+if [[ -n "$offline" ]]; then
+    # apt-utils (apt-ftparchive) only while the repository is made; the image's sources are moved
+    # aside, so the repository is the only place apt can install from
+    script+="apt-get install -y -q --no-install-recommends apt-utils >/dev/null
+apt-get clean
+mkdir -p /srv/picluster-debs
+for p in $offline; do apt-get install -y -q --no-install-recommends --download-only \$p >/dev/null; done
+mv /var/cache/apt/archives/*.deb /srv/picluster-debs/
+(cd /srv/picluster-debs && apt-ftparchive packages . > Packages)
+apt-get purge -y -q apt-utils >/dev/null
+mkdir -p /etc/apt/sources.list.d.offline
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    if [ -e \"\$f\" ]; then mv \"\$f\" /etc/apt/sources.list.d.offline/; fi
+done
+echo 'deb [trusted=yes] file:/srv/picluster-debs ./' > /etc/apt/sources.list.d/picluster-debs.list
+"
+fi
+script+='rm -f /usr/sbin/policy-rc.d
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+'
+
+start=$SECONDS
+name=role-image-build-$$
+trap 'podman rm -f "$name" >/dev/null 2>&1 || true' EXIT
+podman run --name "$name" --network host "$base" /bin/sh -c "$script" >/dev/null
+podman commit --quiet \
+    --change 'CMD ["/sbin/init"]' --change 'ENV container=podman' --change 'STOPSIGNAL SIGRTMIN+3' \
+    "$name" "$image" >/dev/null
+echo "role image: $image built in $((SECONDS - start)) s"
