@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,31 +20,28 @@ from console_rig import NodeOnPty, PtyPair  # noqa: E402
 from modrun import run_module  # noqa: E402
 
 
-def held_by_another_process(device):
-    """Whether some process holds ``device`` with exclusive access (the module's open, flock)."""
-    fd = os.open(device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops a lock we got
-    return False
-
-
 def run_console(args, workdir, check=False, node_says=None):
-    """Run the module; ``node_says`` (pty, bytes): written on the node's end once the module has the port open
-    (pyserial drops what was waiting in the tty when it opens a port, as a real line would have lost it)."""
+    """Run the module; ``node_says`` (pty, bytes) is written on the node's end once the module reads the port.
+
+    pyserial flushes the tty's input at the end of open(), after it has taken the port's lock, so data
+    written as soon as the port is locked can be lost (as on a real line). The module writes its
+    ``log_header`` once the port is open: the node speaks when the header is in the log.
+    """
+    if node_says is None:
+        return run_module("console", args, workdir, check=check, tmpdir=True)
+    pty, data = node_says
+    args = dict(args)
+    log = Path(args.setdefault("log_file", str(Path(workdir) / "console-open.log")))
+    header = args.setdefault("log_header", "=== the module has the port open ===")
+
     def play_node(proc):
-        pty, data = node_says
         deadline = time.monotonic() + 20
-        while not held_by_another_process(pty.dev):
+        while not log.exists() or header not in log.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, "the module never opened the port"
             time.sleep(0.01)
         pty.write(data)
 
-    return run_module("console", args, workdir, check=check, tmpdir=True,
-                      while_running=play_node if node_says is not None else None)
+    return run_module("console", args, workdir, check=check, tmpdir=True, while_running=play_node)
 
 
 def documented_return_keys():
@@ -75,9 +70,9 @@ def node(tmp_path):
 def test_capture_until_runs_in_check_mode_and_returns_documented_keys(pty, tmp_path):
     log = tmp_path / "boot.log"
     result = run_console({"port": pty.dev, "capture": {"until": r"(\S+) login: $", "duration": 10},
-                         "log_file": str(log)}, tmp_path, check=True,
-                        node_says=(pty, b"  0.96 RPi: BOOTLOADER release VERSION:5f18ffb6\r\n\r\n"
-                                        b"Debian GNU/Linux 12 node07 ttyS0\r\n\r\nnode07 login: "))
+                          "log_file": str(log)}, tmp_path, check=True,
+                         node_says=(pty, b"  0.96 RPi: BOOTLOADER release VERSION:5f18ffb6\r\n\r\n"
+                                         b"Debian GNU/Linux 12 node07 ttyS0\r\n\r\nnode07 login: "))
     assert result.exit_status == 0, result
     assert result["changed"] is False
     assert result["match"] == "node07 login: "
@@ -91,7 +86,7 @@ def test_capture_until_runs_in_check_mode_and_returns_documented_keys(pty, tmp_p
 
 def test_capture_duration(pty, tmp_path):
     result = run_console({"port": pty.dev, "capture": {"duration": 1}}, tmp_path,
-                        node_says=(pty, b"[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd083]\r\n"))
+                         node_says=(pty, b"[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd083]\r\n"))
     assert result.exit_status == 0, result
     assert result["lines"] == ["[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd083]"]
     assert result["state"] == "kernel"
@@ -101,7 +96,7 @@ def test_capture_duration(pty, tmp_path):
 
 def test_wait_for_login_times_out_with_the_last_lines(pty, tmp_path):
     result = run_console({"port": pty.dev, "wait_for": "login", "timeout": 1.5}, tmp_path,
-                        node_says=(pty, b"[    1.190877] mmcblk0: mmc0:0001 BJTD4R 29.1 GiB\r\n"))
+                         node_says=(pty, b"[    1.190877] mmcblk0: mmc0:0001 BJTD4R 29.1 GiB\r\n"))
     assert result.exit_status == 1
     assert result["failed"] is True
     assert "timed out after 1.5 s waiting for the node to reach state 'login'" in result["msg"]
@@ -124,8 +119,8 @@ def test_command_and_expect_are_skipped_in_check_mode(pty, tmp_path):
 def test_command_logs_in_and_returns_stdout_and_rc(node, tmp_path):
     node.power_on()
     result = run_console({"port": node.dev, "command": "true; echo serial=b7f44626; exit_code() "
-                                                      "{ return 3; }; exit_code",
-                         "login_user": "pi", "login_password": "raspberry", "timeout": 30}, tmp_path)
+                                                       "{ return 3; }; exit_code",
+                          "login_user": "pi", "login_password": "raspberry", "timeout": 30}, tmp_path)
     assert result.exit_status == 0, result
     assert result["changed"] is True
     assert result["stdout"] == "serial=b7f44626"
@@ -143,7 +138,7 @@ def test_command_logs_in_and_returns_stdout_and_rc(node, tmp_path):
 
 def test_expect_steps(pty, tmp_path):
     result = run_console({"port": pty.dev, "expect": [{"match": "=> $", "send": "version", "timeout": 5}]}, tmp_path,
-                        node_says=(pty, b"=> "))
+                         node_says=(pty, b"=> "))
     assert result.exit_status == 0, result
     assert result["changed"] is True
     assert result["steps"] == [{"match": "=> ", "groups": [], "named_groups": {}, "sent": True}]
