@@ -33,7 +33,7 @@ export CONTAINERS_CONF ?= $(ROOT)/tests/molecule/containers.conf
 help:
 	@echo "make venv            create/update .venv (ansible-core 2.19, Py 3.11) and .venv-2.21 (2.21, Py 3.12)"
 	@echo "make collection-link .collections/ansible_collections/picluster/carrier -> repo root"
-	@echo "make lint            ruff, yamllint, antsibull-changelog lint"
+	@echo "make lint            ruff, pycodestyle, yamllint, antsibull-changelog lint"
 	@echo "make units           pytest tests/unit on 2.19"
 	@echo "make integration     pytest tests/integration on 2.19"
 	@echo "make sanity          ansible-test sanity on 2.19/3.11, no ignore file"
@@ -67,9 +67,14 @@ collections: venv-2.19 collection-link
 
 # ---------------------------------------------------------------- checks
 
+# ansible-test sanity's pep8 settings (ansible_test/_util/controller/sanity/pep8/current-ignore.txt)
+PEP8_IGNORE = E402,W503,W504,E741,E203,E701,E704
+
 lint: venv-2.19
 	@rc=0; cd $(ROOT); \
 	$(STAGE) lint-ruff $(VENV)/bin/ruff check $(ROOT) || rc=1; \
+	$(STAGE) lint-pycodestyle $(VENV)/bin/pycodestyle --max-line-length 160 --ignore $(PEP8_IGNORE) \
+		--exclude '.venv*,.collections,.cache,output,.git' $(ROOT) || rc=1; \
 	$(STAGE) lint-yamllint $(VENV)/bin/yamllint -s -c $(ROOT)/.yamllint $(ROOT) || rc=1; \
 	$(STAGE) lint-changelog $(VENV)/bin/antsibull-changelog lint || rc=1; \
 	exit $$rc

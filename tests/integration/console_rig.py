@@ -65,8 +65,8 @@ def start_socat(directory, name, addresses, timeout=10):
 
     def ready():
         if proc.poll() is not None:
-            raise RuntimeError("socat %s exited with %s: %s" % (" ".join(addresses), proc.returncode,
-                                                               Path(log).read_text(errors="replace")))
+            output = Path(log).read_text(errors="replace")
+            raise RuntimeError("socat %s exited with %s: %s" % (" ".join(addresses), proc.returncode, output))
         return b"starting data transfer loop" in Path(log).read_bytes()
 
     try:

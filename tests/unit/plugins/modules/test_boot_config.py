@@ -65,8 +65,8 @@ def test_backup(boot, tmp_path):
 
 
 def test_errors_change_nothing(boot, tmp_path):
-    result = run_boot_config(dict(boot_dir=str(boot), cmdline_add=["quiet"], config_set={"all": {"arm_64bit": "a b"}}),
-                        tmp_path)
+    args = dict(boot_dir=str(boot), cmdline_add=["quiet"], config_set={"all": {"arm_64bit": "a b"}})
+    result = run_boot_config(args, tmp_path)
     assert result["failed"] is True
     assert result["msg"] == "config_set.all.arm_64bit: value 'a b' contains whitespace"
     assert (boot / "cmdline.txt").read_text() == CMDLINE

@@ -102,7 +102,7 @@ def test_check_mode_changes_nothing(tmp_path):
     make_node(root)
     before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     r = run_eeprom_config(dict(root=str(root), boot_order=["nvme", "restart"], settings={"POWER_OFF_ON_HALT": 1}),
-                   tmp_path, check=True)
+                          tmp_path, check=True)
     assert r["changed"] is True and r["reboot_required"] is True
     assert "BOOT_ORDER=0xf6" in r["diff"]["after"] and "POWER_OFF_ON_HALT=1" in r["diff"]["after"]
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
