@@ -41,10 +41,9 @@ def ansible_playbook(*args, cwd):
                           capture_output=True, text=True, env=env, cwd=str(cwd), timeout=300, check=False)
 
 
-@pytest.fixture
-def rig(tmp_path):
+def node_behind_ser2net(tmp_path, hang=False):
     """A node on a pty behind a real ser2net (telnet rfc2217 on 127.0.0.1, a trace-read log)."""
-    node = NodeOnPty(str(tmp_path), host="node01")
+    node = NodeOnPty(str(tmp_path), host="node01", hang=hang)
     server = None
     try:
         server = Ser2net(str(tmp_path), {"node01": node.dev}, trace=True)
@@ -53,19 +52,17 @@ def rig(tmp_path):
         if server:
             server.stop()
         node.stop()
+
+
+@pytest.fixture
+def rig(tmp_path):
+    yield from node_behind_ser2net(tmp_path)
 
 
 @pytest.fixture
 def hung_rig(tmp_path):
-    node = NodeOnPty(str(tmp_path), host="node01", hang=True)
-    server = None
-    try:
-        server = Ser2net(str(tmp_path), {"node01": node.dev}, trace=True)
-        yield node, server
-    finally:
-        if server:
-            server.stop()
-        node.stop()
+    """The same with a node whose boot hangs in the kernel."""
+    yield from node_behind_ser2net(tmp_path, hang=True)
 
 
 def test_capture_a_boot_to_the_login_prompt_through_ser2net(rig):
