@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # Keep in step with BOARD_ARGUMENT_SPEC in plugins/module_utils/_common.py.
+    # Keep in step with BOARD_ARGUMENT_SPEC in plugins/module_utils/_common.py. Board modules take BMC too.
     DOCUMENTATION = r"""
 options:
   board:
@@ -48,9 +48,20 @@ options:
       - Defaults to C(/run/lock/picluster-carrier), or a directory under the system temporary directory when that
         is not writable.
     type: path
+notes:
+  - Every read-modify-write of an expander is done under an exclusive lock of its bus, and every write is verified
+    by reading the pins back.
+  - Transient I2C errors (NACK, EIO) are retried with exponential backoff before the task fails.
+  - A Turing Pi 2's BMC does not sense node power; it reports what it last switched. The USB boot mode cannot be
+    read back from it, so O(ignore:usb_boot) always acts on such a board.
+"""
+
+    # The Turing Pi 2 BMC's options: BMC_ARGUMENT_SPEC in plugins/module_utils/_common.py.
+    BMC = r"""
+options:
   bmc_user:
     description:
-      - User for the Turing Pi 2 BMC's API (V(root) on stock firmware). Without it no authentication is sent.
+      - User for a Turing Pi 2 BMC's API (V(root) on stock firmware). Without it no authentication is sent.
       - The token the BMC gives is kept in a 0600 file in O(lock_dir) and reused by every task of the run.
     type: str
   bmc_password:
@@ -66,10 +77,4 @@ options:
       - Verify the BMC's TLS certificate. Turn off only on a network you trust.
     type: bool
     default: true
-notes:
-  - Every read-modify-write of an expander is done under an exclusive lock of its bus, and every write is verified
-    by reading the pins back.
-  - Transient I2C errors (NACK, EIO) are retried with exponential backoff before the task fails.
-  - A Turing Pi 2's BMC does not sense node power; it reports what it last switched. The USB boot mode cannot be
-    read back from it, so O(ignore:usb_boot) always acts on such a board.
 """

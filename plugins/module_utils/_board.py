@@ -464,10 +464,7 @@ class Board(object):
 
     def bmc_client(self):
         if self._bmc_client is None:
-            self._bmc_client = BmcClient(
-                self.bus_spec, user=self.bmc.get("user"), password=self.bmc.get("password"),
-                ca_path=self.bmc.get("ca_path"), validate_certs=self.bmc.get("validate_certs", True),
-                token_dir=lock_directory(self.lock_dir))
+            self._bmc_client = BmcClient(self.bus_spec, token_dir=lock_directory(self.lock_dir), **self.bmc)
         return self._bmc_client
 
     def read_state(self, slots=None):

@@ -2,14 +2,21 @@
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every board module shares: the board argument spec (paired with the ``board`` doc
-fragment), building a Board from module parameters, and the one place a library error becomes
-``fail_json``."""
+fragment) with its Turing Pi 2 BMC options (paired with ``board.bmc``, which the console module
+uses too), and building a Board from module parameters."""
 
 from __future__ import annotations
 
 from ansible_collections.picluster.carrier.plugins.module_utils._board import Board
 
-# Keep in step with plugins/doc_fragments/board.py.
+# Keep in step with plugins/doc_fragments/board.py (BMC: its BMC fragment).
+BMC_ARGUMENT_SPEC = dict(
+    bmc_user=dict(type="str"),
+    bmc_password=dict(type="str", no_log=True),
+    bmc_ca_path=dict(type="path"),
+    validate_certs=dict(type="bool", default=True),
+)
+
 BOARD_ARGUMENT_SPEC = dict(
     board=dict(type="str", required=True),
     profile=dict(type="raw", required=True),
@@ -17,11 +24,14 @@ BOARD_ARGUMENT_SPEC = dict(
     addresses=dict(type="dict"),
     protected_slots=dict(type="list", elements="int", default=[]),
     lock_dir=dict(type="path"),
-    bmc_user=dict(type="str"),
-    bmc_password=dict(type="str", no_log=True),
-    bmc_ca_path=dict(type="path"),
-    validate_certs=dict(type="bool", default=True),
+    **BMC_ARGUMENT_SPEC,
 )
+
+
+def bmc_from_params(params):
+    """The BMC options as BmcClient's keyword arguments (``user``, ``password``, ``ca_path``, ``validate_certs``)."""
+    return {"user": params.get("bmc_user"), "password": params.get("bmc_password"),
+            "ca_path": params.get("bmc_ca_path"), "validate_certs": params.get("validate_certs", True)}
 
 
 def board_argument_spec(**extra):
@@ -39,6 +49,5 @@ def board_from_params(params):
         addresses=params.get("addresses"),
         protected_slots=params.get("protected_slots") or (),
         lock_dir=params.get("lock_dir"),
-        bmc={"user": params.get("bmc_user"), "password": params.get("bmc_password"),
-             "ca_path": params.get("bmc_ca_path"), "validate_certs": params.get("validate_certs", True)},
+        bmc=bmc_from_params(params),
     )

@@ -236,7 +236,7 @@ class ConsoleSession:
         self.prompt_re = compile_regex(prompt, "prompt")
         self.newline = NEWLINES[newline]
         self.open_timeout = open_timeout
-        self.bmc = dict(bmc or {})  # user, password, ca_path, validate_certs, token_dir: a Turing Pi 2 console
+        self.bmc = dict(bmc or {})  # a Turing Pi 2 console: BmcClient's keyword arguments (token_dir among them)
         self.state = None
         self.history = collections.deque(maxlen=HISTORY_LINES)
         self.lines = []  # every complete line read in this session
@@ -256,10 +256,7 @@ class ConsoleSession:
     def _open_bmc(self):
         """A Turing Pi 2 node's console through its BMC (``turingpi2:<BMC URL>#<node>``): see BmcUart."""
         url, slot = parse_console_port(self.port)
-        client = BmcClient(url, user=self.bmc.get("user"), password=self.bmc.get("password"),
-                           ca_path=self.bmc.get("ca_path"), validate_certs=self.bmc.get("validate_certs", True),
-                           token_dir=self.bmc.get("token_dir"))
-        uart = BmcUart(client, slot, timeout=POLL)
+        uart = BmcUart(BmcClient(url, **self.bmc), slot, timeout=POLL)
         uart.open()
         return uart
 

@@ -30,6 +30,7 @@ author:
   - picluster.carrier contributors (@picluster)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - picluster.carrier.board.bmc
 attributes:
   platform:
     platforms: posix
@@ -145,19 +146,6 @@ options:
         this task's text starts, and tells a playbook waiting on the file that the console is being read
         (see C(playbooks/console.yml), which powers a node on once its capture has started).
     type: str
-  bmc_user:
-    description: User for the Turing Pi 2 BMC's API, for a V(turingpi2:) O(port).
-    type: str
-  bmc_password:
-    description: Password of O(bmc_user).
-    type: str
-  bmc_ca_path:
-    description: A CA certificate (PEM) to verify the BMC's TLS certificate with.
-    type: path
-  validate_certs:
-    description: Verify the BMC's TLS certificate.
-    type: bool
-    default: true
   lock_dir:
     description:
       - Where the BMC token is kept (0600) for the other tasks of the run, as for
@@ -302,6 +290,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._console import 
     check_command,
 )
 from ansible_collections.picluster.carrier.plugins.module_utils._bus import lock_directory
+from ansible_collections.picluster.carrier.plugins.module_utils._common import BMC_ARGUMENT_SPEC, bmc_from_params
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import CONSOLE_PREFIX as BMC_CONSOLE_PREFIX
 
@@ -326,11 +315,8 @@ def argument_spec():
         newline=dict(type="str", choices=["cr", "lf", "crlf"], default="cr"),
         log_file=dict(type="path"),
         log_header=dict(type="str"),
-        bmc_user=dict(type="str"),
-        bmc_password=dict(type="str", no_log=True),
-        bmc_ca_path=dict(type="path"),
-        validate_certs=dict(type="bool", default=True),
         lock_dir=dict(type="path"),
+        **BMC_ARGUMENT_SPEC,
     )
 
 
@@ -388,8 +374,7 @@ def main():
     try:
         bmc = None
         if params["port"].startswith(BMC_CONSOLE_PREFIX):
-            bmc = {"user": params["bmc_user"], "password": params["bmc_password"], "ca_path": params["bmc_ca_path"],
-                   "validate_certs": params["validate_certs"], "token_dir": lock_directory(params["lock_dir"])}
+            bmc = dict(bmc_from_params(params), token_dir=lock_directory(params["lock_dir"]))
         session = ConsoleSession(params["port"], baudrate=params["baudrate"], log_file=params["log_file"],
                                  log_header=params["log_header"], prompt=params["prompt"], newline=params["newline"],
                                  bmc=bmc)

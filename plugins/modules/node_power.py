@@ -21,6 +21,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - picluster.carrier.board
+  - picluster.carrier.board.bmc
 attributes:
   platform:
     platforms: posix
