@@ -31,12 +31,14 @@ import ipaddress
 import os
 import re
 import struct
-import tempfile
 import time
-import types
 from dataclasses import dataclass, field
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write, read_optional  # noqa: F401
+from ansible_collections.picluster.carrier.plugins.module_utils._keys import (  # noqa: F401
+    _crypto, load_private_key, load_public_key, pubkey_bin, public_key_from_bin, rsa_sign, rsa_verify,
+)
 
 # --- Image format (HARDWARE.md section 4) ---------------------------------------------------
 
@@ -818,119 +820,6 @@ def sig_matches(data, sig_text, public_key=None, want_rsa=False):
     except CarrierError:
         return False
     return (sig.rsa2048 is not None) == bool(want_rsa)
-
-
-# --- RSA keys (cryptography, imported lazily: nodes do not need it) -----------------------------
-
-
-def _crypto():
-    """The cryptography modules used here, as one namespace."""
-    try:
-        from cryptography import exceptions
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    except ImportError as e:  # pragma: no cover - depends on the host
-        raise CarrierError("signing: the Python package 'cryptography' is needed for rsa2048 signatures") from e
-    return types.SimpleNamespace(hashes=hashes, serialization=serialization, padding=padding, rsa=rsa,
-                                 exceptions=exceptions)
-
-
-def load_private_key(pem, passphrase=None, label="signing_key"):
-    c = _crypto()
-    if isinstance(pem, str):
-        pem = pem.encode("ascii", "replace")
-    if isinstance(passphrase, str):
-        passphrase = passphrase.encode()
-    try:
-        key = c.serialization.load_pem_private_key(pem, password=passphrase or None)
-    except (ValueError, TypeError) as e:
-        raise CarrierError("%s: not a usable PEM private key (%s)" % (label, e)) from None
-    if not isinstance(key, c.rsa.RSAPrivateKey) or key.key_size != 2048:
-        raise CarrierError("%s: must be an RSA 2048-bit key" % label)
-    return key
-
-
-def load_public_key(pem, label="public_key"):
-    c = _crypto()
-    if isinstance(pem, str):
-        pem = pem.encode("ascii", "replace")
-    try:
-        key = c.serialization.load_pem_public_key(pem)
-    except ValueError as e:
-        raise CarrierError("%s: not a PEM public key (%s)" % (label, e)) from None
-    if not isinstance(key, c.rsa.RSAPublicKey) or key.key_size != 2048:
-        raise CarrierError("%s: must be an RSA 2048-bit key" % label)
-    return key
-
-
-def rsa_sign(private_key, data):
-    c = _crypto()
-    return private_key.sign(data, c.padding.PKCS1v15(), c.hashes.SHA256())
-
-
-def rsa_verify(public_key, data, signature):
-    c = _crypto()
-    try:
-        public_key.verify(signature, data, c.padding.PKCS1v15(), c.hashes.SHA256())
-    except c.exceptions.InvalidSignature:
-        return False
-    return True
-
-
-def pubkey_bin(public_key):
-    """``pubkey.bin``: 256-byte little-endian modulus + 8-byte little-endian exponent."""
-    numbers = public_key.public_numbers()
-    return numbers.n.to_bytes(256, "little") + numbers.e.to_bytes(8, "little")
-
-
-def public_key_from_bin(blob):
-    c = _crypto()
-    if len(blob) < 264:
-        raise CarrierError("pubkey.bin: %d bytes, expected 264" % len(blob))
-    n = int.from_bytes(blob[:256], "little")
-    e = int.from_bytes(blob[256:264], "little")
-    if n == 0 or e == 0:
-        raise CarrierError("pubkey.bin: empty (no customer key embedded)")
-    return c.rsa.RSAPublicNumbers(e, n).public_key()
-
-
-# --- Files, atomically ------------------------------------------------------------------------
-
-
-def read_optional(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise CarrierError("%s: cannot read: %s" % (path, e.strerror or e)) from e
-
-
-def atomic_write(path, data, mode=0o644):
-    """Write ``data`` to ``path`` through a temp file in the same directory and os.replace."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    except OSError as e:
-        raise CarrierError("%s: cannot write: %s" % (path, e.strerror or e)) from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, mode)
-        except PermissionError:
-            pass  # FAT boot partitions (/boot/firmware) refuse most mode changes: their modes are fixed
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise CarrierError("%s: cannot write: %s" % (path, e.strerror or e)) from e
 
 
 @dataclass

@@ -20,6 +20,17 @@ class BusError(CarrierError):
     """An I2C transaction failed after its retries (NACK, EIO, a line that did not follow)."""
 
 
+class InvalidValue(CarrierError):
+    """A value a user gave is refused. ``field`` and ``reason`` are kept apart so that a caller
+    with more context (the topology loader, with its file name and field path) can say it its way."""
+
+    def __init__(self, field, reason, value=None):
+        super().__init__("%s: %s" % (field, reason))
+        self.field = field
+        self.reason = reason
+        self.value = value
+
+
 class ProtectedSlotError(CarrierError):
     """An operation would touch the controller's own slot without ``force``."""
 

@@ -33,15 +33,12 @@ import struct
 import tempfile
 from dataclasses import dataclass, field
 
-from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import (
-    atomic_write,
-    load_private_key,
-    make_sig,
-    read_optional,
-    sig_matches,
-    verify_sig,
-)
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import make_sig, sig_matches, verify_sig
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write, read_optional
+from ansible_collections.picluster.carrier.plugins.module_utils._keys import (  # noqa: F401
+    generate_private_key, load_private_key, public_key_pem, read_private_key,
+)
 
 # --- Node identity (HARDWARE.md sections 5, 9) ----------------------------------------------------
 
@@ -1046,40 +1043,3 @@ def write_boot_image(plan, private_key):
     if data is None or sig is None:
         raise CarrierError("dest: %s or %s vanished after writing" % (plan.image_path, plan.sig_path))
     verify_sig(data, sig, private_key.public_key(), label=plan.sig_path)
-
-
-def generate_private_key(path):
-    """A new RSA-2048 customer key at ``path`` (PEM, mode 0600, written atomically). Returns the key."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    atomic_write(path, pem, 0o600)
-    return key
-
-
-def public_key_pem(private_key):
-    from cryptography.hazmat.primitives import serialization
-
-    return private_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
-
-
-def read_private_key(path=None, content=None, passphrase=None, generate=False, warn=None):
-    """The customer key from a file or PEM text; with ``generate`` a missing file is created (0600).
-    Returns ``(key, generated)``."""
-    if path:
-        if not os.path.exists(path):
-            if not generate:
-                raise CarrierError("signing_key: %s does not exist (generate_key: true makes one)" % path)
-            return generate_private_key(path), True
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        if mode & 0o077 and warn is not None:
-            warn("signing_key: %s is mode %04o: a private key should be 0600" % (path, mode))
-        pem = read_optional(path)
-        return load_private_key(pem, passphrase, "signing_key"), False
-    if content:
-        return load_private_key(content, passphrase, "signing_key_content"), False
-    raise CarrierError("signing_key: one of signing_key or signing_key_content is required")

@@ -1,0 +1,104 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Raspberry Pi models and node identity: the one table of models, and the one reading of a
+serial number and a MAC address (docs/hardware.md, "Node identity").
+
+Who boots how matters to the rest of the library: BCM2711 and BCM2712 boards (Pi 4, CM4, Pi 5,
+CM5) boot from a bootloader in SPI EEPROM, which is what eeprom_config edits and what netboots
+with TFTP_PREFIX and HTTP boot; the older SoCs run ``bootcode.bin`` from boot ROM or OTP instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import namedtuple
+
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import InvalidValue
+
+#: ``bootloader``: ``eeprom`` (SPI EEPROM, rpi-eeprom images) or ``rom`` (bootcode.bin, no EEPROM).
+Model = namedtuple("Model", "name soc dtb bootloader description")
+
+MODELS = {
+    m.name: m
+    for m in (
+        Model("cm3", "bcm2837", "bcm2710-rpi-cm3.dtb", "rom", "Compute Module 3/3+"),
+        Model("cm4", "bcm2711", "bcm2711-rpi-cm4.dtb", "eeprom", "Compute Module 4"),
+        Model("cm4s", "bcm2711", "bcm2711-rpi-cm4s.dtb", "rom", "Compute Module 4S"),
+        Model("cm5", "bcm2712", "bcm2712-rpi-cm5-cm5io.dtb", "eeprom", "Compute Module 5"),
+        Model("pi4", "bcm2711", "bcm2711-rpi-4-b.dtb", "eeprom", "Raspberry Pi 4 Model B"),
+        Model("pi5", "bcm2712", "bcm2712-rpi-5-b.dtb", "eeprom", "Raspberry Pi 5"),
+        Model("pizero", "bcm2835", "bcm2708-rpi-zero.dtb", "rom", "Raspberry Pi Zero"),
+        Model("pizero2", "bcm2837", "bcm2710-rpi-zero-2-w.dtb", "rom", "Raspberry Pi Zero 2 W"),
+    )
+}
+DEFAULT_MODEL = "cm4"
+
+
+def eeprom_models():
+    """The models whose bootloader lives in SPI EEPROM (network and HTTP boot, eeprom_config)."""
+    return tuple(name for name, m in MODELS.items() if m.bootloader == "eeprom")
+
+
+def get_model(name, field="model", allowed=None):
+    """The Model called ``name``; ``allowed`` narrows the choice (for example to :func:`eeprom_models`)."""
+    choices = tuple(allowed) if allowed is not None else tuple(MODELS)
+    if name not in choices:
+        raise InvalidValue(field, "unknown model %r; known: %s" % (name, ", ".join(choices)), name)
+    return MODELS[name]
+
+
+_SERIAL_RE = re.compile(r"^(?:[0-9a-f]{8}|[0-9a-f]{16})$")
+_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$")
+_SERIAL_DIR_RE = re.compile(r"^[0-9a-f]{8}$")
+_MAC_DIR_RE = re.compile(r"^[0-9a-f]{2}(?:-[0-9a-f]{2}){5}$")
+
+
+def _text(value, field, what):
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise InvalidValue(field, "%r was read by YAML as a number: quote the %s" % (value, what), value)
+    if not isinstance(value, str):
+        raise InvalidValue(field, "%r is not a %s" % (value, what), value)
+    return value.strip().lower()
+
+
+def normalize_serial(value, field="serial"):
+    """A board serial, lowercased: 16 hex digits (``/proc/cpuinfo``) or the 8-digit TFTP directory
+    form; a leading ``0x`` is dropped. InvalidValue naming ``field`` otherwise."""
+    text = _text(value, field, "serial")
+    if text.startswith("0x"):
+        text = text[2:]
+    if not _SERIAL_RE.match(text):
+        raise InvalidValue(
+            field, "%r is not a serial number (16 hex digits, or the 8-digit TFTP directory form, "
+            "e.g. 10000000b7f44626)" % (value,), value)
+    return text
+
+
+def normalize_mac(value, field="mac"):
+    """``DC-A6-32-01-36-C2`` or ``dc:a6:32:01:36:c2`` -> ``dc:a6:32:01:36:c2``; a multicast
+    address (the low bit of the first octet set) is no board's MAC."""
+    text = _text(value, field, "MAC address")
+    if not _MAC_RE.match(text):
+        raise InvalidValue(
+            field, "%r is not a MAC address (six hex pairs separated by ':' or '-', e.g. dc:a6:32:01:36:c2)"
+            % (value,), value)
+    mac = text.replace("-", ":")
+    if int(mac[:2], 16) & 1:
+        raise InvalidValue(field, "%r is a multicast address, not a board's MAC" % (value,), value)
+    return mac
+
+
+def serial_dirname(serial):
+    """The TFTP_PREFIX=0 directory of a (normalised) serial: its last 8 hex digits."""
+    return serial[-8:]
+
+
+def mac_dirname(mac):
+    """The TFTP_PREFIX=2 directory of a (normalised) MAC: ``dc-a6-32-01-36-c2``."""
+    return mac.replace(":", "-")
+
+
+def is_node_dirname(name):
+    """Whether ``name`` is a serial or MAC directory name as the bootloader looks them up."""
+    return bool(_SERIAL_DIR_RE.match(name) or _MAC_DIR_RE.match(name))
