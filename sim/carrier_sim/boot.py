@@ -7,13 +7,14 @@ A stage is ``async def stage(node, ctx)``; :data:`DEFAULT_PIPELINE` lists them a
 ``(name, function)``. When the name is a node state, the node enters that state as the stage
 starts; other stages set the state themselves (the getty: "login" once its prompt is on the line).
 A stage may return the name of a stage to jump to (for example a bootloader that decides to stop), or None
-to go on with the next one. Later features plug in here:
+to go on with the next one.
 
-- EEPROM (issue 4): :meth:`Node.eeprom_config` supplies BOOT_ORDER and the other keys from the node's
-  EEPROM image (eeprom.py); the "rom" stage before "bootloader" runs recovery.bin from the boot
-  partition, which flashes a staged update (HARDWARE.md section 4);
-- netboot (issue 5): register handlers in :data:`BOOT_MODES` (``network``, ``http``) that
-  really fetch files; they return True when they loaded a kernel.
+- :meth:`Node.eeprom_config` supplies BOOT_ORDER and the other keys from the node's EEPROM image
+  (eeprom.py); the "rom" stage before "bootloader" runs recovery.bin from the boot partition, which
+  flashes a staged update (HARDWARE.md section 4);
+- :data:`BOOT_MODES` is the one table of boot modes: BOOT_ORDER code -> handler
+  ``async def mode(node, ctx, t, say) -> (loaded, t)``; SD is here, NETWORK in netboot.py, HTTP in
+  httpboot.py; the modes the simulator has no device for are tried and skipped.
 
 Times: each line is printed at the time a real node prints it (seconds since reset, the
 bootloader's own prefix), scaled so a whole boot takes ``boot_time`` seconds (HARDWARE.md
@@ -25,17 +26,16 @@ from __future__ import annotations
 import asyncio
 import os
 
-# HARDWARE.md section 8: the bootloader's identity lines (release, build timestamp).
-BOOTLOADER_VERSION = "5f18ffb6"
-BOOTLOADER_DATE = "2024/07/30"
-BOOTLOADER_TIME = "14:02:35"
-BOOTLOADER_BUILD_TS = 1722344555
-FIRMWARE_HASH = "4942b7633c0ff1af1ee95a51a33b56a9dae47529"
+from . import eeprom
+from .bootconf import parse_boot_order
+from .firmware import BOOTLOADER_BUILD_TS, BOOTLOADER_DATE, BOOTLOADER_TIME, BOOTLOADER_VERSION, FIRMWARE_HASH
+from .httpboot import mode_http
+from .netboot import mode_network
+from .shell import getty
 
 # HARDWARE.md section 5: BOOT_ORDER codes, read right (first) to left.
 BOOT_MODE_NAMES = {0x1: "SD", 0x2: "NETWORK", 0x3: "USB-DEV", 0x4: "USB-MSD", 0x5: "BCM-USB-MSD", 0x6: "NVME",
                    0x7: "HTTP", 0xE: "STOP", 0xF: "RESTART"}
-DEFAULT_BOOT_ORDER = 0xF41
 
 # The real time (seconds since reset) a CM4 reaches its login prompt; boot_time scales it.
 REAL_BOOT_SECONDS = 12.0
@@ -57,28 +57,10 @@ class BootContext:
         self.partition = 0
 
 
-def parse_boot_order(value):
-    """BOOT_ORDER (an int or a hex string) -> the list of codes in the order tried."""
-    if value is None or value == "":
-        number = DEFAULT_BOOT_ORDER
-    elif isinstance(value, int):
-        number = value
-    else:
-        text = str(value).strip().lower()
-        number = int(text, 16) if text.startswith("0x") else int(text, 16)
-    codes = []
-    while number and len(codes) < 8:
-        codes.append(number & 0xF)
-        number >>= 4
-    return codes or [0x1]
-
-
 async def stage_rom(node, ctx):
     """The boot ROM (BCM2711/BCM2712): with a valid recovery.bin in the SD/eMMC boot partition it runs that
     instead of the EEPROM bootloader (HARDWARE.md section 4); recovery.bin flashes a staged pieeprom.upd,
     renames itself recovery.000 and resets. Otherwise it goes on to the EEPROM bootloader at once."""
-    from . import eeprom
-
     if not eeprom.pending_recovery(node):
         return None
     node.set_state("recovery")
@@ -207,19 +189,19 @@ async def mode_sd(node, ctx, t, say):
 
 
 async def mode_absent(node, ctx, t, say):
-    """A boot mode whose device or server is not there in the simulator (yet): tried, then skipped."""
+    """A boot mode whose device the simulator does not have (USB mass storage, NVMe): tried, then skipped."""
     await node.at(t + 0.2)
     return False, t + 0.2
 
 
+# RPIBOOT (0x3), STOP (0xe) and RESTART (0xf) are the bootloader stage's own: they load nothing.
 BOOT_MODES = {
     0x1: mode_sd,
-    0x2: mode_absent,  # NETWORK: issue 5 plugs the real TFTP boot in here
-    0x3: None,  # RPIBOOT: handled by the bootloader stage (waits for USB)
+    0x2: mode_network,
     0x4: mode_absent,
     0x5: mode_absent,
     0x6: mode_absent,
-    0x7: mode_absent,  # HTTP: issue 5
+    0x7: mode_http,
 }
 
 
@@ -303,8 +285,6 @@ async def stage_kernel(node, ctx):
 
 async def stage_login(node, ctx):
     """The serial getty and the shell it starts (see shell.py); runs until power goes."""
-    from .shell import getty
-
     return await getty(node)  # "poweroff" or "reboot" from the shell
 
 
@@ -370,8 +350,3 @@ JUMP_STAGES = {
     "reboot": stage_reboot,
     "halted": stage_halted,
 }
-
-# Registers the NETWORK and HTTP boot modes (issue 5); imported last: netboot.py uses this module.
-from . import netboot  # noqa: E402
-
-MODE_PLUGINS = (netboot,)  # the modules that registered boot modes above

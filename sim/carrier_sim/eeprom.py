@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A simulated node's bootloader EEPROM, its file tree, and recovery.bin (HARDWARE.md sections 4, 5, 8).
 
-The EEPROM is an image in the real format (``_eeprom.make_synthetic_image``: BCM2711 512 KiB, BCM2712
+The EEPROM is an image in the real format (``pieeprom.synthetic_image``: BCM2711 512 KiB, BCM2712
 2 MiB A/B) whose ``bootconf.txt`` starts as ``[all]`` + ``BOOT_UART=1`` + ``BOOT_ORDER=0xf41`` with the
 slot's ``sim: {bootconf: {KEY: value}}`` applied, or the image of ``sim: {eeprom_image: PATH}`` (the
 bootconf keys applied to it). Everything the bootloader does with it goes through :class:`NodeEeprom`:
@@ -35,8 +35,11 @@ import os
 import shutil
 import tempfile
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+
+from .bootconf import DEFAULT_BOOT_ORDER, effective_settings, set_in_all
+from .firmware import FIRMWARE_RELEASE
+from .pieeprom import Pieeprom, parse_sig, synthetic_image
 
 # The config of a node that the topology says nothing about (the simulator's nodes print their boot).
 DEFAULT_CONFIG = "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf41\n"
@@ -45,12 +48,16 @@ PACKAGE_CONFIG = {
     "bcm2711": "[all]\nBOOT_UART=0\nWAKE_ON_GPIO=1\nPOWER_OFF_ON_HALT=0\n",
     "bcm2712": "[all]\nBOOT_UART=1\nPOWER_OFF_ON_HALT=0\nBOOT_ORDER=0xf461\n",
 }
-FIRMWARE_RELEASE = "2024-07-30"  # the release the simulated bootloader prints (boot.BOOTLOADER_DATE)
 RECOVERY_MAGIC = b"carrier-sim recovery.bin"
 RECOVERY_SIZE = 102400
 SECTOR = 4096  # recovery.bin erases and writes 4 KiB sectors
 NVMEM_SIZE = 4096  # the blconfig reserved-memory region
 BLCONFIG_NODE = "/reserved-memory/nvram@0"
+# Where Raspberry Pi OS keeps what eeprom_config reads (HARDWARE.md section 4).
+DT_BASE = "/sys/firmware/devicetree/base"
+NVMEM_DEVICES = "/sys/bus/nvmem/devices"
+FIRMWARE_DIR = "/lib/firmware/raspberrypi"
+BACKUP_DIR = "/var/lib/raspberrypi/bootloader/backup"
 COMPATIBLE = {
     "cm4": "raspberrypi,4-compute-module", "pi4": "raspberrypi,4-model-b", "cm4s": "raspberrypi,4-compute-module-s",
     "cm5": "raspberrypi,5-compute-module", "pi5": "raspberrypi,5-model-b", "cm3": "raspberrypi,3-compute-module-plus",
@@ -81,35 +88,22 @@ def is_recovery_bin(data, soc):
 
 def package_image(soc):
     """The rpi-eeprom package's default image of the simulator (same code bytes as every node's)."""
-    return E.make_synthetic_image(soc, PACKAGE_CONFIG[soc])
+    return synthetic_image(soc, PACKAGE_CONFIG[soc])
 
 
 def initial_image(soc, bootconf=None, base=None):
     """A node's first EEPROM: ``base`` (bytes) or the default config, with the ``bootconf`` keys set."""
     if base is not None:
-        image = E.EepromImage(base, "sim.eeprom_image")
+        image = Pieeprom(base, "sim.eeprom_image")
         if image.soc != soc:
             raise CarrierError("sim.eeprom_image: a %s image for a %s node" % (image.soc, soc))
         text = image.config
     else:
-        image = E.EepromImage(package_image(soc), "package image")
+        image = Pieeprom(package_image(soc), "package image")
         text = DEFAULT_CONFIG
-    cfg = E.BootConfig.parse(text)
     for key, value in (bootconf or {}).items():
-        cfg.set(str(key), str(value), "all")
-    return image.with_config(cfg.render()).to_bytes()
-
-
-def effective_settings(text, serial):
-    """The keys the bootloader applies: ``[all]`` and the ``[0x<serial>]`` sections of this board, in order
-    (filters it cannot match here, ``[gpioN=..]``, ``[partition=N]``, ``[tryboot]``, ``[none]``, are skipped)."""
-    serial8 = "0x" + serial[-8:].lower()
-    settings = {}
-    for section, key, value in E.BootConfig.parse(text).items():
-        section = section.strip().lower()
-        if section == "all" or section in (serial8, "0x" + serial.lower()):
-            settings[key] = value.strip()
-    return settings
+        text = set_in_all(text, str(key), str(value))
+    return image.with_config(text).data
 
 
 def _atomic_write(path, data):
@@ -133,7 +127,7 @@ class NodeEeprom:
         self.data = bytes(data)
         self.path = None
         self.flashes = 0
-        self.image = E.EepromImage(self.data, "eeprom")
+        self.image = Pieeprom(self.data, "eeprom")
 
     @property
     def config_text(self):
@@ -149,10 +143,10 @@ class NodeEeprom:
 
     def flash(self, data, label="pieeprom.upd"):
         """Write a new image (validated: a bootloader image of this SoC); returns (written, unchanged) sectors."""
-        image = E.EepromImage(bytes(data), label)
+        image = Pieeprom(data, label)
         if image.soc != self.soc:
             raise CarrierError("%s: a %s image, this EEPROM is %s" % (label, image.soc, self.soc))
-        new = image.to_bytes()
+        new = image.data
         written = sum(1 for i in range(0, len(new), SECTOR) if new[i:i + SECTOR] != self.data[i:i + SECTOR])
         self.data = new
         self.image = image
@@ -164,7 +158,7 @@ class NodeEeprom:
     def snapshot(self):
         return {"soc": self.soc, "size": len(self.data), "sha256": hashlib.sha256(self.data).hexdigest(),
                 "file": self.path, "flashes": self.flashes,
-                "boot_order": self.settings().get("BOOT_ORDER", "0x%x" % E.DEFAULT_BOOT_ORDER)}
+                "boot_order": self.settings().get("BOOT_ORDER", "0x%x" % DEFAULT_BOOT_ORDER)}
 
 
 # --- the node's file tree ------------------------------------------------------------------------------------
@@ -194,7 +188,7 @@ class NodeTree:
     def create(self):
         if os.path.lexists(self.dir):
             shutil.rmtree(self.dir)  # a tree a killed simulator left on this state dir
-        base = self.path(E.DT_BASE)
+        base = self.path(DT_BASE)
         os.makedirs(base)
         compatible = "%s\0brcm,%s\0" % (COMPATIBLE.get(self.model, "raspberrypi,unknown"), self.info["soc"].lower())
         self._write(os.path.join(base, "compatible"), compatible.encode())
@@ -222,25 +216,25 @@ class NodeTree:
             with open(os.path.join(boot, name), "wb") as f:
                 f.truncate(size)
         if self.soc:
-            fw = self.path("%s/bootloader-%s/default" % (E.FIRMWARE_DIR, self.soc[3:]))
+            fw = self.path("%s/bootloader-%s/default" % (FIRMWARE_DIR, self.soc[3:]))
             os.makedirs(fw)
             self._write(os.path.join(fw, "pieeprom-%s.bin" % FIRMWARE_RELEASE), package_image(self.soc))
             self._write(os.path.join(fw, "recovery.bin"), recovery_bin(self.soc))
             os.makedirs(os.path.join(base, "aliases"))
             self._write(os.path.join(base, "aliases", "blconfig"), (BLCONFIG_NODE + "\0").encode())
             os.makedirs(os.path.join(base, BLCONFIG_NODE.lstrip("/")))
-            dev = self.path(E.NVMEM_DEVICES + "/rmem0")
+            dev = self.path(NVMEM_DEVICES + "/rmem0")
             os.makedirs(dev)
             os.symlink(os.path.relpath(os.path.join(base, BLCONFIG_NODE.lstrip("/")), dev),
                        os.path.join(dev, "of_node"))
-        os.makedirs(self.path(E.BACKUP_DIR))
+        os.makedirs(self.path(BACKUP_DIR))
 
     def write_blconfig(self, text):
         """The config the bootloader booted with, as the OS sees it in the blconfig nvmem device."""
         if not self.soc or not os.path.isdir(self.dir):
             return
         raw = text.encode("utf-8")[:NVMEM_SIZE]
-        _atomic_write(self.path(E.NVMEM_DEVICES + "/rmem0/nvmem"), raw + b"\0" * (NVMEM_SIZE - len(raw)))
+        _atomic_write(self.path(NVMEM_DEVICES + "/rmem0/nvmem"), raw + b"\0" * (NVMEM_SIZE - len(raw)))
 
     def remove(self):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -283,7 +277,7 @@ def run_recovery(node, say):
             say("Bad signature pieeprom.upd: no pieeprom.sig")
             raise RecoveryFailed("pieeprom.upd has no pieeprom.sig")
         try:
-            sig = E.parse_sig(sig_text, "pieeprom.sig")
+            sig = parse_sig(sig_text, "pieeprom.sig")
         except CarrierError as e:
             say("Bad signature pieeprom.upd: %s" % e)
             raise RecoveryFailed(str(e)) from None
@@ -293,7 +287,7 @@ def run_recovery(node, say):
             say("Bad signature pieeprom.upd: sha256 %s" % digest)
             raise RecoveryFailed("pieeprom.upd: sha256 %s, pieeprom.sig says %s" % (digest, sig.sha256))
         try:
-            image = E.EepromImage(upd, "pieeprom.upd")
+            image = Pieeprom(upd, "pieeprom.upd")
             if image.soc != node.eeprom.soc:
                 raise CarrierError("pieeprom.upd: a %s image on a %s" % (image.soc, node.eeprom.soc))
         except CarrierError as e:

@@ -26,6 +26,7 @@ import shlex
 import stat
 import time
 
+from .firmware import BOOTLOADER_BUILD_TS, BOOTLOADER_DATE, BOOTLOADER_TIME, BOOTLOADER_VERSION
 from .models import cpuinfo
 
 
@@ -166,8 +167,6 @@ class Shell:
             text = node.live_config or ""
             self.emit(text if text.endswith("\n") else text + "\n")
         elif node.eeprom is not None and args[0] == "bootloader_version":
-            from .boot import BOOTLOADER_BUILD_TS, BOOTLOADER_DATE, BOOTLOADER_TIME, BOOTLOADER_VERSION
-
             self.emit("%s %s\nversion %s (release)\ntimestamp %d\nupdate-time 0\ncapabilities 0x0000007f\n"
                       % (BOOTLOADER_DATE, BOOTLOADER_TIME, BOOTLOADER_VERSION, BOOTLOADER_BUILD_TS))
         else:
