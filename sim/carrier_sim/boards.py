@@ -8,8 +8,7 @@ from __future__ import annotations
 import random
 
 from . import chips as chipmod
-
-LINE_NAMES = ("power", "run", "rpiboot", "eeprom_wp")
+from .controllers import ClusterCtrl, TuringPi1
 
 
 class SimBoard:
@@ -49,10 +48,10 @@ class SimBoard:
             highest = max([0] + list(spec.nodes))
             maxpi = max(int(self.sim.get("maxpi") or highest or 4), highest)
             pending = float(self.sim.get("pending_time", 0.005 if pending_time is None else pending_time))
-            self.devices["ctrl"] = chipmod.ClusterCtrl(self.profile.device_address, name="ctrl", board=self,
+            self.devices["ctrl"] = ClusterCtrl(self.profile.device_address, name="ctrl", board=self,
                                                        maxpi=maxpi, pending_time=pending)
         elif self.kind == "turingpi1":
-            self.devices["tpi"] = chipmod.TuringPi1(self.profile.device_address, name="tpi", board=self,
+            self.devices["tpi"] = TuringPi1(self.profile.device_address, name="tpi", board=self,
                                                     initial=int(self.sim.get("initial_state", 0)))
         else:  # pragma: no cover - the profile validator knows the kinds
             raise ValueError("board %s: unknown profile kind %r" % (self.name, self.kind))
@@ -79,13 +78,6 @@ class SimBoard:
         else:
             state["power"] = self.devices["tpi"].power(slot)
         return state
-
-    def has_line(self, slot, name):
-        if self.kind == "gpio":
-            return name in self.profile.lines(slot)
-        if self.kind == "clusterctrl":
-            return name in ("power", "rpiboot")
-        return name == "power"
 
     def snapshot(self):
         return {

@@ -19,6 +19,7 @@ import socket
 import time
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._topology import load_topology
 
 from .boards import SimBoard
 from .bus import SimBus
@@ -34,9 +35,6 @@ class SimError(Exception):
 
 def load(topology):
     """A validated topology (``_topology.Topology``) from a path or a mapping."""
-    from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
-    from ansible_collections.picluster.carrier.plugins.module_utils._topology import load_topology
-
     try:
         return load_topology(topology)
     except CarrierError as exc:
