@@ -4,16 +4,23 @@
 """The picluster.carrier carrier-board simulator (a digital twin of boards and nodes).
 
 Modules:
-- ``chips``: I2C targets with the register semantics of HARDWARE.md section 2 (expanders) and
-  section 3 (ClusterCTRL, Turing Pi 1).
+- ``chips``: I2C GPIO expanders with the register semantics of HARDWARE.md section 2.
+- ``controllers``: ClusterCTRL and Turing Pi 1 (HARDWARE.md section 3).
 - ``boards``: a board built from a profile: its devices, pulls, and the level of each slot's lines.
 - ``bus``: one simulated I2C bus (devices by address, faults, transaction counters).
+- ``bmc``: the emulated Turing Pi 2 BMC.
 - ``uart``: a node's serial line: a pty paced like 115200 8N1.
-- ``boot``: the boot pipeline (stages) and the bootloader/kernel text.
+- ``boot``: the boot pipeline (stages), the bootloader/kernel text and the table of boot modes.
 - ``shell``: getty login and the minimal shell.
 - ``nodes``: the node state machine driven by its lines.
-- ``topology``: reads the topology file (``*.carrier.yml``).
-- ``server``: the simulator process (bus sockets, control socket).
+- ``firmware``: the bootloader release every node runs.
+- ``eeprom``: a node's EEPROM, its file tree and recovery.bin.
+- ``pieeprom``, ``bootconf``: the EEPROM image, its ``.sig`` files and its config as the bootloader
+  reads them (the simulator's own code: it is the oracle the collection's EEPROM code is tested against).
+- ``netlink``, ``dhcp``, ``tftp``, ``netboot``, ``httpboot``: the network boot modes.
+- ``models``: what a node reports about itself, per model.
+- ``server``: the simulator process (bus sockets, control socket); the topology is the collection's
+  ``_topology.load_topology``.
 - ``client``: tiny clients for a bus socket and the control socket.
 - ``cli``: ``carrier-sim start|stop|status|fault``.
 """

@@ -49,10 +49,10 @@ class SimBoard:
             maxpi = max(int(self.sim.get("maxpi") or highest or 4), highest)
             pending = float(self.sim.get("pending_time", 0.005 if pending_time is None else pending_time))
             self.devices["ctrl"] = ClusterCtrl(self.profile.device_address, name="ctrl", board=self,
-                                                       maxpi=maxpi, pending_time=pending)
+                                               maxpi=maxpi, pending_time=pending)
         elif self.kind == "turingpi1":
             self.devices["tpi"] = TuringPi1(self.profile.device_address, name="tpi", board=self,
-                                                    initial=int(self.sim.get("initial_state", 0)))
+                                            initial=int(self.sim.get("initial_state", 0)))
         else:  # pragma: no cover - the profile validator knows the kinds
             raise ValueError("board %s: unknown profile kind %r" % (self.name, self.kind))
 

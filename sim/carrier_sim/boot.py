@@ -100,7 +100,7 @@ async def stage_bootloader(node, ctx):
         ctx.mode = "SD"
         return None
     uart = str(ctx.config.get("BOOT_UART", "1")) == "1"
-    if getattr(node, "eeprom", None) is not None:
+    if node.eeprom is not None:
         node.booted_with(node.eeprom.config_text)
 
     def say(t, text):
@@ -178,9 +178,8 @@ async def mode_sd(node, ctx, t, say):
     say(t + 0.09, "FAT32 clusters 261627")
     t += 0.12
     for name, size in (("config.txt", 1214), ("start4.elf", 2252832), ("fixup4.dat", 5446)):
-        tree = getattr(node, "tree", None)
-        if tree is not None and os.path.isfile(os.path.join(tree.boot_partition, name)):
-            size = os.path.getsize(os.path.join(tree.boot_partition, name))  # the node's boot partition
+        if node.tree is not None and os.path.isfile(os.path.join(node.tree.boot_partition, name)):
+            size = os.path.getsize(os.path.join(node.tree.boot_partition, name))  # the node's boot partition
         await node.at(t)
         say(t, "Read %s bytes %8d hnd 0x%x" % (name, size, 0x5 + len(ctx.files) * 0x2b00))
         ctx.files[name] = size

@@ -258,7 +258,7 @@ class NodeTree:
 def pending_recovery(node):
     """True when the ROM will run recovery.bin at this reset: an EEPROM SoC, an SD/eMMC with a boot
     partition holding a recovery.bin that is a valid executable for this SoC."""
-    tree = getattr(node, "tree", None)
+    tree = node.tree
     if node.eeprom is None or tree is None or not node.media.get("sd", True):
         return False
     return is_recovery_bin(tree.read_boot_file("recovery.bin"), node.eeprom.soc)

@@ -293,6 +293,5 @@ async def mode_network(node, ctx, t, say):
 async def _reset(node):
     """After a self-update the bootloader resets: a fresh boot with the new EEPROM."""
     await node.uart_drain()
-    if hasattr(node, "_power_on_or_reset"):
-        node._power_on_or_reset()  # cancels this boot's task; the new one starts from reset
-        await asyncio.sleep(0)
+    node.power_on_or_reset()  # cancels this boot's task; the new one starts from reset
+    await asyncio.sleep(0)

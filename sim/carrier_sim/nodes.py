@@ -198,13 +198,14 @@ class Node:
                 self._stop("off")
             return
         if not old.get("power"):
-            self._power_on_or_reset()
+            self.power_on_or_reset()
         elif not run and old.get("run", True):
             self._stop("reset")
         elif run and not old.get("run", True):
-            self._power_on_or_reset()
+            self.power_on_or_reset()
 
-    def _power_on_or_reset(self):
+    def power_on_or_reset(self):
+        """A fresh boot from reset (power rising, run rising, or the bootloader resetting itself)."""
         if not self.lines.get("run", True):
             self._stop("reset")
             return

@@ -150,7 +150,7 @@ class Shell:
 
     def tree_path(self, path):
         """``path`` (absolute, or relative to the home directory) in the node's file tree, or None."""
-        tree = getattr(self.node, "tree", None)
+        tree = self.node.tree
         if tree is None:
             return None
         home = "/root" if self.user == "root" else "/home/%s" % self.user

@@ -13,8 +13,17 @@ from simkit import gpio_topology
 from test_nodes import Lines
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+from ansible_collections.picluster.carrier.plugins.module_utils import _keys
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from carrier_sim import bootconf
 from carrier_sim import eeprom as sim_eeprom
+from carrier_sim import pieeprom
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+FIXTURES = os.path.join(os.path.dirname(REPO), "shared", "fixtures", "eeprom")
+REAL_IMAGES = sorted(n for n in os.listdir(FIXTURES) if "pieeprom" in n) if os.path.isdir(FIXTURES) else []
+needs_real_images = pytest.mark.skipif(not REAL_IMAGES, reason="real EEPROM images not available: %s is absent"
+                                       % FIXTURES)
 
 
 def boot_lines(text):
@@ -77,10 +86,30 @@ def test_initial_image_from_a_given_image_keeps_its_other_files():
 def test_effective_settings_take_all_and_this_boards_serial_section():
     text = "[all]\nBOOT_ORDER=0xf41\nBOOT_UART=1\n[0xb7f44626]\nBOOT_ORDER=0xf21\n[0x12345678]\nBOOT_UART=0\n" \
            "[gpio8=0]\nBOOT_ORDER=0xf1\n[all]\nWAKE_ON_GPIO=0\n"
-    assert sim_eeprom.effective_settings(text, "10000000b7f44626") == {
+    assert bootconf.effective_settings(text, "10000000b7f44626") == {
         "BOOT_ORDER": "0xf21", "BOOT_UART": "1", "WAKE_ON_GPIO": "0"}
-    assert sim_eeprom.effective_settings(text, "1000000012345678")["BOOT_UART"] == "0"
-    assert sim_eeprom.effective_settings(text, "1000000012345678")["BOOT_ORDER"] == "0xf41"
+    assert bootconf.effective_settings(text, "1000000012345678")["BOOT_UART"] == "0"
+    assert bootconf.effective_settings(text, "1000000012345678")["BOOT_ORDER"] == "0xf41"
+
+
+@pytest.mark.parametrize("value, codes", [
+    (None, [0x1, 0x4, 0xF]), ("", [0x1, 0x4, 0xF]), ("0xf41", [0x1, 0x4, 0xF]), ("f41", [0x1, 0x4, 0xF]),
+    ("0XF21", [0x1, 0x2, 0xF]), (0xF216, [0x6, 0x1, 0x2, 0xF]), ("0", [0x1]), ("0x111111111", [0x1] * 8),
+])
+def test_boot_order_is_read_nibble_by_nibble_from_the_lowest(value, codes):
+    assert bootconf.parse_boot_order(value) == codes
+
+
+def test_the_config_of_a_new_node_sets_keys_in_all_as_rpi_eeprom_config_would():
+    assert bootconf.set_in_all("", "BOOT_UART", "1") == "[all]\nBOOT_UART=1\n"
+    text = "# mine\nBOOT_ORDER=0x1\n[0x12345678]\nBOOT_UART=0\n[all]\nWAKE_ON_GPIO=1\n\n# end\n"
+    added = text.replace("WAKE_ON_GPIO=1\n", "WAKE_ON_GPIO=1\nBOOT_UART=1\n")
+    assert bootconf.set_in_all(text, "BOOT_UART", "1") == added
+    assert bootconf.set_in_all(text, "BOOT_ORDER", "0xf21") == text.replace("0x1\n", "0xf21\n")
+    for key, value in (("BOOT_UART", "1"), ("BOOT_ORDER", "0xf21"), ("NEW", "x")):
+        cfg = E.BootConfig.parse(text)
+        cfg.set(key, value, "all")
+        assert bootconf.set_in_all(text, key, value) == cfg.render()  # the same text as the collection's
 
 
 def test_flash_refuses_what_is_not_an_image_of_its_soc(tmp_path):
@@ -337,3 +366,83 @@ def test_an_eeprom_image_of_another_soc_is_a_setup_error(short_dir, run_sim):
     with pytest.raises(SimError, match=r"boards\.b1\.slots\.1\.sim: sim\.eeprom_image: a bcm2712 image for a bcm2711"):
         run_sim(gpio_topology("itx4", {1: "n1"}, slot_sim={"eeprom_image": path}))
     assert not os.path.exists(os.path.join(short_dir, "state", "nodes"))
+
+
+# --- the simulator's reading against the collection's, on Raspberry Pi's real images ------------------------
+
+
+@needs_real_images
+@pytest.mark.parametrize("name", REAL_IMAGES)
+def test_real_images_read_and_rewritten_the_same_by_both(name):
+    data = open(os.path.join(FIXTURES, name), "rb").read()
+    mine, theirs = pieeprom.Pieeprom(data, name), E.EepromImage(data, name)
+    assert mine.soc == theirs.soc == ("bcm2712" if name.startswith("2712") else "bcm2711")
+    assert mine.ab == theirs.ab
+    assert mine.config == theirs.config and mine.config.startswith("[all]\nBOOT_UART=")
+    assert mine.public_key() is None  # Raspberry Pi's images carry no customer key
+    new = "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf12\n[0xb7f44626]\nBOOT_ORDER=0xf21\n"
+    written = theirs.with_config(new).to_bytes()
+    assert pieeprom.Pieeprom(written).config == new
+    assert mine.with_config(new).data == written  # byte for byte, as rpi-eeprom-config writes it
+    assert bootconf.effective_settings(new, "10000000b7f44626")["BOOT_ORDER"] == "0xf21"
+
+
+@needs_real_images
+def test_real_image_staged_by_the_collection_is_flashed_by_recovery_bin(run_sim, plain_modes):
+    real = os.path.join(FIXTURES, "2711-pieeprom-2026-05-17.bin")
+    sim = run_sim(gpio_topology("itx4", {1: "n1"}))
+    root, paths = node_paths(sim, "n1")
+    plan = E.plan_node_update(paths, boot_order=["network", "sd", "restart"], image=real,
+                              recovery_bin=os.path.join(os.path.dirname(E.find_firmware_image(
+                                  paths.firmware_dir, "bcm2711")), "recovery.bin"))
+    E.write_planned(plan)
+    staged = open(os.path.join(paths.boot_partition, "pieeprom.upd"), "rb").read()
+    console = sim.console("n1")
+    bus = sim.bus("b1")
+    Lines(bus).set(power=True)
+    text = console.read_until("n1 login: ")
+    assert "SUCCESS" in text and boot_lines(text.split("SUCCESS", 1)[1])[0] == "Boot mode: NETWORK (02) order f1"
+    node = sim.node("n1")
+    assert node["eeprom"]["sha256"] == hashlib.sha256(staged).hexdigest() and node["eeprom"]["boot_order"] == "0xf12"
+    assert open(node["eeprom"]["file"], "rb").read()[:4096] == open(real, "rb").read()[:4096]  # real code bytes
+    bus.close()
+    console.close()
+
+
+def test_sig_checks_agree_with_the_collections_sig_files():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    image = E.EepromImage(E.make_synthetic_image("bcm2711"))
+    image.set_pubkey(_keys.pubkey_bin(key.public_key()))
+    public = pieeprom.Pieeprom(image.to_bytes()).public_key()
+    assert public.public_numbers() == key.public_key().public_numbers()
+    data = b"boot.img bytes" * 100
+    signed = E.make_sig(data, ts=1722344555, private_key=key)
+    assert pieeprom.check_sig(data, signed, "boot.sig", public).ts == 1722344555
+    assert pieeprom.check_sig(data, E.make_sig(data, ts=5), "pieeprom.sig").sha256 == hashlib.sha256(data).hexdigest()
+    with pytest.raises(CarrierError, match="boot.sig: bad .sig file: sha256"):
+        pieeprom.check_sig(data + b"!", signed, "boot.sig", public)
+    with pytest.raises(CarrierError, match="boot.sig: bad .sig file: the rsa2048 signature does not verify"):
+        pieeprom.check_sig(data, E.make_sig(data, ts=1, private_key=other), "boot.sig", public)
+    with pytest.raises(CarrierError, match="boot.sig: bad .sig file: no rsa2048"):
+        pieeprom.check_sig(data, E.make_sig(data, ts=1), "boot.sig", public)
+    for bad in ("", "%s\n" % ("0" * 64), "%s\nts: soon\n" % ("0" * 64), "ABC\nts: 1\n"):
+        with pytest.raises(CarrierError, match="pieeprom.sig: bad .sig file"):
+            pieeprom.parse_sig(bad, "pieeprom.sig")
+
+
+def test_corrupt_images_are_refused_by_the_simulators_reader():
+    data = bytearray(sim_eeprom.package_image("bcm2711"))
+    with pytest.raises(CarrierError, match="not a bootloader image"):
+        pieeprom.Pieeprom(bytes(data[:-1]))
+    data[8] ^= 0xFF  # inside the bootcode: fine
+    pieeprom.Pieeprom(bytes(data))
+    data[0] = 0x12  # the first magic
+    with pytest.raises(CarrierError, match="corrupt section magic 0x12aaf00f at 0x0"):
+        pieeprom.Pieeprom(bytes(data))
+    image = pieeprom.Pieeprom(sim_eeprom.package_image("bcm2712"))
+    assert image.ab and image.partition == (0x10000, 0x107000)
+    with pytest.raises(CarrierError, match="bootconf.txt of 4077 bytes: at most 4076 fit"):
+        image.with_config("#" * 4077)
