@@ -310,101 +310,122 @@ class Shell:
         return "".join(output), action
 
     async def _command(self, argv, stdin):
-        node = self.node
         while argv and argv[0] == "sudo":
             argv = argv[1:]
+        self.status = 0
         if not argv:
-            self.status = 0
             return None
         name, args = argv[0], argv[1:]
-        self.status = 0
-        if name == "hostname":
-            self.emit("%s\n" % node.host)
-        elif name == "cat" and args:
-            for path in args:
-                text = self.file(path)
-                if text is None:
-                    self.emit("cat: %s: No such file or directory\n" % path)
-                    self.status = 1
-                else:
-                    self.emit(text)
-        elif name == "uptime":
-            up = node.uptime()
-            self.emit(" %s up %d min,  1 user,  load average: 0.08, 0.03, 0.01\n"
-                      % (time.strftime("%H:%M:%S", time.gmtime()), int(up // 60)))
-        elif name == "uname":
-            fields = {"-s": "Linux", "-n": node.host, "-r": node.info["kernel"], "-m": node.info["machine"]}
-            if not args:
-                self.emit("Linux\n")
-            elif args == ["-a"]:
-                self.emit("Linux %s %s #1 SMP PREEMPT Debian 1:6.6.51-1+rpt3 (2024-10-08) %s GNU/Linux\n"
-                          % (node.host, node.info["kernel"], node.info["machine"]))
-            elif all(a in fields for a in args):
-                self.emit(" ".join(fields[a] for a in args) + "\n")
-            else:
-                self.emit("uname: invalid option -- '%s'\n" % args[0].lstrip("-"))
-                self.status = 1
-        elif name == "echo":
-            newline = True
-            if args and args[0] == "-n":
-                newline = False
-                args = args[1:]
-            self.emit(" ".join(args) + ("\n" if newline else ""))
-        elif name == "true":
-            pass
-        elif name == "false":
-            self.status = 1
-        elif name == "sleep":
-            try:
-                seconds = float(args[0]) if args else None
-            except ValueError:
-                seconds = None
-            if seconds is None:
-                self.emit("sleep: invalid time interval\n")
-                self.status = 1
-            else:
-                await asyncio.sleep(seconds)
-        elif name == "seq":
-            try:
-                numbers = [int(a) for a in args]
-            except ValueError:
-                numbers = []
-            if len(numbers) not in (1, 2, 3):
-                self.emit("seq: invalid arguments\n")
-                self.status = 1
-            else:
-                first, step, last = 1, 1, numbers[-1]
-                if len(numbers) >= 2:
-                    first = numbers[0]
-                if len(numbers) == 3:
-                    step = numbers[1] or 1
-                self.emit("".join("%d\n" % n for n in range(first, last + (1 if step > 0 else -1), step)))
-        elif name in ("poweroff", "halt", "shutdown"):
+        if name in ("poweroff", "halt", "shutdown"):
             return "poweroff"
-        elif name == "reboot":
+        if name == "reboot":
             return "reboot"
-        elif name == "grep" and len([a for a in args if not a.startswith("-")]) > 1:
-            words = [a for a in args if not a.startswith("-")]
-            flags = [a for a in args if a.startswith("-")]
-            text = self.file(words[1])
-            if text is None:
-                self.emit("grep: %s: No such file or directory\n" % words[1])
-                self.status = 2
-            else:
-                self.emit(filter_text(name, flags + [words[0]], text, self))
-        elif name == "vcgencmd":
-            self.vcgencmd(args)
-        elif name == "ls":
-            self.ls(args)
-        elif name in ("grep", "head", "tail", "wc") or (name == "cat" and not args):
-            self.emit(filter_text(name, args, stdin or "", self))
-        elif name in ("exit", "logout"):
-            node.write("logout\r\n")
+        if name in ("exit", "logout"):
+            self.node.write("logout\r\n")
             return "exit"
+        if name == "sleep":
+            await self._sleep(args)
+        elif name in self.COMMANDS:
+            self.COMMANDS[name](self, name, args, stdin or "")
         else:
             self.emit("-sh: %s: not found\n" % name)
             self.status = 127
         return None
+
+    async def _sleep(self, args):
+        try:
+            seconds = float(args[0]) if args else None
+        except ValueError:
+            seconds = None
+        if seconds is None:
+            self.emit("sleep: invalid time interval\n")
+            self.status = 1
+        else:
+            await asyncio.sleep(seconds)
+
+    # The commands below take (name, args, stdin); they set self.status when it is not 0.
+
+    def _hostname(self, name, args, stdin):
+        self.emit("%s\n" % self.node.host)
+
+    def _cat(self, name, args, stdin):
+        if not args:
+            self.emit(filter_text(name, args, stdin, self))
+        for path in args:
+            text = self.file(path)
+            if text is None:
+                self.emit("cat: %s: No such file or directory\n" % path)
+                self.status = 1
+            else:
+                self.emit(text)
+
+    def _uptime(self, name, args, stdin):
+        self.emit(" %s up %d min,  1 user,  load average: 0.08, 0.03, 0.01\n"
+                  % (time.strftime("%H:%M:%S", time.gmtime()), int(self.node.uptime() // 60)))
+
+    def _uname(self, name, args, stdin):
+        info = self.node.info
+        fields = {"-s": "Linux", "-n": self.node.host, "-r": info["kernel"], "-m": info["machine"]}
+        if not args:
+            self.emit("Linux\n")
+        elif args == ["-a"]:
+            self.emit("Linux %s %s #1 SMP PREEMPT Debian 1:6.6.51-1+rpt3 (2024-10-08) %s GNU/Linux\n"
+                      % (self.node.host, info["kernel"], info["machine"]))
+        elif all(a in fields for a in args):
+            self.emit(" ".join(fields[a] for a in args) + "\n")
+        else:
+            self.emit("uname: invalid option -- '%s'\n" % args[0].lstrip("-"))
+            self.status = 1
+
+    def _echo(self, name, args, stdin):
+        newline = not (args and args[0] == "-n")
+        self.emit(" ".join(args if newline else args[1:]) + ("\n" if newline else ""))
+
+    def _true(self, name, args, stdin):
+        pass
+
+    def _false(self, name, args, stdin):
+        self.status = 1
+
+    def _seq(self, name, args, stdin):
+        try:
+            numbers = [int(a) for a in args]
+        except ValueError:
+            numbers = []
+        if len(numbers) not in (1, 2, 3):
+            self.emit("seq: invalid arguments\n")
+            self.status = 1
+            return
+        first = numbers[0] if len(numbers) >= 2 else 1
+        step = (numbers[1] or 1) if len(numbers) == 3 else 1
+        last = numbers[-1]
+        self.emit("".join("%d\n" % n for n in range(first, last + (1 if step > 0 else -1), step)))
+
+    def _grep(self, name, args, stdin):
+        words = [a for a in args if not a.startswith("-")]
+        if len(words) <= 1:
+            self.emit(filter_text(name, args, stdin, self))
+            return
+        flags = [a for a in args if a.startswith("-")]
+        text = self.file(words[1])
+        if text is None:
+            self.emit("grep: %s: No such file or directory\n" % words[1])
+            self.status = 2
+        else:
+            self.emit(filter_text(name, flags + [words[0]], text, self))
+
+    def _filter(self, name, args, stdin):
+        self.emit(filter_text(name, args, stdin, self))
+
+    def _vcgencmd(self, name, args, stdin):
+        self.vcgencmd(args)
+
+    def _ls(self, name, args, stdin):
+        self.ls(args)
+
+    COMMANDS = {"hostname": _hostname, "cat": _cat, "uptime": _uptime, "uname": _uname, "echo": _echo,
+                "true": _true, "false": _false, "seq": _seq, "grep": _grep, "head": _filter, "tail": _filter,
+                "wc": _filter, "vcgencmd": _vcgencmd, "ls": _ls}
 
 
 def _columns(names, width=80):

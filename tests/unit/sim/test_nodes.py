@@ -178,6 +178,29 @@ def test_login_and_shell(sim, lines):
     console.send("exit\r")
     assert "Debian GNU/Linux 12 n1 ttyS0" in console.read_until("n1 login: ")
     assert sim.node("n1")["state"] == "login"
+
+
+SHELL_CASES = [  # command, output, $? after it
+    ("uname", "Linux", 0), ("uname -n -m", "n1 aarch64", 0), ("uname -x", "uname: invalid option -- 'x'", 1),
+    ("uname -a", "Linux n1 6.6.51+rpt-rpi-v8 #1 SMP PREEMPT Debian 1:6.6.51-1+rpt3 (2024-10-08) aarch64 GNU/Linux", 0),
+    ("echo -n a b; echo c", "a bc", 0), ("echo", "", 0), ("sudo sudo hostname", "n1", 0),
+    ("seq 3", "1\r\n2\r\n3", 0), ("seq 2 4", "2\r\n3\r\n4", 0), ("seq 10 -3 4", "10\r\n7\r\n4", 0),
+    ("seq 1 0 2", "1\r\n2", 0), ("seq x", "seq: invalid arguments", 1), ("sleep x", "sleep: invalid time interval", 1),
+    ("sleep 0.01", "", 0), ("cat /nothing", "cat: /nothing: No such file or directory", 1),
+    ("cat /etc/hostname | cat", "n1", 0), ("grep -c Serial /proc/cpuinfo", "1", 0),
+    ("grep x /nothing", "grep: /nothing: No such file or directory", 2), ("seq 5 | grep -v 3 | wc -l", "4", 0),
+    ("seq 5 | head -n 2", "1\r\n2", 0), ("seq 5 | tail -n 1", "5", 0),
+    ("vcgencmd", "Usage: vcgencmd [-t] command", 255),
+]
+
+
+def test_shell_commands(sim, lines):
+    lines.set(power=True)
+    sim.wait_state("n1", "login")
+    console = sim.console("n1")
+    console.login("n1")
+    for command, output, status in SHELL_CASES:
+        assert (console.run(command), console.run("echo $?")) == (output, str(status)), command
     console.close()
 
 
