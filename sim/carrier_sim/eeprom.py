@@ -39,7 +39,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._errors import C
 
 from .bootconf import DEFAULT_BOOT_ORDER, effective_settings, set_in_all
 from .firmware import FIRMWARE_RELEASE
-from .pieeprom import Pieeprom, parse_sig, synthetic_image
+from .pieeprom import SECTOR, Pieeprom, parse_sig, synthetic_image
 
 # The config of a node that the topology says nothing about (the simulator's nodes print their boot).
 DEFAULT_CONFIG = "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf41\n"
@@ -50,7 +50,6 @@ PACKAGE_CONFIG = {
 }
 RECOVERY_MAGIC = b"carrier-sim recovery.bin"
 RECOVERY_SIZE = 102400
-SECTOR = 4096  # recovery.bin erases and writes 4 KiB sectors
 NVMEM_SIZE = 4096  # the blconfig reserved-memory region
 BLCONFIG_NODE = "/reserved-memory/nvram@0"
 # Where Raspberry Pi OS keeps what eeprom_config reads (HARDWARE.md section 4).
