@@ -94,3 +94,15 @@ def test_each_module_imports_on_its_own(module):
     code = "import sys; sys.path[:0] = [%r, %r]; import carrier_sim.%s" % (sim_dir, collections, module)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_simulators_models_agree_with_the_collections_table():
+    """Two tables by design (the simulator's describes what a node prints); the facts both hold must agree."""
+    from ansible_collections.picluster.carrier.plugins.module_utils._models import MODELS
+    from carrier_sim.models import MODELS as SIM_MODELS
+
+    assert set(SIM_MODELS) == set(MODELS)
+    for name, model in MODELS.items():
+        mine = SIM_MODELS[name]
+        facts = (model.soc, model.dtb, model.bootloader == "eeprom")
+        assert (mine["soc"].lower(), mine["dtb"], mine["eeprom"]) == facts, name
