@@ -101,6 +101,8 @@ def _cleanup_files(state_dir):
 def run_daemon(args, notify):
     """Run the simulator until stopped. ``notify(message)`` tells the starter 'ready ...' or
     'error: ...' once. Returns the exit code."""
+    # Only the daemon needs the simulator (and the collection it reads topologies with); stop, status
+    # and fault talk to its control socket.
     from .server import SimError, Simulator
 
     state_dir = args.state_dir

@@ -21,6 +21,7 @@ import time
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._topology import load_topology
 
+from .bmc import BmcEmulator
 from .boards import SimBoard
 from .bus import SimBus
 from .nodes import Node
@@ -129,8 +130,6 @@ class Simulator:
         if not spec.bus.startswith(("http://", "https://")):
             self.skipped.append(spec.name)
             return
-        from .bmc import BmcEmulator
-
         board = BmcBoard(spec)
         for slot, nspec in spec.nodes.items():
             uart = Uart(nspec.host, baud=self.baud)
