@@ -3,7 +3,7 @@
 
 ``run_sim(topology_dict, **options)`` starts a simulator in a thread on short socket paths (a
 ``/tmp/pcs-*`` dir: Unix socket paths must stay under 108 bytes) and stops it at teardown,
-checking that its sockets are gone.
+checking that its sockets are gone. ``plain_modes``: the network boot modes skipped at once.
 """
 
 from __future__ import annotations
@@ -25,6 +25,16 @@ def short_dir():
     path = tempfile.mkdtemp(prefix="pcs-", dir="/tmp")
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def plain_modes(monkeypatch):
+    """NETWORK and HTTP tried and skipped at once, as USB and NVMe are: for the tests of BOOT_ORDER and
+    recovery.bin, which have no netboot lab (a cable-less NETWORK mode waits for link first)."""
+    from carrier_sim import boot
+
+    for code in (0x2, 0x7):
+        monkeypatch.setitem(boot.BOOT_MODES, code, boot.mode_absent)
 
 
 @pytest.fixture

@@ -30,16 +30,6 @@ def boot_lines(text):
     return [line[7:] for line in text.split("\r\n") if "Boot mode:" in line]
 
 
-@pytest.fixture
-def plain_modes(monkeypatch):
-    """The simulator's own boot-mode table (NETWORK finds nothing: no netboot lab here)."""
-    from carrier_sim import boot
-
-    for code in (0x2, 0x4, 0x5, 0x6, 0x7):
-        monkeypatch.setitem(boot.BOOT_MODES, code, boot.mode_absent)
-    monkeypatch.setitem(boot.BOOT_MODES, 0x1, boot.mode_sd)
-
-
 def node_paths(sim, host):
     root = sim.node(host)["root"]
     return root, E.NodePaths.defaults(root)

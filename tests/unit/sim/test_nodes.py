@@ -272,16 +272,6 @@ def test_a_new_client_sees_no_stale_output(sim, lines):
     again.close()
 
 
-@pytest.fixture
-def plain_modes(monkeypatch):
-    """The simulator's own boot-mode table (another test may have plugged real netboot in)."""
-    from carrier_sim import boot
-
-    for code in (0x2, 0x4, 0x5, 0x6, 0x7):
-        monkeypatch.setitem(boot.BOOT_MODES, code, boot.mode_absent)
-    monkeypatch.setitem(boot.BOOT_MODES, 0x1, boot.mode_sd)
-
-
 @pytest.mark.parametrize("order, expected, state", [
     ("0xf12", ["Boot mode: NETWORK (02) order f1", "Boot mode: SD (01) order f"], "login"),
     ("0xf416", ["Boot mode: NVME (06) order f41", "Boot mode: SD (01) order f4"], "login"),
