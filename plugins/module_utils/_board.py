@@ -32,12 +32,14 @@ from ansible_collections.picluster.carrier.plugins.module_utils._bus import (
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import BusError, CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._expanders import chip_width, make_chip
 from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import BmcClient, parse_bmc_url
+from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number
 
 LINE_NAMES = ("power", "run", "rpiboot", "eeprom_wp")
 KINDS = ("gpio", "clusterctrl", "turingpi1", "turingpi2")
 
 # HARDWARE.md section 1: timing is not confirmed electrically; conservative defaults.
 DEFAULT_TIMING = {"reset_pulse": 0.1, "off_time": 1.0, "stagger": 0.5}
+MAX_SECONDS = 600
 
 
 class Line(object):
@@ -117,9 +119,11 @@ class Profile(object):
             raise CarrierError("%s.timing: %r is not a mapping" % (field, timing))
         _no_unknown(timing, tuple(DEFAULT_TIMING), field + ".timing")
         for key, value in timing.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value > 600:
-                raise CarrierError("%s.timing.%s: %r is not a number of seconds (0-600)" % (field, key, value))
-            self.timing[key] = float(value)
+            what = "a number of seconds (0-%d)" % MAX_SECONDS
+            if isinstance(value, str):  # profiles are YAML data: a quoted "0.5" is a mistake, not a number
+                raise CarrierError("%s.timing.%s: %r is not %s" % (field, key, value, what))
+            self.timing[key] = float(check_number(value, "%s.timing.%s" % (field, key), 0, MAX_SECONDS,
+                                                  allow_none=False, what=what))
         self.chips = {}
         self._lines = {}
         self.device_address = None

@@ -16,9 +16,10 @@ import contextlib
 import os
 import time
 
-from ansible_collections.picluster.carrier.plugins.module_utils._board import LINE_NAMES, slot_summary
+from ansible_collections.picluster.carrier.plugins.module_utils._board import LINE_NAMES, MAX_SECONDS, slot_summary
 from ansible_collections.picluster.carrier.plugins.module_utils._bus import file_lock, lock_directory
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, ProtectedSlotError
+from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number
 
 STATES = ("on", "off", "cycle", "reset")
 
@@ -70,13 +71,16 @@ class PowerRequest(object):
         self.state = state
         self.usb_boot = usb_boot
         timing = board.profile.timing
-        self.stagger = timing["stagger"] if stagger is None else float(stagger)
-        self.off_time = timing["off_time"] if off_time is None else float(off_time)
-        self.reset_pulse = timing["reset_pulse"] if reset_pulse is None else float(reset_pulse)
-        for name in ("stagger", "off_time", "reset_pulse"):
-            value = getattr(self, name)
-            if value < 0 or value > 600:
-                raise CarrierError("%s: %r is not a number of seconds between 0 and 600" % (name, value))
+        # Checked before any line moves: a nan or inf here would otherwise fail in time.sleep half-way
+        # through a cycle or reset and leave the node off, or powered but held in reset.
+        given = {"stagger": stagger, "off_time": off_time, "reset_pulse": reset_pulse}
+        for name, value in given.items():
+            if value is None:
+                value = timing[name]
+            elif isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            setattr(self, name, float(check_number(
+                value, name, 0, MAX_SECONDS, what="a number of seconds between 0 and %d" % MAX_SECONDS)))
         explicit = not (slot is None or slot == "all" or slot == ["all"])
         slots = board.resolve_slots(slot)
         self.skipped = []

@@ -19,12 +19,19 @@ from ansible_collections.picluster.carrier.plugins.module_utils._errors import C
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
-def check_number(value, field, minimum=None, maximum=None, integer=False, allow_none=True, error=CarrierError):
+def check_number(value, field, minimum=None, maximum=None, integer=False, allow_none=True, error=CarrierError,
+                 what=None):
     """``value`` as an int or float, finite and within ``[minimum, maximum]``; else ``error`` naming ``field``.
 
     Strings of digits are accepted as Ansible's own types accept them; booleans are refused (a YAML
-    ``yes`` is not a number of seconds).
+    ``yes`` is not a number of seconds). ``what`` (``"a number of seconds (0-600)"``) makes every
+    refusal read ``field: value is not <what>`` instead of naming the particular fault.
     """
+    if what is not None:
+        try:
+            return check_number(value, field, minimum, maximum, integer, allow_none, error)
+        except error:
+            raise error("%s: %r is not %s" % (field, value, what)) from None
     if value is None:
         if allow_none:
             return None

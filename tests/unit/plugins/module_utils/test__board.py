@@ -205,3 +205,9 @@ def test_clusterctrl_commands(rig):
     assert first == [("write_byte_data", 0x20, 0x0C, 2), ("write_byte_data", 0x20, 0x0D, 0x12)]
     with pytest.raises(CarrierError, match=r"slot: 4 is beyond this ClusterCTRL's 3 nodes"):
         r.board.read_state([4])
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), True, "0.5", None])
+def test_profile_timing_refuses_non_finite_and_non_numbers(value):
+    with pytest.raises(CarrierError, match=r"profile mine.timing.stagger: .* is not a number of seconds"):
+        get_profile(_bad(("timing", "stagger"), value))

@@ -202,3 +202,13 @@ def test_stagger_gate_holds_across_processes(tmp_path):
     stamps = sorted(queue.get(timeout=5) for _proc in procs)
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     assert min(gaps) >= 0.095, gaps
+
+
+@pytest.mark.parametrize("option", ["stagger", "off_time", "reset_pulse"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 601, "soon", True])
+def test_non_finite_timing_is_refused_before_any_line_moves(rig, option, value):
+    r = rig("itx4")
+    before = {slot: r.levels(slot) for slot in (1, 2)}
+    with pytest.raises(CarrierError, match=r"%s: .* is not a number of seconds between 0 and 600" % option):
+        PowerRequest(r.board, [1, 2], "cycle", **{option: value})
+    assert {slot: r.levels(slot) for slot in (1, 2)} == before
