@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import make_sig, sig_matches, verify_sig
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write, read_optional
+from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number
 from ansible_collections.picluster.carrier.plugins.module_utils._keys import (  # noqa: F401
     generate_private_key, load_private_key, public_key_pem, read_private_key,
 )
@@ -899,6 +900,9 @@ def build_tftp_trees(source_path, nodes, tftp_root, prune=False, preserve=DEFAUL
 
 MAX_BOOT_IMG = 96 * 1024 * 1024  # bytes; the bootloader refuses a larger boot.img
 BOOT_LABEL = "BOOT"
+# FAT directory entries hold local dates from 1980 to 2107 (two-second steps); UTC here.
+FAT_TIME_MIN = 315532800  # 1980-01-01T00:00:00Z
+FAT_TIME_MAX = 4354819199  # 2107-12-31T23:59:59Z
 DEFAULT_TIMESTAMP = 1704067200  # 2024-01-01T00:00:00Z: file times inside boot.img unless told otherwise
 _CLUSTER = 4096
 
@@ -1002,9 +1006,13 @@ class BootImagePlan:
 
 def plan_boot_image(source_path, dest, private_key, timestamp=DEFAULT_TIMESTAMP, volume_id=None, size_mb=None,
                     config_txt=None, cmdline_txt=None, exclude=(), check_models=("cm4",)):
-    """Build boot.img in memory and the boot.sig to go with it; nothing written here."""
+    """Build boot.img in memory and the boot.sig to go with it, both checked; nothing written here."""
+    size_mb = check_number(size_mb, "size_mb", integer=True)
     if size_mb is not None and not 1 <= int(size_mb) <= 96:
         raise CarrierError("size_mb: %r must be from 1 to 96 (the bootloader's limit for boot.img)" % (size_mb,))
+    timestamp = check_number(timestamp, "timestamp", FAT_TIME_MIN, FAT_TIME_MAX, integer=True, allow_none=False,
+                             what="a time FAT can store (seconds since 1970 from %d, 1980-01-01, to %d, "
+                                  "2107-12-31 23:59:59 UTC)" % (FAT_TIME_MIN, FAT_TIME_MAX))
     if private_key is None:
         raise CarrierError("signing_key: HTTP boot needs a customer key: every boot.img must be signed")
     image_path = os.path.join(dest, "boot.img")
@@ -1027,6 +1035,7 @@ def plan_boot_image(source_path, dest, private_key, timestamp=DEFAULT_TIMESTAMP,
         sig = old_sig
     else:
         sig = make_sig(data, ts=timestamp, private_key=private_key).encode("ascii")
+    verify_sig(data, sig, public, label=sig_path)  # before anything is written, not after
     vol = "%08x" % struct.unpack_from("<I", data, 39)[0]  # FAT12/16 boot sector: volume id at 39
     return BootImagePlan(image_path, sig_path, data, sig, old_image != data, old_sig != sig, sorted(entries), digest,
                          vol, hashlib.sha256(old_image).hexdigest() if old_image is not None else None, old_sig)

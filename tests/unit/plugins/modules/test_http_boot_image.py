@@ -110,3 +110,19 @@ def test_bad_input(tmp_path):
     r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(pem), model="cm5"), tmp_path)
     assert r["failed"] and "no config.txt plus bcm2712 device tree" in r["msg"]
     assert not dest.exists()
+
+
+def test_a_timestamp_fat_cannot_hold_is_refused_and_nothing_is_written(tmp_path):
+    # FAT stores file times from 1980-01-01 to 2107-12-31: outside that, mtools would write other
+    # times than asked (or fail), and a negative one made a boot.sig that its own check refused
+    # after boot.img and boot.sig were already in place.
+    boot = make_boot_dir(tmp_path / "boot")
+    pem = tmp_path / "k.pem"
+    rsa_key(pem)
+    dest = tmp_path / "out"
+    for ts in (-1, 0, 315532799, 4354819200, 10 ** 13):
+        r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(pem), timestamp=ts), tmp_path)
+        assert r.get("failed") and r["msg"].startswith("timestamp: %d is not" % ts), (ts, r)
+        assert not dest.exists() or not os.listdir(dest), ts
+    r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(pem), timestamp=315532800), tmp_path)
+    assert r["changed"] is True, r
