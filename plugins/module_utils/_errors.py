@@ -13,7 +13,18 @@ import traceback
 
 
 class CarrierError(Exception):
-    """An error a user can act on: the message says which field, which value, and why."""
+    """An error a user can act on: the message says which field, which value, and why.
+
+    ``result``: fields the failed task returns beside ``msg`` (what a console showed before it timed
+    out, which file was at fault); set by the code that knows them, returned by :func:`run_module`.
+    """
+
+    result = None
+
+    def with_result(self, **fields):
+        """Attach result fields (kept from an earlier attach where not given again); returns self to re-raise."""
+        self.result = dict(fields, **(self.result or {}))
+        return self
 
 
 class BusError(CarrierError):
@@ -39,11 +50,14 @@ def run_module(module, action):
     """Call ``action(module)``, which returns the result dict, and exit with it.
 
     The one place where a library error becomes ``fail_json``: a CarrierError fails the task
-    with its message (which names the field and the value); anything else is a bug and keeps
-    Ansible's own traceback.
+    with its message (which names the field and the value) and the result fields attached to it
+    (:meth:`CarrierError.with_result`); anything else is a bug and keeps Ansible's own traceback.
     """
     try:
         result = action(module)
     except CarrierError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc())
+        fields = dict(exc.result or {})
+        fields.pop("msg", None)
+        fields.pop("failed", None)
+        module.fail_json(msg=str(exc), exception=traceback.format_exc(), **fields)
     module.exit_json(**result)

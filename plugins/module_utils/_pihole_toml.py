@@ -18,10 +18,10 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import tomllib
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._fileio import KEEP, atomic_write
 
 KEY_PART_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 # A table header line: [a.b.c] (Pi-hole writes bare keys only; array-of-tables are refused).
@@ -264,40 +264,38 @@ def read_file(path):
         raise PiholeTomlError(f"path: cannot read {path}: {exc}") from exc
 
 
-def write_atomic(path, text, mode=0o644):
-    """Write ``text`` to ``path`` through a temporary file in the same directory and os.replace.
+# Pi-hole v6 settings that hold a secret or what stands for one (FTL's pihole.toml reference,
+# section [webserver.api]): never returned in clear, whether or not the task sets no_log.
+SECRET_KEYS = frozenset({
+    "webserver.api.password",
+    "webserver.api.pwhash",
+    "webserver.api.app_pwhash",
+    "webserver.api.totp_secret",
+})
+MASK = "********"
 
-    An existing file keeps its mode and ownership; a new one gets ``mode``.
-    """
-    directory = os.path.dirname(os.path.abspath(path)) or "."
+
+def mask(key, value):
+    """``value``, or MASK when ``key`` is a secret setting that has a value."""
+    return MASK if key in SECRET_KEYS and value not in (None, "") else value
+
+
+def masked(result):
+    """The ``changes`` and ``current`` of an :func:`apply` result with every secret value masked."""
+    return {
+        "changes": [dict(c, before=mask(c["key"], c["before"]), after=mask(c["key"], c["after"]))
+                    for c in result["changes"]],
+        "current": {key: mask(key, value) for key, value in result["current"].items()},
+    }
+
+
+def _write(path, text, mode):
+    """The file replaced atomically: an existing file keeps its mode and owner (``mode`` KEEP)."""
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        st = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".pihole.toml.", dir=directory)
-    except OSError as exc:
-        raise PiholeTomlError(f"path: cannot write in {directory}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if st is not None:
-            os.chmod(tmp, st.st_mode & 0o7777)
-            try:
-                os.chown(tmp, st.st_uid, st.st_gid)
-            except PermissionError:
-                pass
-        else:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        atomic_write(path, text, mode=mode, makedirs=False)
+    except CarrierError as exc:
+        reason = getattr(exc.__cause__, "strerror", None) or exc
+        raise PiholeTomlError(f"path: cannot write in {os.path.dirname(os.path.abspath(path))}: {reason}") from exc
 
 
 def apply(path, settings, get=(), check_mode=False, create=True, mode=0o644):
@@ -326,7 +324,7 @@ def apply(path, settings, get=(), check_mode=False, create=True, mode=0o644):
             if not same(got, after):
                 raise PiholeTomlError(f"settings: {key!r}: the edited file reads back {got!r}, not {after!r}")
         if not check_mode:
-            write_atomic(path, after_text, mode)
+            _write(path, after_text, KEEP if text is not None else mode)
         doc = new_doc
     values = {}
     for key in list(settings) + [k for k in get if k not in settings]:

@@ -280,7 +280,6 @@ elapsed:
 """
 
 import time
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.picluster.carrier.plugins.module_utils._console import (
@@ -291,8 +290,9 @@ from ansible_collections.picluster.carrier.plugins.module_utils._console import 
 )
 from ansible_collections.picluster.carrier.plugins.module_utils._bus import lock_directory
 from ansible_collections.picluster.carrier.plugins.module_utils._common import BMC_ARGUMENT_SPEC, bmc_from_params
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, run_module
 from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import CONSOLE_PREFIX as BMC_CONSOLE_PREFIX
+from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number
 
 OPERATIONS = ("capture", "expect", "wait_for", "command")
 
@@ -348,26 +348,22 @@ def operate(module, session):
             "changed": True}
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        mutually_exclusive=[OPERATIONS],
-        required_one_of=[OPERATIONS],
-        required_by={"login_password": "login_user", "log_header": "log_file"},
-        supports_check_mode=True,
-    )
+def _check_params(params):
+    """Everything refusable is refused before the port is opened."""
+    for name in ("timeout", "baudrate"):
+        check_number(params[name], name, what="a positive number")
+        if params[name] <= 0:
+            raise CarrierError("%s: %r is not a positive number" % (name, params[name]))
+    if params["command"] is not None:
+        check_command(params["command"])
+
+
+def _run(module):
     params = module.params
     if module.check_mode and (params["expect"] is not None or params["command"] is not None):
-        module.exit_json(changed=False, skipped=True, port=params["port"],
-                         msg="skipped in check mode: expect and command type on the console")
-    for name in ("timeout", "baudrate"):
-        if params[name] <= 0:
-            module.fail_json(msg="%s: %r is not a positive number" % (name, params[name]))
-    if params["command"] is not None:
-        try:
-            check_command(params["command"])
-        except CarrierError as exc:
-            module.fail_json(msg=str(exc))
+        return dict(changed=False, skipped=True, port=params["port"],
+                    msg="skipped in check mode: expect and command type on the console")
+    _check_params(params)
     started = time.monotonic()
     session = None
     result = {"changed": False, "port": params["port"]}
@@ -382,9 +378,9 @@ def main():
         result.update(operate(module, session))
     except ConsoleError as exc:
         lines = exc.lines or (session.recent_lines() if session else [])
-        module.fail_json(msg=str(exc), lines=lines, state=exc.state, exception=traceback.format_exc(), **result)
+        raise exc.with_result(lines=lines, state=exc.state, **result)
     except CarrierError as exc:
-        module.fail_json(msg=str(exc), exception=traceback.format_exc(), **result)
+        raise exc.with_result(**result)
     finally:
         if session is not None:
             session.close()
@@ -392,7 +388,18 @@ def main():
     result.setdefault("state", session.state)
     result["bytes_received"] = session.bytes_received
     result["elapsed"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[OPERATIONS],
+        required_one_of=[OPERATIONS],
+        required_by={"login_password": "login_user", "log_header": "log_file"},
+        supports_check_mode=True,
+    )
+    run_module(module, _run)
 
 
 if __name__ == "__main__":

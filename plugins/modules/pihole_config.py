@@ -41,7 +41,9 @@ options:
   settings:
     description:
       - Dotted key (table path and key) to value. Values are strings, numbers, booleans or lists of those.
-      - Secrets (for example V(webserver.api.app_pwhash)) belong in a task with C(no_log).
+      - Secrets (for example V(webserver.api.app_pwhash)) belong in a task with C(no_log). Even without it, the
+        values of V(webserver.api.password), V(webserver.api.pwhash), V(webserver.api.app_pwhash) and
+        V(webserver.api.totp_secret) are returned as V(********) in RV(changes), RV(current) and the diff.
     type: dict
     default: {}
   get:
@@ -120,17 +122,53 @@ path:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
-from ansible_collections.picluster.carrier.plugins.module_utils._pihole_toml import apply, format_value
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, run_module
+from ansible_collections.picluster.carrier.plugins.module_utils._pihole_toml import (
+    SECRET_KEYS,
+    apply,
+    format_value,
+    masked,
+)
 
 
-def _mode(module, value):
+def _mode(value):
     if isinstance(value, int):
         return value
     try:
         return int(str(value), 8)
     except ValueError:
-        module.fail_json(msg=f"mode: {value!r} is not an octal mode such as '0644'")
+        raise CarrierError(f"mode: {value!r} is not an octal mode such as '0644'") from None
+
+
+def _hide(module, values):
+    """Secret values go to no_log_values: Ansible then masks them everywhere in the result, the
+    echoed module arguments included, although ``settings`` as a whole is not no_log."""
+    for value in values:
+        if value not in (None, ""):
+            module.no_log_values.add(str(value))
+
+
+def _run(module):
+    path = module.params["path"]
+    _hide(module, [v for k, v in module.params["settings"].items() if k in SECRET_KEYS])
+    try:
+        result = apply(path, module.params["settings"], get=module.params["get"], check_mode=module.check_mode,
+                       create=module.params["create"], mode=_mode(module.params["mode"]))
+    except CarrierError as exc:
+        raise exc.with_result(path=path)
+    _hide(module, [c["before"] for c in result["changes"] if c["key"] in SECRET_KEYS]
+          + [v for k, v in result["current"].items() if k in SECRET_KEYS])
+    shown = masked(result)
+    output = dict(changed=result["changed"], changes=shown["changes"], current=shown["current"],
+                  created=result["created"], path=path)
+    if module._diff and result["changed"]:
+        output["diff"] = dict(
+            before_header=path, after_header=path,
+            before="".join(f"{c['key']} = {format_value(c['before'])}\n" for c in shown["changes"]
+                           if c["before"] is not None),
+            after="".join(f"{c['key']} = {format_value(c['after'])}\n" for c in shown["changes"]),
+        )
+    return output
 
 
 def main():
@@ -144,24 +182,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    path = module.params["path"]
-    mode = _mode(module, module.params["mode"])
-    try:
-        result = apply(path, module.params["settings"], get=module.params["get"],
-                       check_mode=module.check_mode, create=module.params["create"], mode=mode)
-    except CarrierError as exc:
-        module.fail_json(msg=str(exc), path=path)
-
-    output = dict(changed=result["changed"], changes=result["changes"], current=result["current"],
-                  created=result["created"], path=path)
-    if module._diff and result["changed"]:
-        output["diff"] = dict(
-            before_header=path, after_header=path,
-            before="".join(f"{c['key']} = {format_value(c['before'])}\n" for c in result["changes"]
-                           if c["before"] is not None),
-            after="".join(f"{c['key']} = {format_value(c['after'])}\n" for c in result["changes"]),
-        )
-    module.exit_json(**output)
+    run_module(module, _run)
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ def test_failed_write_leaves_no_temporary_file(toml_file, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(P.os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(CarrierError, match=r"path: cannot write in .*: No space left on device"):
         P.apply(str(toml_file), {"dns.port": 54})
     assert sorted(p.name for p in toml_file.parent.iterdir()) == ["pihole.toml"]
     assert toml_file.read_text() == FTL_FILE
