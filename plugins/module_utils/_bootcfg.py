@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
@@ -366,35 +365,6 @@ def read_text(path, field_name):
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise CarrierError("%s: %s is not UTF-8 text (%s)" % (field_name, path, e)) from e
-
-
-def atomic_write(path, text):
-    """Replace ``path`` by ``text`` through a temp file in the same directory, keeping its mode when it can."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o644
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    except OSError as e:
-        raise CarrierError("%s: cannot write: %s" % (path, e.strerror or e)) from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, mode)
-        except PermissionError:  # FAT mounts may refuse; the mount options decide the mode there
-            pass
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise CarrierError("%s: cannot write: %s" % (path, e.strerror or e)) from e
 
 
 def cmdline_expectations(cmdline_set=None, cmdline_add=None, cmdline_absent=None):

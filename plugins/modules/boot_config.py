@@ -166,19 +166,15 @@ backup_files:
   sample: {/boot/firmware/cmdline.txt: /boot/firmware/cmdline.txt.2417.2026-11-22@01:02:03~}
 """
 
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.picluster.carrier.plugins.module_utils._bootcfg import (
-    atomic_write,
-    cmdline_expectations,
-    plan_boot_files,
-)
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._bootcfg import cmdline_expectations, plan_boot_files
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module
+from ansible_collections.picluster.carrier.plugins.module_utils._fileio import KEEP, atomic_write
 
 
-def run_module(module):
+def _run(module):
     p = module.params
     boot_dir, changes = plan_boot_files(
         boot_dir=p["boot_dir"], cmdline_set=p["cmdline_set"], cmdline_add=p["cmdline_add"],
@@ -201,7 +197,7 @@ def run_module(module):
         for change in changed:
             if p["backup"]:
                 backups[change.path] = module.backup_local(change.path)
-            atomic_write(change.path, change.after)
+            atomic_write(change.path, change.after, mode=KEEP, makedirs=False)
         if backups:
             result["backup_files"] = backups
     return result
@@ -220,11 +216,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        result = run_module(module)
-    except CarrierError as e:
-        module.fail_json(msg=str(e), exception=traceback.format_exc())
-    module.exit_json(**result)
+    run_module(module, _run)
 
 
 if __name__ == "__main__":

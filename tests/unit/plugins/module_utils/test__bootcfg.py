@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
@@ -212,23 +211,6 @@ def test_plan_reads_only_files_concerned(tmp_path):
         B.plan_boot_files(str(tmp_path), cmdline_add=["quiet"])
     with pytest.raises(CarrierError, match="boot_dir: .*/nope is not a directory"):
         B.plan_boot_files(str(tmp_path / "nope"), cmdline_add=["quiet"])
-
-
-def test_atomic_write_keeps_mode_and_leaves_no_temp(tmp_path):
-    path = tmp_path / "cmdline.txt"
-    path.write_text("old\n")
-    os.chmod(path, 0o600)
-    inode = path.stat().st_ino
-    B.atomic_write(str(path), "new\n")
-    assert path.read_text() == "new\n"
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert path.stat().st_ino != inode  # replaced, not rewritten in place
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cmdline.txt"]
-
-
-def test_atomic_write_error_names_path(tmp_path):
-    with pytest.raises(CarrierError, match="nodir/config.txt: cannot write"):
-        B.atomic_write(str(tmp_path / "nodir" / "config.txt"), "x")
 
 
 def test_cmdline_expectations():
