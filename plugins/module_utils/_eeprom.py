@@ -35,10 +35,8 @@ import time
 from dataclasses import dataclass, field
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
-from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write, read_optional  # noqa: F401
-from ansible_collections.picluster.carrier.plugins.module_utils._keys import (  # noqa: F401
-    _crypto, load_private_key, load_public_key, pubkey_bin, public_key_from_bin, rsa_sign, rsa_verify,
-)
+from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write, read_optional
+from ansible_collections.picluster.carrier.plugins.module_utils._keys import pubkey_bin, rsa_sign, rsa_verify
 
 # --- Image format (HARDWARE.md section 4) ---------------------------------------------------
 

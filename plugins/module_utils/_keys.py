@@ -91,12 +91,14 @@ def public_key_from_bin(blob):
 
 
 def generate_private_key(path):
-    """A new RSA-2048 customer key at ``path`` (PEM, mode 0600, written atomically). Returns the key."""
+    """A new RSA-2048 customer key, saved at ``path`` (PEM, mode 0600 from birth, written atomically)
+    unless ``path`` is None (check mode's throwaway key). Returns the key."""
     c = _crypto()
     key = c.rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(c.serialization.Encoding.PEM, c.serialization.PrivateFormat.PKCS8,
-                            c.serialization.NoEncryption())
-    atomic_write(path, pem, 0o600)
+    if path is not None:
+        pem = key.private_bytes(c.serialization.Encoding.PEM, c.serialization.PrivateFormat.PKCS8,
+                                c.serialization.NoEncryption())
+        atomic_write(path, pem, 0o600)
     return key
 
 

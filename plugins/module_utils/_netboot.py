@@ -37,9 +37,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import m
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write, read_optional
 from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number
-from ansible_collections.picluster.carrier.plugins.module_utils._keys import (  # noqa: F401
-    generate_private_key, load_private_key, public_key_pem, read_private_key,
-)
+
 
 # --- Node identity (HARDWARE.md sections 5, 9) ----------------------------------------------------
 

@@ -203,10 +203,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import (
     BOOT_MODES,
-    load_private_key,
     plan_image_files,
     write_planned,
 )
+from ansible_collections.picluster.carrier.plugins.module_utils._keys import load_private_key
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, run_module
 
 

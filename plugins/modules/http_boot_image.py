@@ -175,10 +175,13 @@ from ansible_collections.picluster.carrier.plugins.module_utils._errors import r
 from ansible_collections.picluster.carrier.plugins.module_utils._netboot import (
     module_runner,
     plan_boot_image,
-    public_key_pem,
-    read_private_key,
     set_runner,
     write_boot_image,
+)
+from ansible_collections.picluster.carrier.plugins.module_utils._keys import (
+    generate_private_key,
+    public_key_pem,
+    read_private_key,
 )
 
 
@@ -186,9 +189,7 @@ def _key(module):
     p = module.params
     if module.check_mode and p["generate_key"] and p["signing_key"] and not os.path.exists(p["signing_key"]):
         # Check mode writes nothing: a throwaway key stands in for the one that would be made.
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048), True
+        return generate_private_key(None), True
     return read_private_key(p["signing_key"], p["signing_key_content"], p["signing_key_passphrase"],
                             generate=p["generate_key"], warn=module.warn)
 

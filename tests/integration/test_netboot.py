@@ -47,6 +47,7 @@ if str(REPO / ".collections") not in sys.path:
 from netboot_fixtures import make_boot_dir, rsa_key  # noqa: E402
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils import _keys as K  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_root, pytest.mark.slow]
 
@@ -153,7 +154,7 @@ class Lab:
 
 def eeprom_with_key(path, public_key, boot_order, soc="bcm2711"):
     image = E.EepromImage(E.make_synthetic_image(soc, "[all]\nBOOT_UART=1\nBOOT_ORDER=%s\n" % boot_order))
-    image.set_pubkey(E.pubkey_bin(public_key))
+    image.set_pubkey(K.pubkey_bin(public_key))
     path.write_bytes(image.to_bytes())
     return path
 
@@ -305,7 +306,7 @@ def site(lab):
     assert assets["changed"] is True and sorted(assets["changed_nodes"]) == sorted(NODES)
     # The EEPROM self-update for node01, staged in its TFTP directory by eeprom_image.
     new_eeprom = E.EepromImage(E.make_synthetic_image("bcm2711", "[all]\nBOOT_UART=1\nBOOT_ORDER=0x12\n"))
-    new_eeprom.set_pubkey(E.pubkey_bin(key.public_key()))
+    new_eeprom.set_pubkey(K.pubkey_bin(key.public_key()))
     (base / "pieeprom-new.bin").write_bytes(new_eeprom.to_bytes())
     stage = subprocess.run(
         [str(VENV_BIN / "ansible"), "-i", inventory, "ctrl0", "-m", "picluster.carrier.eeprom_image", "-a",

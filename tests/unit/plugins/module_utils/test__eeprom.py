@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+from ansible_collections.picluster.carrier.plugins.module_utils import _keys as K  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 
 REPO = Path(__file__).resolve().parents[4]
@@ -123,11 +124,11 @@ def test_real_image_embed_pubkey(name):
     raw = load_fixture(name)
     image = E.EepromImage(raw, name)
     key = _key()
-    blob = E.pubkey_bin(key.public_key())
+    blob = K.pubkey_bin(key.public_key())
     image.set_pubkey(blob)
     reread = E.EepromImage(image.to_bytes())
     assert reread.get_file("pubkey.bin") == blob
-    assert E.public_key_from_bin(reread.get_file("pubkey.bin")).public_numbers() == key.public_key().public_numbers()
+    assert K.public_key_from_bin(reread.get_file("pubkey.bin")).public_numbers() == key.public_key().public_numbers()
     assert reread.config == TABLE[name][1]
     assert sections_outside(reread, "pubkey.bin") == sections_outside(E.EepromImage(raw), "pubkey.bin")
 
@@ -541,7 +542,7 @@ def test_build_image_signed_is_stable():
     one = E.build_image(base, "[all]\nSIGNED_BOOT=1\n", key)
     sig_text = one.get_file("bootconf.sig").decode()
     E.verify_sig(b"[all]\nSIGNED_BOOT=1\n", sig_text, key.public_key())
-    assert E.public_key_from_bin(one.get_file("pubkey.bin")).public_numbers() == key.public_key().public_numbers()
+    assert K.public_key_from_bin(one.get_file("pubkey.bin")).public_numbers() == key.public_key().public_numbers()
     two = E.build_image(base, "[all]\nSIGNED_BOOT=1\n", key, existing=one)
     assert two.to_bytes() == one.to_bytes()
 
@@ -553,11 +554,11 @@ def test_keys_rejected():
     pem = small.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption())
     with pytest.raises(CarrierError, match="RSA 2048-bit"):
-        E.load_private_key(pem)
+        K.load_private_key(pem)
     with pytest.raises(CarrierError, match="not a usable PEM private key"):
-        E.load_private_key(b"-----BEGIN nonsense")
+        K.load_private_key(b"-----BEGIN nonsense")
     with pytest.raises(CarrierError, match="empty"):
-        E.public_key_from_bin(b"\0" * 264)
+        K.public_key_from_bin(b"\0" * 264)
 
 
 # --- node helpers -------------------------------------------------------------------------------

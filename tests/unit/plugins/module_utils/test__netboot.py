@@ -16,6 +16,7 @@ from netboot_fixtures import CMDLINE_TXT, CONFIG_TXT, make_boot_dir, make_os_ima
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
 from ansible_collections.picluster.carrier.plugins.module_utils import _netboot as N
+from ansible_collections.picluster.carrier.plugins.module_utils import _keys as K  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 
 N.set_runner(subprocess_runner)
@@ -438,13 +439,13 @@ def test_boot_image_limits(tmp_path, boot):
 
 def test_private_key_generation_is_0600(tmp_path):
     path = tmp_path / "keys" / "boot.pem"
-    key, generated = N.read_private_key(str(path), generate=True)
+    key, generated = K.read_private_key(str(path), generate=True)
     assert generated and os.stat(path).st_mode & 0o777 == 0o600
-    again, generated = N.read_private_key(str(path))
+    again, generated = K.read_private_key(str(path))
     assert not generated and again.private_numbers() == key.private_numbers()
     os.chmod(path, 0o644)
     warnings = []
-    N.read_private_key(str(path), warn=warnings.append)
+    K.read_private_key(str(path), warn=warnings.append)
     assert warnings and "should be 0600" in warnings[0]
     with pytest.raises(CarrierError, match="does not exist"):
-        N.read_private_key(str(tmp_path / "none.pem"))
+        K.read_private_key(str(tmp_path / "none.pem"))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+from ansible_collections.picluster.carrier.plugins.module_utils import _keys as K  # noqa: E402
 
 from modrun import run_module
 
@@ -148,7 +149,7 @@ def test_signed_with_customer_key(tmp_path, src):
     assert r["changed"] is True, r
     image = E.EepromImage.from_file(str(dest))
     pub = key.public_key()
-    assert image.get_file("pubkey.bin") == E.pubkey_bin(pub)
+    assert image.get_file("pubkey.bin") == K.pubkey_bin(pub)
     E.verify_sig(args["config"].encode(), image.get_file("bootconf.sig").decode(), pub)
     E.verify_sig(dest.read_bytes(), (tmp_path / "signed.sig").read_text(), pub)
     before = dest.read_bytes(), (tmp_path / "signed.sig").read_bytes()

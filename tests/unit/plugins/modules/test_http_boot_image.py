@@ -22,6 +22,7 @@ if str(_COLL) not in sys.path:
 from netboot_fixtures import make_boot_dir, make_os_image, rsa_key  # noqa: E402
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils import _keys as K  # noqa: E402
 
 
 run_http_boot_image = functools.partial(run_module, "http_boot_image")
@@ -43,7 +44,7 @@ def test_generate_key_build_verify_and_rerun(tmp_path):
     assert r["image"] == str(dest / "boot.img") and r["sig"] == str(dest / "boot.sig")
     assert r["sha256"] == hashlib.sha256(img).hexdigest() and r["size"] == len(img) <= 96 * 1024 * 1024
     assert "cmdline.txt" in r["files"] and "overlays/dwc2.dtbo" in r["files"]
-    public = E.load_public_key(r["public_key"])
+    public = K.load_public_key(r["public_key"])
     parsed = E.verify_sig(img, sig, public)
     assert parsed.ts == 1704067200 and sig.splitlines()[0] == r["sha256"]
     assert r["diff"]["before"] == "" and r["diff"]["after"].startswith("boot.img sha256 %s\n" % r["sha256"])

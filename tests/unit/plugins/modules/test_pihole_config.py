@@ -80,9 +80,8 @@ def test_secret_settings_are_masked_even_without_no_log(tmp_path):
     path = tmp_path / "pihole.toml"
     path.write_text('[webserver]\n  [webserver.api]\n    pwhash = "$BALLOON-SHA256$v=1$s=1024,t=32$old$old"\n')
     secret = "$BALLOON-SHA256$v=1$s=1024,t=32$c2FsdA==$aGFzaA=="
-    result = run(tmp_path, path=str(path), settings={"webserver.api.pwhash": secret,
-                                                      "webserver.api.app_pwhash": "app-secret"},
-                 get=["webserver.api.totp_secret"])
+    settings = {"webserver.api.pwhash": secret, "webserver.api.app_pwhash": "app-secret"}
+    result = run(tmp_path, path=str(path), settings=settings, get=["webserver.api.totp_secret"])
     assert result["changed"] is True, result
     text = repr(dict(result))
     assert secret not in text and "app-secret" not in text and "$old$old" not in text
