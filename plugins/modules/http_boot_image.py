@@ -202,14 +202,22 @@ def _listing(image_sha, sig_bytes, files):
     return "\n".join(lines + ["  %s" % f for f in files]) + "\n"
 
 
-def _run(module):
-    set_runner(module_runner(module))  # mkfs.vfat and mtools
-    p = module.params
-    key, generated = _key(module)
-    plan = plan_boot_image(
+def _plan(p, key):
+    return plan_boot_image(
         p["source"], p["dest"], key, timestamp=p["timestamp"], volume_id=p["volume_id"], size_mb=p["size_mb"],
         config_txt=p["config_txt"], cmdline_txt=p["cmdline_txt"], exclude=p["exclude"], check_models=(p["model"],),
     )
+
+
+def _run(module):
+    set_runner(module_runner(module))  # mkfs.vfat and mtools
+    p = module.params
+    if p["generate_key"] and p["signing_key"] and not os.path.exists(p["signing_key"]) and not module.check_mode:
+        # The key file is the first thing this run would write: every other option is checked (a
+        # whole plan with a throwaway key) before it is made, so a refused run leaves no key behind.
+        _plan(p, generate_private_key(None))
+    key, generated = _key(module)
+    plan = _plan(p, key)
     if plan.changed and not module.check_mode:
         write_boot_image(plan, key)
     result = dict(

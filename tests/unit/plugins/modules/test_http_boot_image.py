@@ -127,3 +127,20 @@ def test_a_timestamp_fat_cannot_hold_is_refused_and_nothing_is_written(tmp_path)
         assert not dest.exists() or not os.listdir(dest), ts
     r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(pem), timestamp=315532800), tmp_path)
     assert r["changed"] is True, r
+
+
+def test_refused_input_creates_no_key(tmp_path):
+    # generate_key makes the key file; a run refused for its other options must not leave one behind.
+    boot = make_boot_dir(tmp_path / "boot")
+    key = tmp_path / "keys" / "boot.pem"
+    dest = tmp_path / "out"
+    base = dict(source=boot, dest=str(dest), signing_key=str(key), generate_key=True)
+    for bad, match in ((dict(timestamp=-1), "timestamp: -1 is not"), (dict(size_mb=200), "size_mb: 200"),
+                       (dict(model="cm5"), "no config.txt plus bcm2712 device tree"),
+                       (dict(volume_id="xyz"), "volume_id: 'xyz'")):
+        r = run_http_boot_image(dict(base, **bad), tmp_path)
+        assert r.get("failed") and match in r["msg"], (bad, r)
+        assert not key.exists(), bad
+        assert not dest.exists() or not os.listdir(dest), bad
+    r = run_http_boot_image(base, tmp_path)
+    assert r["changed"] is True and r["key_generated"] is True and key.exists(), r
