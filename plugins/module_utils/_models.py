@@ -54,35 +54,36 @@ _SERIAL_DIR_RE = re.compile(r"^[0-9a-f]{8}$")
 _MAC_DIR_RE = re.compile(r"^[0-9a-f]{2}(?:-[0-9a-f]{2}){5}$")
 
 
-def _text(value, field, what):
+def _text(value, field, what, hint):
     if isinstance(value, int) and not isinstance(value, bool):
         raise InvalidValue(field, "%r was read by YAML as a number: quote the %s" % (value, what), value)
     if not isinstance(value, str):
-        raise InvalidValue(field, "%r is not a %s" % (value, what), value)
-    return value.strip().lower()
+        raise InvalidValue(field, "%r is not a %s (%s)" % (value, what, hint), value)
+    return value.lower()
 
 
-def normalize_serial(value, field="serial"):
+_SERIAL_HINT = "16 hex digits, or the 8-digit TFTP directory form"
+_MAC_HINT = "six hex pairs separated by ':' or '-'"
+
+
+def normalize_serial(value, field="serial", allow_0x=False):
     """A board serial, lowercased: 16 hex digits (``/proc/cpuinfo``) or the 8-digit TFTP directory
-    form; a leading ``0x`` is dropped. InvalidValue naming ``field`` otherwise."""
-    text = _text(value, field, "serial")
-    if text.startswith("0x"):
+    form. ``allow_0x``: a leading ``0x`` (as ``vcgencmd otp_dump``-style tools print it) is dropped.
+    No white space is trimmed: a value with it is refused, not guessed at. InvalidValue naming ``field``."""
+    text = _text(value, field, "serial number", _SERIAL_HINT)
+    if allow_0x and text.startswith("0x"):
         text = text[2:]
     if not _SERIAL_RE.match(text):
-        raise InvalidValue(
-            field, "%r is not a serial number (16 hex digits, or the 8-digit TFTP directory form, "
-            "e.g. 10000000b7f44626)" % (value,), value)
+        raise InvalidValue(field, "%r is not a serial number (%s)" % (value, _SERIAL_HINT), value)
     return text
 
 
 def normalize_mac(value, field="mac"):
     """``DC-A6-32-01-36-C2`` or ``dc:a6:32:01:36:c2`` -> ``dc:a6:32:01:36:c2``; a multicast
     address (the low bit of the first octet set) is no board's MAC."""
-    text = _text(value, field, "MAC address")
+    text = _text(value, field, "MAC address", _MAC_HINT)
     if not _MAC_RE.match(text):
-        raise InvalidValue(
-            field, "%r is not a MAC address (six hex pairs separated by ':' or '-', e.g. dc:a6:32:01:36:c2)"
-            % (value,), value)
+        raise InvalidValue(field, "%r is not a MAC address (%s)" % (value, _MAC_HINT), value)
     mac = text.replace("-", ":")
     if int(mac[:2], 16) & 1:
         raise InvalidValue(field, "%r is a multicast address, not a board's MAC" % (value,), value)

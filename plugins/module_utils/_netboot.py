@@ -36,26 +36,25 @@ from dataclasses import dataclass, field
 from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import make_sig, sig_matches, verify_sig
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write, read_optional
+from ansible_collections.picluster.carrier.plugins.module_utils._models import (
+    MODELS,
+    eeprom_models,
+    is_node_dirname,
+    mac_dirname,
+    normalize_mac,
+    normalize_serial,
+    serial_dirname,
+)
 from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number
 
 
 # --- Node identity (HARDWARE.md sections 5, 9) ----------------------------------------------------
 
-# Models that network-boot from the SPI EEPROM bootloader, with their SoC and device tree.
-MODELS = {
-    "cm4": {"soc": "bcm2711", "dtb": "bcm2711-rpi-cm4.dtb"},
-    "pi4": {"soc": "bcm2711", "dtb": "bcm2711-rpi-4-b.dtb"},
-    "cm5": {"soc": "bcm2712", "dtb": "bcm2712-rpi-cm5-cm5io.dtb"},
-    "pi5": {"soc": "bcm2712", "dtb": "bcm2712-rpi-5-b.dtb"},
-}
+# Only models whose bootloader is in SPI EEPROM network-boot this way (docs in _models).
+NETBOOT_MODELS = eeprom_models()
 DEFAULT_MODEL = "cm4"
 # TFTP_PREFIX=0: the serial directory (last 8 hex digits); TFTP_PREFIX=2: the MAC directory.
 TFTP_PREFIXES = ("serial", "mac")
-
-_SERIAL_RE = re.compile(r"^(?:[0-9a-f]{8}|[0-9a-f]{16})$")
-_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$")
-_SERIAL_DIR_RE = re.compile(r"^[0-9a-f]{8}$")
-_MAC_DIR_RE = re.compile(r"^[0-9a-f]{2}(?:-[0-9a-f]{2}){5}$")
 
 STORE_DIR = ".store"
 LOCK_FILE = ".netboot.lock"
@@ -65,33 +64,6 @@ DEFAULT_PRESERVE = ("pieeprom.upd", "pieeprom.sig")
 RENDERED = ("config.txt", "cmdline.txt")
 FILE_MODE = 0o644
 DIR_MODE = 0o755
-
-
-def normalize_serial(value, field_name):
-    """``(serial, serial8)``: the lowercase serial (8 or 16 hex digits) and its TFTP directory name."""
-    text = str(value if value is not None else "").strip().lower()
-    if text.startswith("0x"):
-        text = text[2:]
-    if not _SERIAL_RE.match(text):
-        raise CarrierError("%s: %r is not a serial number (8 or 16 hex digits, e.g. 10000000b7f44626)"
-                           % (field_name, value))
-    return text, text[-8:]
-
-
-def normalize_mac(value, field_name):
-    text = str(value if value is not None else "").strip().lower()
-    if not _MAC_RE.match(text):
-        raise CarrierError("%s: %r is not a MAC address (six hex pairs, e.g. dc:a6:32:01:36:c2)" % (field_name, value))
-    return text.replace("-", ":")
-
-
-def mac_dirname(mac):
-    """The TFTP_PREFIX=2 directory of a MAC: ``dc-a6-32-01-36-c2``."""
-    return mac.replace(":", "-")
-
-
-def is_node_dirname(name):
-    return bool(_SERIAL_DIR_RE.match(name) or _MAC_DIR_RE.match(name))
 
 
 @dataclass
@@ -112,11 +84,11 @@ class NodeSpec:
 
     @property
     def dtb(self):
-        return MODELS[self.model]["dtb"]
+        return MODELS[self.model].dtb
 
     @property
     def soc(self):
-        return MODELS[self.model]["soc"]
+        return MODELS[self.model].soc
 
     def as_template_var(self):
         return {"name": self.name, "serial": self.serial, "serial8": self.serial8, "mac": self.mac,
@@ -168,15 +140,16 @@ def parse_nodes(nodes, tftp_prefix="serial", label="nodes"):
         if not name or not isinstance(name, str):
             raise CarrierError("%s.name: %r must be a non-empty string (the node's inventory name)" % (where, name))
         model = str(raw.get("model") or DEFAULT_MODEL).lower()
-        if model not in MODELS:
+        if model not in NETBOOT_MODELS:
             raise CarrierError("%s.model: %r does not network-boot from an EEPROM bootloader (models: %s)"
-                               % (where, raw.get("model"), ", ".join(MODELS)))
+                               % (where, raw.get("model"), ", ".join(NETBOOT_MODELS)))
         prefix = raw.get("tftp_prefix") or tftp_prefix
         if prefix not in TFTP_PREFIXES:
             raise CarrierError("%s.tftp_prefix: %r must be one of %s" % (where, prefix, ", ".join(TFTP_PREFIXES)))
         serial = serial8 = mac = None
         if raw.get("serial") not in (None, ""):
-            serial, serial8 = normalize_serial(raw["serial"], "%s.serial" % where)
+            serial = normalize_serial(raw["serial"], "%s.serial" % where, allow_0x=True)
+            serial8 = serial_dirname(serial)
         if raw.get("mac") not in (None, ""):
             mac = normalize_mac(raw["mac"], "%s.mac" % where)
         if prefix == "serial":
@@ -428,7 +401,7 @@ class BootSource:
 
     def check_bootable(self, models, warn=None):
         """Raise when the source cannot boot the given models (HARDWARE.md section 6)."""
-        socs = {MODELS[m]["soc"] for m in models}
+        socs = {MODELS[m].soc for m in models}
         names = set(self.files)
         lower = {n.lower() for n in names}
         if "bcm2711" in socs and "start4.elf" not in lower:
@@ -440,8 +413,8 @@ class BootSource:
                                    "partition (files: %s)" % (self.path, _sample(names)))
         if warn is not None:
             for model in sorted(set(models)):
-                if MODELS[model]["dtb"] not in lower:
-                    warn("source: %s has no %s (the device tree of a %s)" % (self.path, MODELS[model]["dtb"], model))
+                if MODELS[model].dtb not in lower:
+                    warn("source: %s has no %s (the device tree of a %s)" % (self.path, MODELS[model].dtb, model))
 
 
 def _sample(names, n=8):

@@ -69,17 +69,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
-from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import console_port, parse_bmc_url
-
+from ansible_collections.picluster.carrier.plugins.module_utils import _models
 from ansible_collections.picluster.carrier.plugins.module_utils._board import BUILTIN_PROFILES, get_profile
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, InvalidValue
+from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import console_port, parse_bmc_url
 
 
 #: Specializations every topology may use (each becomes an inventory group of that name).
 BUILTIN_SPECIALIZATIONS = ("ceph_storage", "k3s_server", "k3s_agent", "pihole")
 
-#: Node models the library knows (HARDWARE.md section 9 board types).
-MODELS = ("cm3", "cm4", "cm4s", "cm5", "pi4", "pi5", "pizero", "pizero2")
+#: Node models the library knows: the names of :data:`_models.MODELS`.
+MODELS = tuple(_models.MODELS)
 
 #: Top-level keys that belong to the inventory plugin (its options); the topology ignores them.
 INVENTORY_OPTION_KEYS = frozenset(
@@ -119,8 +119,6 @@ _RESERVED_GROUPS = frozenset({"all", "ungrouped", "carrier_nodes", "carrier_cont
 _HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BOARD_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$")
-_SERIAL_RE = re.compile(r"^(?:[0-9a-f]{8}){1,2}$")
 _DEV_I2C_RE = re.compile(r"^/dev/i2c-(\d+)$")
 _CONSOLE_FIELDS = ("host", "slot", "board")
 
@@ -286,29 +284,19 @@ def load_topology(data_or_path: Any, source: str | None = None) -> Topology:
 
 
 def normalize_mac(value: Any, source: str = "<value>", path: str = "mac") -> str:
-    """``DC-A6-32-01-36-C2`` or ``dc:a6:32:01:36:c2`` -> ``dc:a6:32:01:36:c2``; TopologyError otherwise."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise TopologyError(source, path, "%r was read by YAML as a number: quote the MAC address" % (value,), value)
-    if not isinstance(value, str) or not _MAC_RE.match(value.lower()):
-        raise TopologyError(
-            source, path, "%r is not a MAC address (six hex pairs separated by ':' or '-')" % (value,), value
-        )
-    mac = value.lower().replace("-", ":")
-    if int(mac[:2], 16) & 1:
-        raise TopologyError(source, path, "%r is a multicast address, not a board's MAC" % (value,), value)
-    return mac
+    """:func:`_models.normalize_mac`, its refusal naming the topology file and the field path."""
+    try:
+        return _models.normalize_mac(value, path)
+    except InvalidValue as exc:
+        raise TopologyError(source, path, exc.reason, value) from None
 
 
 def normalize_serial(value: Any, source: str = "<value>", path: str = "serial") -> str:
-    """A board serial: 16 hex digits (``/proc/cpuinfo``) or the 8-digit TFTP-directory form, lowercased."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise TopologyError(source, path, "%r was read by YAML as a number: quote the serial" % (value,), value)
-    if not isinstance(value, str) or not _SERIAL_RE.match(value.lower()):
-        raise TopologyError(
-            source, path, "%r is not a serial number (16 hex digits, or the 8-digit TFTP directory form)" % (value,),
-            value,
-        )
-    return value.lower()
+    """:func:`_models.normalize_serial`, its refusal naming the topology file and the field path."""
+    try:
+        return _models.normalize_serial(value, path)
+    except InvalidValue as exc:
+        raise TopologyError(source, path, exc.reason, value) from None
 
 
 def normalize_bus(value: Any, source: str = "<value>", path: str = "bus") -> str:

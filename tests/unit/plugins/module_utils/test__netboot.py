@@ -15,9 +15,10 @@ import pytest
 from netboot_fixtures import CMDLINE_TXT, CONFIG_TXT, make_boot_dir, make_os_image, rsa_key, subprocess_runner
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+from ansible_collections.picluster.carrier.plugins.module_utils import _keys as K
 from ansible_collections.picluster.carrier.plugins.module_utils import _netboot as N
-from ansible_collections.picluster.carrier.plugins.module_utils import _keys as K  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._models import is_node_dirname
 
 N.set_runner(subprocess_runner)
 
@@ -57,7 +58,7 @@ def build(source, tftp, nodes=None, **kw):
 @pytest.mark.parametrize("serial,dirname", [("10000000B7F44626", "b7f44626"), ("b7f44626", "b7f44626"),
                                             ("0x10000000b7f44626", "b7f44626")])
 def test_serial_forms(serial, dirname):
-    assert N.normalize_serial(serial, "s")[1] == dirname
+    assert N.parse_nodes([{"name": "a", "serial": serial}])[0].dirname == dirname
 
 
 @pytest.mark.parametrize("nodes,match", [
@@ -221,7 +222,7 @@ def test_mac_directories(tmp_path, boot):
     assert result["nodes"]["n1"]["dirname"] == "dc-a6-32-01-36-c2"
     assert result["nodes"]["n2"]["dirname"] == "b7f44626"
     assert (tftp / "dc-a6-32-01-36-c2" / "start4.elf").exists()
-    assert N.is_node_dirname("dc-a6-32-01-36-c2") and not N.is_node_dirname("dc-a6-32")
+    assert is_node_dirname("dc-a6-32-01-36-c2") and not is_node_dirname("dc-a6-32")
 
 
 def test_custom_templates_and_errors(tmp_path, boot):
