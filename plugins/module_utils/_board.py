@@ -32,7 +32,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._bus import (
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import BusError, CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._expanders import chip_width, make_chip
 from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import BmcClient, parse_bmc_url
-from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number
+from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number, format_ranges
 
 LINE_NAMES = ("power", "run", "rpiboot", "eeprom_wp")
 KINDS = ("gpio", "clusterctrl", "turingpi1", "turingpi2")
@@ -221,7 +221,7 @@ class Profile(object):
             return self._lines[slot]
         except KeyError:
             raise CarrierError("slot: %r is not a slot of profile %s (slots: %s)"
-                               % (slot, self.name, _ranges(self.slot_numbers))) from None
+                               % (slot, self.name, format_ranges(self.slot_numbers))) from None
 
     def to_dict(self):
         data = {"name": self.name, "kind": self.kind, "timing": dict(self.timing)}
@@ -237,15 +237,6 @@ class Profile(object):
             data["device"] = {"address": self.device_address}
             data["max_slots"] = len(self._lines)
         return data
-
-
-def _ranges(numbers):
-    numbers = sorted(numbers)
-    if not numbers:
-        return "none"
-    if numbers == list(range(numbers[0], numbers[-1] + 1)):
-        return "%d-%d" % (numbers[0], numbers[-1])
-    return ", ".join(str(n) for n in numbers)
 
 
 # HARDWARE.md section 3, Turing Pi 1: register 0xF2, one bit per node, nodes 1-7.

@@ -73,6 +73,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils import _models
 from ansible_collections.picluster.carrier.plugins.module_utils._board import BUILTIN_PROFILES, get_profile
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, InvalidValue
 from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import console_port, parse_bmc_url
+from ansible_collections.picluster.carrier.plugins.module_utils._values import format_ranges
 
 
 #: Specializations every topology may use (each becomes an inventory group of that name).
@@ -689,7 +690,8 @@ class _Loader:
         if number not in slot_set:
             self.fail(
                 path,
-                "slot %r is out of range for profile %r (slots %s)" % (value, profile_name, _ranges(sorted(slot_set))),
+                "slot %r is out of range for profile %r (slots %s)"
+                % (value, profile_name, format_ranges(slot_set, empty="(none)")),
                 value,
             )
         return number
@@ -725,19 +727,3 @@ def _int_or_none(value: Any) -> int | None:
 
 def _join(path: str, key: Any) -> str:
     return "%s.%s" % (path, key) if path else str(key)
-
-
-def _ranges(numbers: list) -> str:
-    """[1, 2, 3, 5] -> '1-3, 5'"""
-    if not numbers:
-        return "(none)"
-    parts = []
-    start = prev = numbers[0]
-    for n in numbers[1:] + [None]:
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        parts.append(str(start) if start == prev else "%d-%d" % (start, prev))
-        if n is not None:
-            start = prev = n
-    return ", ".join(parts)
