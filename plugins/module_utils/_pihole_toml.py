@@ -15,6 +15,7 @@ Pi-hole uses (strings, integers, floats, booleans and arrays of those).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -280,12 +281,21 @@ def mask(key, value):
     return MASK if key in SECRET_KEYS and value not in (None, "") else value
 
 
+def fingerprint(value):
+    """A SHA-256 of a secret setting's value: tells a change (a password reset in the web interface)
+    without telling the value; Pi-hole's own values here are already salted hashes."""
+    return hashlib.sha256(str(value).encode("utf-8")).hexdigest()
+
+
 def masked(result):
-    """The ``changes`` and ``current`` of an :func:`apply` result with every secret value masked."""
+    """The ``changes`` and ``current`` of an :func:`apply` result with every secret value masked, and
+    ``fingerprints``: :func:`fingerprint` of each secret setting in ``current`` that has a value."""
     return {
         "changes": [dict(c, before=mask(c["key"], c["before"]), after=mask(c["key"], c["after"]))
                     for c in result["changes"]],
         "current": {key: mask(key, value) for key, value in result["current"].items()},
+        "fingerprints": {key: fingerprint(value) for key, value in result["current"].items()
+                         if key in SECRET_KEYS and value not in (None, "")},
     }
 
 

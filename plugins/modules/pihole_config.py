@@ -109,6 +109,13 @@ current:
   returned: always
   type: dict
   sample: {dns.upstreams: [9.9.9.9], webserver.port: "8080o"}
+fingerprints:
+  description:
+    - For each secret setting in RV(current) that has a value, the SHA-256 of that value, so that a playbook can tell
+      whether it changed (for example a password set again in the web interface) without seeing it.
+  returned: always
+  type: dict
+  sample: {"webserver.api.pwhash": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
 created:
   description: Whether the file was (or, in check mode, would be) created.
   returned: always
@@ -160,7 +167,7 @@ def _run(module):
           + [v for k, v in result["current"].items() if k in SECRET_KEYS])
     shown = masked(result)
     output = dict(changed=result["changed"], changes=shown["changes"], current=shown["current"],
-                  created=result["created"], path=path)
+                  fingerprints=shown["fingerprints"], created=result["created"], path=path)
     if module._diff and result["changed"]:
         output["diff"] = dict(
             before_header=path, after_header=path,

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from pathlib import Path
 
@@ -91,4 +92,6 @@ def test_secret_settings_are_masked_even_without_no_log(tmp_path):
     ]
     assert result["current"]["webserver.api.pwhash"] == "********"
     assert result["current"]["webserver.api.totp_secret"] is None
+    assert result["fingerprints"] == {"webserver.api.pwhash": hashlib.sha256(secret.encode()).hexdigest(),
+                                      "webserver.api.app_pwhash": hashlib.sha256(b"app-secret").hexdigest()}
     assert tomllib.loads(path.read_text())["webserver"]["api"]["pwhash"] == secret
