@@ -1013,13 +1013,33 @@ def plan_boot_image(source_path, dest, private_key, timestamp=DEFAULT_TIMESTAMP,
 
 
 def write_boot_image(plan, private_key):
-    """Write boot.img then boot.sig atomically, read both back and verify the signature."""
-    if plan.image_changed:
-        atomic_write(plan.image_path, plan.image, FILE_MODE)
-    if plan.sig_changed:
-        atomic_write(plan.sig_path, plan.sig, FILE_MODE)
-    data = read_optional(plan.image_path)
-    sig = read_optional(plan.sig_path)
-    if data is None or sig is None:
-        raise CarrierError("dest: %s or %s vanished after writing" % (plan.image_path, plan.sig_path))
-    verify_sig(data, sig, private_key.public_key(), label=plan.sig_path)
+    """Put boot.img and boot.sig in place together: both are staged beside their targets, read back
+    and verified there, then renamed over them; when the second rename fails the first is undone,
+    so a failed run leaves the old pair (or none), never a new image with an old signature."""
+    staged, backups, done = {}, {}, []
+    try:
+        for path, data in ((plan.image_path, plan.image), (plan.sig_path, plan.sig)):
+            staged[path] = path + ".new"
+            atomic_write(staged[path], data, FILE_MODE)
+        verify_sig(read_optional(staged[plan.image_path]), read_optional(staged[plan.sig_path]),
+                   private_key.public_key(), label=plan.sig_path)
+        for path in staged:
+            if os.path.exists(path):
+                backups[path] = path + ".old"
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(backups[path])
+                os.link(path, backups[path])
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
+            done.append(path)
+    except OSError as e:
+        for path in done:
+            if path in backups:
+                os.replace(backups[path], path)
+            else:
+                os.unlink(path)
+        raise CarrierError("dest: writing %s failed: %s" % (e.filename or plan.image_path, e.strerror or e)) from e
+    finally:
+        for tmp in list(staged.values()) + list(backups.values()):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)

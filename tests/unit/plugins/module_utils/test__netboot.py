@@ -450,3 +450,24 @@ def test_private_key_generation_is_0600(tmp_path):
     assert warnings and "should be 0600" in warnings[0]
     with pytest.raises(CarrierError, match="does not exist"):
         K.read_private_key(str(tmp_path / "none.pem"))
+
+
+def test_boot_image_pair_is_replaced_together_or_not_at_all(tmp_path, boot, monkeypatch):
+    key = rsa_key()
+    dest = tmp_path / "out"
+    N.write_boot_image(N.plan_boot_image(boot, str(dest), key), key)
+    old = {n: (dest / n).read_bytes() for n in ("boot.img", "boot.sig")}
+    plan = N.plan_boot_image(boot, str(dest), key, timestamp=1735689600)
+    real_replace = os.replace
+
+    def failing_replace(src, dst, *args, **kwargs):
+        if str(dst).endswith("boot.sig"):
+            raise OSError(28, "No space left on device", str(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(CarrierError, match="boot.sig"):
+        N.write_boot_image(plan, key)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert {n: (dest / n).read_bytes() for n in ("boot.img", "boot.sig")} == old
+    assert sorted(os.listdir(dest)) == ["boot.img", "boot.sig"]
