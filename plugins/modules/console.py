@@ -354,6 +354,11 @@ def _check_params(params):
         check_number(params[name], name, what="a positive number")
         if params[name] <= 0:
             raise CarrierError("%s: %r is not a positive number" % (name, params[name]))
+    seconds = "a number of seconds (0 or more)"
+    if params["capture"] is not None:
+        check_number(params["capture"]["duration"], "capture.duration", minimum=0, what=seconds)
+    for index, step in enumerate(params["expect"] or []):
+        check_number(step["timeout"], "expect[%d].timeout" % index, minimum=0, what=seconds)
     if params["command"] is not None:
         check_command(params["command"])
 
