@@ -22,7 +22,7 @@ class CarrierError(Exception):
     result = None
 
     def with_result(self, **fields):
-        """Attach result fields (kept from an earlier attach where not given again); returns self to re-raise."""
+        """Attach result fields; a field attached earlier, nearer the fault, wins. Returns self to re-raise."""
         self.result = dict(fields, **(self.result or {}))
         return self
 
