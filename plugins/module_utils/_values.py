@@ -56,16 +56,6 @@ def check_number(value, field, minimum=None, maximum=None, integer=False, allow_
     return number
 
 
-def check_numbers(params, limits, error=CarrierError):
-    """Check several options of a parameter dict at once: ``limits`` maps option -> (min, max) or
-    a dict of :func:`check_number` keywords. Returns the checked values by option."""
-    out = {}
-    for option, limit in limits.items():
-        kwargs = dict(limit) if isinstance(limit, dict) else {"minimum": limit[0], "maximum": limit[1]}
-        out[option] = check_number(params.get(option), option, error=error, **kwargs)
-    return out
-
-
 def check_name(value, field, what="name", pattern=_NAME_RE, error=CarrierError):
     """A name that becomes a path component, a section or a header: letters, digits, ``. _ + -``,
     starting with a letter or digit (so no ``..``, no ``/``, no brackets, no line breaks)."""
