@@ -305,7 +305,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     # -- probe ---------------------------------------------------------------------------------
     def _probe(self, data):
         """Live power state per node: {host: {"carrier_power": ..., ["carrier_power_error": ...]}}."""
-        from ansible_collections.picluster.carrier.plugins.module_utils._board import Board
+        from ansible_collections.picluster.carrier.plugins.module_utils._board import board_from_dict
 
         result = {}
         for board in data["boards"]:
@@ -317,14 +317,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 try:
                     bmc = dict(board.get("bmc") or {})
                     bmc["password"] = self.get_option("bmc_password")
-                    state = Board(
-                        board["name"],
-                        board["profile"],
-                        board["bus"],
-                        addresses=board["addresses"],
-                        protected_slots=board["protected_slots"],
-                        bmc=bmc,
-                    ).read_state(sorted(hosts))
+                    state = board_from_dict(dict(board, bmc=bmc)).read_state(sorted(hosts))
                 except Exception as exc:  # a probe never fails the inventory: the var says why
                     reason = "reading board %s on bus %s failed: %s" % (board["name"], board["bus"], exc)
             for slot, host in hosts.items():

@@ -7,7 +7,7 @@ uses too), and building a Board from module parameters."""
 
 from __future__ import annotations
 
-from ansible_collections.picluster.carrier.plugins.module_utils._board import Board
+from ansible_collections.picluster.carrier.plugins.module_utils._board import board_from_dict
 
 # Keep in step with plugins/doc_fragments/board.py (BMC: its BMC fragment).
 BMC_ARGUMENT_SPEC = dict(
@@ -42,12 +42,13 @@ def board_argument_spec(**extra):
 
 
 def board_from_params(params):
-    return Board(
-        params["board"],
-        params["profile"],
-        params["bus"],
-        addresses=params.get("addresses"),
-        protected_slots=params.get("protected_slots") or (),
-        lock_dir=params.get("lock_dir"),
-        bmc=bmc_from_params(params),
-    )
+    """The Board the board options describe (``board`` is its name)."""
+    return board_from_dict({
+        "name": params["board"],
+        "profile": params["profile"],
+        "bus": params["bus"],
+        "addresses": params.get("addresses"),
+        "protected_slots": params.get("protected_slots"),
+        "lock_dir": params.get("lock_dir"),
+        "bmc": bmc_from_params(params),
+    })

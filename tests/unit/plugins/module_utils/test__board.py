@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Profiles (built-in slot mappings, validation) and boards on emulated chips."""
+"""Profiles (built-in slot mappings, validation) and boards (their options, building one from a dict)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 from ansible_collections.picluster.carrier.plugins.module_utils._board import (
     BUILTIN_PROFILES,
     Board,
+    board_from_dict,
     get_profile,
 )
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import BusError, CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 
 # profile, slot, line -> (chip, bit, active_high)
 MAPPING = [
@@ -140,74 +141,22 @@ def test_board_options_are_checked(tmp_path):
         board.resolve_slots([1, 5])
 
 
-def test_read_state_from_input_registers(rig):
-    r = rig("itx4")
-    state = r.board.read_state()
-    # power pulled down, run and rpiboot pulled up (rpiboot is active low: released)
-    assert state[1] == {"power": False, "run": True, "rpiboot": False, "eeprom_wp": False}
-    r.chip("u1").set_stuck(3, 1)  # something else holds slot 2's power enable high
-    assert r.board.read_state([2])[2]["power"] is True
-    assert not r.writes()  # reading never reconfigures a chip
-
-
-def test_set_lines_verifies_and_names_stuck_lines(rig):
-    r = rig("backplane10")
-    r.board.set_lines({7: {"power": True, "rpiboot": True}})
-    assert r.levels(7)["power"] is True and r.levels(7)["rpiboot"] is True
-    assert r.levels(6)["power"] is False  # neighbours untouched
-    r.chip("u2").set_stuck(3, 1)  # slot 7 power is u2 bit 3: held high by a fault
-    with pytest.raises(BusError, match=r"board b1: line did not follow: slot 7 power \(bit 3\) should be released "
-                                       r"but the pin reads 1"):
-        r.board.set_lines({7: {"power": False}, 6: {"power": True}})
-    assert r.levels(6)["power"] is True  # the write itself went through; the error says which line is wrong
-
-
-def test_stuck_line_error_message(rig):
-    r = rig("itx4")
-    r.chip("u1").set_stuck(6, 0)  # slot 3 power enable shorted low
-    with pytest.raises(BusError) as info:
-        r.board.set_lines({3: {"power": True}})
-    assert "slot 3 power (bit 6) should be asserted but the pin reads 0" in str(info.value)
-    assert "pca9555 at 0x20" in str(info.value)
-
-
-def test_injected_bus_errors_are_retried(rig):
-    r = rig("backplane10", sim={"i2c_error_rate": 0.3, "seed": 7})
-    for _round in range(5):
-        r.board.set_lines({s: {"power": True} for s in range(1, 11)})
-        r.board.set_lines({s: {"power": False} for s in range(1, 11)})
-    assert r.bus.counters["errors"] > 0
-    assert all(r.levels(s)["power"] is False for s in range(1, 11))
-
-
-def test_turingpi1_register(rig):
-    r = rig("turingpi1")
-    r.board.set_lines({1: {"power": True}, 5: {"power": True}})
-    assert r.chip("tpi").read_byte_data(0xF2) == 0x82
-    assert r.chip("tpi").read_byte_data(0xF4) == 0x82  # the RAM shadow follows
-    assert r.board.read_state([1, 2, 5]) == {
-        1: {"power": True, "run": None, "rpiboot": None, "eeprom_wp": None},
-        2: {"power": False, "run": None, "rpiboot": None, "eeprom_wp": None},
-        5: {"power": True, "run": None, "rpiboot": None, "eeprom_wp": None},
-    }
-    with pytest.raises(CarrierError, match="only power"):
-        r.board.set_lines({2: {"run": False}})
-
-
-def test_clusterctrl_commands(rig):
-    r = rig("clusterctrl", nodes=(1, 2, 3))
-    r.board.set_lines({2: {"power": True, "rpiboot": True}})
-    state = r.board.read_state([1, 2])
-    assert state[2]["power"] is True and state[2]["rpiboot"] is True
-    assert state[1]["power"] is False
-    # the command sequence: DATA0 = node, CMD = code, poll CMD until 0, STATUS, DATA0
-    first = [entry for entry in r.log if entry[0].startswith("write")][:2]
-    assert first == [("write_byte_data", 0x20, 0x0C, 2), ("write_byte_data", 0x20, 0x0D, 0x12)]
-    with pytest.raises(CarrierError, match=r"slot: 4 is beyond this ClusterCTRL's 3 nodes"):
-        r.board.read_state([4])
-
-
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), True, "0.5", None])
 def test_profile_timing_refuses_non_finite_and_non_numbers(value):
     with pytest.raises(CarrierError, match=r"profile mine.timing.stagger: .* is not a number of seconds"):
         get_profile(_bad(("timing", "stagger"), value))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 2.5, "two", True, 0])
+def test_protected_slots_refuse_what_is_not_a_slot_number(value):
+    # int() took 2.5 for slot 2 and raised a bare ValueError for nan and "two".
+    with pytest.raises(CarrierError, match=r"^protected_slots: .* is (not an integer|out of range)"):
+        Board("b", "itx4", 1, protected_slots=[value])
+
+
+def test_board_from_dict():
+    board = board_from_dict({"name": "b", "profile": "backplane10", "bus": "1", "addresses": {"u2": "0x22"},
+                             "protected_slots": ["3"], "controller": "c", "slots": [[3, "h3"]]}, retries=2)
+    assert (board.name, board.profile.name, board.bus_spec, board.retries) == ("b", "backplane10", "1", 2)
+    assert board.chips["u2"] == ("pca9555", 0x22) and board.protected_slots == frozenset({3})
+    assert board.lock_dir is None and board.bmc == {}
