@@ -109,16 +109,37 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
+from ansible_collections.picluster.carrier.plugins.module_utils._bus import bus_path
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
-from ansible_collections.picluster.carrier.plugins.module_utils._topology import (
-    bus_device,
-    load_topology,
-    plain,
-)
+from ansible_collections.picluster.carrier.plugins.module_utils._topology import load_topology
 
 # Bump when the shape of the cached data changes, so an old cache entry is not misread.
 _CACHE_FORMAT = 2
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def plain(value):
+    """A JSON-safe copy of YAML data in builtin types.
+
+    Mappings become dicts with string keys (slot ``1`` -> ``"1"``), tuples lists, and str, int and
+    float subclasses (the tagged values ansible-core 2.19+ loads) their exact builtin type. Other
+    objects (an encrypted vault value) are kept as they are. Used for a user profile exposed as a
+    host variable, so it reads the same from the inventory cache, from ``ansible-inventory --list``
+    and in a module's arguments, and for what the inventory plugin caches.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -334,7 +355,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         bus = board["bus"]
         if bus.startswith(("http://", "https://")):
             return None  # a Turing Pi 2's BMC: reached over the network, as the modules reach it
-        device = bus_device(bus)
+        device = bus_path(bus)
         if not bus.startswith("sim:"):
             local = (
                 controller_vars.get("ansible_connection") == "local"

@@ -34,6 +34,10 @@ except ImportError:  # pragma: no cover - not a POSIX system
 
 DEFAULT_LOCK_DIR = "/run/lock/picluster-carrier"
 
+# Seconds a simulator bus may take to answer one transaction. It answers in microseconds; a
+# socket that accepts and stays silent is a hung or stopped simulator, not a busy bus.
+SIM_TIMEOUT = 10.0
+
 # Errnos that a retry can cure: a glitch on the wires, a device busy with an internal cycle.
 TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.EREMOTEIO, errno.ETIMEDOUT, errno.EAGAIN, errno.ENXIO})
 
@@ -59,7 +63,7 @@ def parse_bus_spec(spec):
         return ("i2c", int(match.group(1)))
     if text.startswith(_SIM_PREFIX):
         path = text[len(_SIM_PREFIX):]
-        if not os.path.isabs(path):
+        if not os.path.isabs(path) or path == "/":
             raise CarrierError("bus: %r: a simulator bus needs an absolute socket path" % (spec,))
         return ("sim", path)
     raise CarrierError("bus: %r is not a bus (expected N, /dev/i2c-N or sim:/path.sock)" % (spec,))
@@ -73,18 +77,23 @@ def bus_id(spec):
     return "sim" + re.sub(r"[^A-Za-z0-9.-]", "_", where)
 
 
+def bus_path(spec):
+    """The local file behind a bus spec: ``/dev/i2c-N`` or the simulator's socket path."""
+    kind, where = parse_bus_spec(spec)
+    return "/dev/i2c-%d" % where if kind == "i2c" else where
+
+
 def bus_reachable(spec):
     """True when the bus can be opened from here (the device node or the simulator socket exists)."""
-    kind, where = parse_bus_spec(spec)
-    path = "/dev/i2c-%d" % where if kind == "i2c" else where
-    return os.path.exists(path)
+    return os.path.exists(bus_path(spec))
 
 
 class SimBus(object):
     """A client of one simulator bus socket, with smbus2's interface."""
 
-    def __init__(self, path, timeout=10.0):
+    def __init__(self, path, timeout=SIM_TIMEOUT):
         self.path = path
+        self.timeout = timeout
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
@@ -103,11 +112,23 @@ class SimBus(object):
         try:
             self._sock.sendall(json.dumps(request).encode("ascii") + b"\n")
             line = self._reader.readline()
+        except socket.timeout:
+            # Not an OSError for with_retries: a late answer would be read as the next request's.
+            self.close()
+            raise BusError("bus sim:%s: the simulator accepted the connection but did not answer %s within %g s "
+                           "(is it hung or stopped?)" % (self.path, op, self.timeout)) from None
         except OSError as exc:
             raise OSError(exc.errno or errno.EIO, "simulator bus %s: %s" % (self.path, exc)) from exc
         if not line:
             raise OSError(errno.EIO, "simulator bus %s closed the connection" % self.path)
-        reply = json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            self.close()
+            raise BusError("bus sim:%s: the answer to %s is not the simulator's protocol: %r"
+                           % (self.path, op, line[:200]))
         if "errno" in reply:
             raise OSError(int(reply["errno"]), reply.get("error") or os.strerror(int(reply["errno"])))
         return reply.get("value")

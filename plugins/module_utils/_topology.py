@@ -15,7 +15,7 @@ Beyond the example in ``docs/internals.md``, the format accepts:
   ``name``), besides a built-in name or a name from the top-level ``profiles:``;
 - ``controller:`` left out when the file defines exactly one controller;
 - a top-level ``specializations:`` list adding names to the built-in ones
-  (:data:`BUILTIN_SPECIALIZATIONS`); ``model:`` one of :data:`MODELS`; a board ``description``;
+  (:data:`BUILTIN_SPECIALIZATIONS`); ``model:`` one of :data:`_models.MODELS`; a board ``description``;
 - console patterns with format specs (``/dev/serial/{board}-{slot:02d}``);
 - the inventory plugin's options (:data:`INVENTORY_OPTION_KEYS`) beside the topology.
 
@@ -24,39 +24,15 @@ Any other key is an error. ``vars`` names must be valid variable names and may n
 lowercased; two serials clash when their last 8 digits (the TFTP directory) do. MACs: ``:`` or
 ``-`` separated, normalised to lowercase with ``:``, unicast only.
 
-Object model (all dataclasses, read-only after loading)::
-
-    Topology
-      .source            str: the file path (or the ``source`` given for in-memory data)
-      .controllers       {name: Controller}            in file order
-      .profiles          {name: Profile}               user profiles of the top-level ``profiles:``
-      .boards            {name: BoardSpec}             in file order
-      .nodes             {host: Node}                  every slot of every board, board then slot order
-      .specializations   (str, ...)                    every specialization name the file may use
-      .node(host) -> Node                              KeyError if unknown
-      .nodes_of_controller(name) -> [Node]
-
-    Controller
-      .name  .vars (dict: host vars for the controller host)
-
-    BoardSpec
-      .name  .controller (str)  .bus (str: "N", "/dev/i2c-N" or "sim:/abs/path")
-      .profile (a _board.Profile)  .profile_name (str)
-      .profile_data (the user's profile dict with its name, or None for a built-in profile)
-      .addresses ({chip: int} or None)  .controller_slot (int or None)
-      .protected_slots (tuple of int)  .console (pattern or None)  .vars (dict)  .sim (dict)
-      .description (str or None)  .nodes ({slot: Node}, sorted by slot)
-
-    Node
-      .host  .board (board name)  .slot (int)  .controller  .profile (profile name)
-      .profile_data (dict or None)  .bus  .addresses  .protected_slots
-      .console (the board's pattern or the slot's own, expanded; None if neither)
-      .serial (16 or 8 lowercase hex digits, or None)  .tftp_dir (last 8 digits of the serial)
-      .mac (lowercase, ':'-separated, or None)  .model (str or None)
-      .specializations (tuple of str)
-      .board_vars  .slot_vars  .vars (board vars updated with slot vars)
-      .sim (dict: simulator-only settings of the slot)
-      .hostvars() -> dict: the ``carrier_*`` variables plus ``.vars`` (what the inventory sets)
+Object model (dataclasses, read-only after loading): :class:`Topology` with its ``controllers``,
+``boards`` and ``nodes`` (by host, board then slot order) in file order, ``profiles`` (the user
+profiles by name) and ``specializations`` (every name the file may use); :class:`Controller`,
+:class:`BoardSpec` (``profile`` a ``_board.Profile``, ``profile_data`` the user's profile dict or
+None for a built-in, ``nodes`` by slot) and :class:`Node`. Values come normalised: a bus is a
+string (``N``, ``/dev/i2c-N``, ``sim:/abs/path`` or a BMC URL), a serial 16 or 8 lowercase hex
+digits, a MAC lowercase with ``:``, a node's console its pattern expanded (None without one).
+``Node.vars`` is the board's ``vars`` updated with the slot's; ``Node.hostvars()`` is what the
+inventory sets (the ``carrier_*`` variables, then ``vars``).
 
 Every validation failure raises :class:`TopologyError` (a ``CarrierError``) whose message names
 the file, the field path (``boards.rack1.slots.3.mac``) and the value at fault.
@@ -64,13 +40,15 @@ the file, the field path (``boards.rack1.slots.3.mac``) and the value at fault.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _models
-from ansible_collections.picluster.carrier.plugins.module_utils._board import BUILTIN_PROFILES, get_profile
+from ansible_collections.picluster.carrier.plugins.module_utils._board import BUILTIN_PROFILES, get_profile, parse_int
+from ansible_collections.picluster.carrier.plugins.module_utils._bus import parse_bus_spec
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, InvalidValue
 from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import console_port, parse_bmc_url
 from ansible_collections.picluster.carrier.plugins.module_utils._values import format_ranges
@@ -79,38 +57,19 @@ from ansible_collections.picluster.carrier.plugins.module_utils._values import f
 #: Specializations every topology may use (each becomes an inventory group of that name).
 BUILTIN_SPECIALIZATIONS = ("ceph_storage", "k3s_server", "k3s_agent", "pihole")
 
-#: Node models the library knows: the names of :data:`_models.MODELS`.
-MODELS = tuple(_models.MODELS)
-
 #: Top-level keys that belong to the inventory plugin (its options); the topology ignores them.
-INVENTORY_OPTION_KEYS = frozenset(
-    {
-        "plugin",
-        "probe",
-        "bmc_password",
-        "strict",
-        "compose",
-        "groups",
-        "keyed_groups",
-        "use_extra_vars",
-        "leading_separator",
-        "cache",
-        "cache_plugin",
-        "cache_timeout",
-        "cache_connection",
-        "cache_prefix",
-    }
-)
+INVENTORY_OPTION_KEYS = frozenset({
+    "plugin", "probe", "bmc_password", "strict", "compose", "groups", "keyed_groups", "use_extra_vars",
+    "leading_separator", "cache", "cache_plugin", "cache_timeout", "cache_connection", "cache_prefix",
+})
 
 #: Host variables the inventory sets itself; ``vars:`` may not use these names.
 RESERVED_VAR_PREFIX = "carrier_"
 
 _TOP_KEYS = frozenset({"controllers", "profiles", "boards", "specializations"})
 _CONTROLLER_KEYS = frozenset({"vars"})
-_BOARD_KEYS = frozenset(
-    {"profile", "controller", "bus", "addresses", "controller_slot", "console", "vars", "sim", "slots", "description",
-     "bmc"}
-)
+_BOARD_KEYS = frozenset({"profile", "controller", "bus", "addresses", "controller_slot", "console", "vars", "sim",
+                         "slots", "description", "bmc"})
 # A Turing Pi 2's BMC: who to log in as and how to trust its certificate. The password is not taken
 # here (it would be a host variable in clear): give carrier_bmc_password from a vaulted group_vars file.
 _BMC_KEYS = frozenset({"user", "ca_path", "validate_certs"})
@@ -120,7 +79,6 @@ _RESERVED_GROUPS = frozenset({"all", "ungrouped", "carrier_nodes", "carrier_cont
 _HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BOARD_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_DEV_I2C_RE = re.compile(r"^/dev/i2c-(\d+)$")
 _CONSOLE_FIELDS = ("host", "slot", "board")
 
 
@@ -172,20 +130,15 @@ class Node:
     @property
     def tftp_dir(self) -> str | None:
         """The TFTP directory name of the node: the last 8 hex digits of its serial (HARDWARE.md section 9)."""
-        return self.serial[-8:] if self.serial else None
+        return _models.serial_dirname(self.serial) if self.serial else None
 
     def hostvars(self) -> dict:
         """The inventory host variables: ``carrier_*`` facts then the board's and the slot's ``vars``."""
         hv = {
-            "carrier_board": self.board,
-            "carrier_slot": self.slot,
-            "carrier_controller": self.controller,
-            "carrier_profile": self.profile,
-            "carrier_bus": self.bus,
-            "carrier_protected_slots": list(self.protected_slots),
-            "carrier_serial": self.serial,
-            "carrier_mac": self.mac,
-            "carrier_model": self.model,
+            "carrier_board": self.board, "carrier_slot": self.slot, "carrier_controller": self.controller,
+            "carrier_profile": self.profile, "carrier_bus": self.bus,
+            "carrier_protected_slots": list(self.protected_slots), "carrier_serial": self.serial,
+            "carrier_mac": self.mac, "carrier_model": self.model,
             "carrier_specializations": list(self.specializations),
         }
         if self.profile_data is not None:
@@ -244,7 +197,7 @@ def _yaml_load(path: str) -> Any:
 
     loader_base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    class _Loader(loader_base):  # a safe loader that refuses duplicate keys (two entries for slot 3)
+    class _UniqueKeyLoader(loader_base):  # a safe loader that refuses duplicate keys (two entries for slot 3)
         pass
 
     def _construct_mapping(loader, node, deep=False):
@@ -258,10 +211,10 @@ def _yaml_load(path: str) -> Any:
             out[key] = loader.construct_object(value_node, deep=deep)
         return out
 
-    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
     try:
         with open(path, "rb") as fh:
-            return yaml.load(fh, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+            return yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except OSError as exc:
         raise TopologyError(path, "", "cannot read the topology file: %s" % exc.strerror) from exc
     except yaml.YAMLError as exc:
@@ -281,73 +234,23 @@ def load_topology(data_or_path: Any, source: str | None = None) -> Topology:
     else:
         data = data_or_path
         source = source or "<topology>"
-    return _Loader(source).load(data)
-
-
-def normalize_mac(value: Any, source: str = "<value>", path: str = "mac") -> str:
-    """:func:`_models.normalize_mac`, its refusal naming the topology file and the field path."""
-    try:
-        return _models.normalize_mac(value, path)
-    except InvalidValue as exc:
-        raise TopologyError(source, path, exc.reason, value) from None
-
-
-def normalize_serial(value: Any, source: str = "<value>", path: str = "serial") -> str:
-    """:func:`_models.normalize_serial`, its refusal naming the topology file and the field path."""
-    try:
-        return _models.normalize_serial(value, path)
-    except InvalidValue as exc:
-        raise TopologyError(source, path, exc.reason, value) from None
+    return _TopologyReader(source).load(data)
 
 
 def normalize_bus(value: Any, source: str = "<value>", path: str = "bus") -> str:
-    """An I2C bus: ``N`` (int or digits), ``/dev/i2c-N`` or ``sim:/absolute/path.sock``; returned as a string."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return str(value)
-    if isinstance(value, str):
-        if value.isdigit() or _DEV_I2C_RE.match(value):
-            return value
-        if value.startswith("sim:") and value[4:].startswith("/") and len(value) > 5:
-            return value
+    """An I2C bus as ``_bus`` reads it (``N``, ``/dev/i2c-N``, ``sim:/absolute/path.sock``), as a string, untrimmed."""
+    try:
+        if not isinstance(value, str) or value == value.strip():
+            parse_bus_spec(value)
+            return str(value)
+    except CarrierError:
+        pass
     raise TopologyError(
         source, path, "%r is not a bus (an I2C bus number, /dev/i2c-N, or sim:/absolute/path.sock)" % (value,), value
     )
 
 
-def plain(value: Any) -> Any:
-    """A JSON-safe copy of YAML data in builtin types.
-
-    Mappings become dicts with string keys (slot ``1`` -> ``"1"``), tuples lists, and str, int and
-    float subclasses (the tagged values ansible-core 2.19+ loads) their exact builtin type. Other
-    objects (an encrypted vault value) are kept as they are. Used for a user profile exposed as a
-    host variable, so it reads the same from the inventory cache, from ``ansible-inventory --list``
-    and in a module's arguments, and for what the inventory plugin caches.
-    """
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return value
-
-
-def bus_device(bus: str) -> str:
-    """The local path behind a bus spec: ``/dev/i2c-N`` or the simulator's socket path (a BMC URL as is)."""
-    if bus.startswith("sim:"):
-        return bus[4:]
-    if bus.isdigit():
-        return "/dev/i2c-%s" % bus
-    return bus
-
-
-class _Loader:
+class _TopologyReader:
     """One validation pass; raises TopologyError at the first fault."""
 
     def __init__(self, source: str):
@@ -412,7 +315,7 @@ class _Loader:
         boards: dict[str, BoardSpec] = {}
         nodes: dict[str, Node] = {}
         for name, board_data in boards_data.items():
-            board = self.board(name, board_data, controllers, profiles, set(specializations))
+            board = self.board(name, board_data, controllers, set(specializations))
             boards[board.name] = board
             for node in board.nodes.values():
                 nodes[node.host] = node
@@ -497,184 +400,169 @@ class _Loader:
         profile, pdict = cached
         return profile, value, pdict
 
-    def board(self, name: Any, bdata: Any, controllers: dict, profiles: dict, specializations: set) -> BoardSpec:
+    def board(self, name: Any, bdata: Any, controllers: dict, specializations: set) -> BoardSpec:
         path = _join("boards", name)
         if not isinstance(name, str) or not _BOARD_NAME_RE.match(name):
             self.fail(path, "%r is not a valid board name (letters, digits, '_', '.', '-')" % (name,), name)
         bdata = self.mapping(bdata, path, _BOARD_KEYS, required=("profile", "bus"))
         profile, profile_name, profile_data = self.board_profile(bdata["profile"], _join(path, "profile"), name)
-        slot_numbers = tuple(profile.slot_numbers)
-        slot_set = frozenset(slot_numbers)
-
-        controller = bdata.get("controller")
-        if controller is None:
-            if len(controllers) != 1:
-                self.fail(
-                    _join(path, "controller"),
-                    "is required when the file does not define exactly one controller (it defines %d)"
-                    % len(controllers),
-                )
-            controller = next(iter(controllers))
-        elif controller not in controllers:
-            self.fail(
-                _join(path, "controller"),
-                "unknown controller %r; controllers: %s" % (controller, ", ".join(controllers) or "(none)"),
-                controller,
-            )
-
-        bmc = {}
-        bmc_board = getattr(profile, "kind", None) == "turingpi2"
-        if bmc_board:
-            try:
-                bus = parse_bmc_url(bdata["bus"])
-            except CarrierError:
-                self.fail(_join(path, "bus"), "%r is not a BMC URL (a Turing Pi 2 board needs https://HOST or "
-                          "http://HOST:PORT)" % (bdata["bus"],), bdata["bus"])
-            bdata_bmc = self.mapping(bdata.get("bmc"), _join(path, "bmc"), _BMC_KEYS)
-            for key, value in bdata_bmc.items():
-                expected = bool if key == "validate_certs" else str
-                if not isinstance(value, expected):
-                    self.fail(_join(_join(path, "bmc"), key), "must be a %s, got %r" % (expected.__name__, value),
-                              value)
-                bmc[key] = value
-        else:
-            bus = normalize_bus(bdata["bus"], self.source, _join(path, "bus"))
-            if bdata.get("bmc") is not None:
-                self.fail(_join(path, "bmc"), "only a Turing Pi 2 board (profile turingpi2) has a BMC")
-
-        addresses = None
-        if bdata.get("addresses") is not None:
-            apath = _join(path, "addresses")
-            amap = self.mapping(bdata["addresses"], apath)
-            chips = getattr(profile, "chips", None)
-            addresses = {}
-            for chip, addr in amap.items():
-                if chips is not None and chip not in chips:
-                    self.fail(
-                        _join(apath, chip),
-                        "profile %r has no chip %r; its chips: %s" % (profile_name, chip, ", ".join(map(str, chips))),
-                        chip,
-                    )
-                number = _int_or_none(addr)
-                if number is None or not 0x03 <= number <= 0x77:
-                    self.fail(_join(apath, chip), "%r is not a 7-bit I2C address (0x03-0x77)" % (addr,), addr)
-                addresses[chip] = number
-
+        slot_set = frozenset(profile.slot_numbers)
+        controller = self.board_controller(bdata.get("controller"), _join(path, "controller"), controllers)
+        bus, bmc = self.board_bus(bdata, path, profile)
+        addresses = self.board_addresses(bdata.get("addresses"), _join(path, "addresses"), profile, profile_name)
         controller_slot = bdata.get("controller_slot")
         if controller_slot is not None:
             controller_slot = self.slot_number(controller_slot, _join(path, "controller_slot"), slot_set, profile_name)
-
         console = bdata.get("console")
         if console is not None:
             self.console_pattern(console, _join(path, "console"))
-
         board_vars = self.variables(bdata.get("vars"), _join(path, "vars"))
         sim = dict(self.mapping(bdata.get("sim"), _join(path, "sim")))
         description = bdata.get("description")
         if description is not None and not isinstance(description, str):
             self.fail(_join(path, "description"), "must be a string, got %r" % (description,), description)
-
-        protected = () if controller_slot is None else (controller_slot,)
+        spec = BoardSpec(name, controller, bus, profile, profile_name, profile_data, addresses, controller_slot,
+                         console, board_vars, sim, description, bmc=bmc)
         slots_path = _join(path, "slots")
-        slots_data = self.mapping(bdata.get("slots"), slots_path)
         by_slot: dict[int, Node] = {}
-        for key, sdata in slots_data.items():
+        for key, sdata in self.mapping(bdata.get("slots"), slots_path).items():
             spath = _join(slots_path, key)
             slot = self.slot_number(key, spath, slot_set, profile_name)
             if slot in by_slot:
                 self.fail(spath, "duplicate slot %d (slot %r and %r name the same slot)" % (slot, key, slot), key)
-            if isinstance(sdata, str):
-                sdata = {"host": sdata}
-            sdata = self.mapping(sdata, spath, _SLOT_KEYS, required=("host",))
-            host = self.host(sdata["host"], _join(spath, "host"))
+            by_slot[slot] = self.node(spec, slot, sdata, spath, specializations)
+        return dataclasses.replace(spec, nodes=dict(sorted(by_slot.items())))
 
-            specs = sdata.get("specializations")
-            if specs is None:
-                specs = ()
-            elif isinstance(specs, str):
-                specs = (specs,)
-            elif not isinstance(specs, list):
-                self.fail(_join(spath, "specializations"), "must be a list of names, got %r" % (specs,), specs)
-            seen: list[str] = []
-            for i, spec in enumerate(specs):
-                if spec not in specializations:
-                    self.fail(
-                        "%s.%d" % (_join(spath, "specializations"), i),
-                        "unknown specialization %r; known: %s (add others to the top-level 'specializations:' list)"
-                        % (spec, ", ".join(sorted(specializations))),
-                        spec,
-                    )
-                if spec not in seen:
-                    seen.append(spec)
+    def board_controller(self, controller: Any, path: str, controllers: dict) -> str:
+        """The board's controller: the one named, or the file's only one when none is."""
+        if controller is None:
+            if len(controllers) != 1:
+                self.fail(path, "is required when the file does not define exactly one controller (it defines %d)"
+                          % len(controllers))
+            return next(iter(controllers))
+        if controller not in controllers:
+            self.fail(path, "unknown controller %r; controllers: %s" % (controller, ", ".join(controllers) or "(none)"),
+                      controller)
+        return controller
 
-            serial = sdata.get("serial")
-            if serial is not None:
-                serial = normalize_serial(serial, self.source, _join(spath, "serial"))
-                tftp = serial[-8:]
-                if tftp in self.serials:
-                    self.fail(
-                        _join(spath, "serial"),
-                        "duplicate serial %r (its TFTP directory %r is also used at %s)"
-                        % (serial, tftp, self.serials[tftp]),
-                        serial,
-                    )
-                self.serials[tftp] = _join(spath, "serial")
+    def board_bus(self, bdata: Mapping, path: str, profile: Any) -> tuple:
+        """(bus, bmc): an I2C bus spec, or for a Turing Pi 2 its BMC's URL and login settings."""
+        if profile.kind != "turingpi2":
+            if bdata.get("bmc") is not None:
+                self.fail(_join(path, "bmc"), "only a Turing Pi 2 board (profile turingpi2) has a BMC")
+            return normalize_bus(bdata["bus"], self.source, _join(path, "bus")), {}
+        try:
+            bus = parse_bmc_url(bdata["bus"])
+        except CarrierError:
+            self.fail(_join(path, "bus"), "%r is not a BMC URL (a Turing Pi 2 board needs https://HOST or "
+                      "http://HOST:PORT)" % (bdata["bus"],), bdata["bus"])
+        bmc = {}
+        bmc_path = _join(path, "bmc")
+        for key, value in self.mapping(bdata.get("bmc"), bmc_path, _BMC_KEYS).items():
+            expected = bool if key == "validate_certs" else str
+            if not isinstance(value, expected):
+                self.fail(_join(bmc_path, key), "must be a %s, got %r" % (expected.__name__, value), value)
+            bmc[key] = value
+        return bus, bmc
 
-            mac = sdata.get("mac")
-            if mac is not None:
-                mac = normalize_mac(mac, self.source, _join(spath, "mac"))
-                if mac in self.macs:
-                    self.fail(_join(spath, "mac"), "duplicate MAC %r (also at %s)" % (mac, self.macs[mac]), mac)
-                self.macs[mac] = _join(spath, "mac")
+    def board_addresses(self, value: Any, path: str, profile: Any, profile_name: str) -> dict | None:
+        """Chip name -> 7-bit I2C address, overriding the profile's."""
+        if value is None:
+            return None
+        chips = profile.chips
+        addresses = {}
+        for chip, addr in self.mapping(value, path).items():
+            if chip not in chips:
+                self.fail(_join(path, chip), "profile %r has no chip %r; its chips: %s"
+                          % (profile_name, chip, ", ".join(map(str, chips)) or "(none)"), chip)
+            number = parse_int(addr)
+            if number is None or not 0x03 <= number <= 0x77:
+                self.fail(_join(path, chip), "%r is not a 7-bit I2C address (0x03-0x77)" % (addr,), addr)
+            addresses[chip] = number
+        return addresses
 
-            model = sdata.get("model")
-            if model is not None and model not in MODELS:
-                self.fail(_join(spath, "model"), "unknown model %r; known: %s" % (model, ", ".join(MODELS)), model)
-
-            node_console = sdata.get("console", console)
-            if node_console is not None:
-                if "console" in sdata:
-                    self.console_pattern(node_console, _join(spath, "console"))
-                node_console = node_console.format(host=host, slot=slot, board=name)
-            elif bmc_board:
-                node_console = console_port(bus, slot)  # the node's UART through the BMC
-
-            by_slot[slot] = Node(
-                host=host,
-                board=name,
-                slot=slot,
-                controller=controller,
-                profile=profile_name,
-                profile_data=profile_data,
-                bus=bus,
-                addresses=addresses,
-                protected_slots=protected,
-                console=node_console,
-                serial=serial,
-                mac=mac,
-                model=model,
-                specializations=tuple(seen),
-                board_vars=board_vars,
-                slot_vars=self.variables(sdata.get("vars"), _join(spath, "vars")),
-                sim=dict(self.mapping(sdata.get("sim"), _join(spath, "sim"))),
-                bmc=bmc,
-            )
-        return BoardSpec(
-            name=name,
-            controller=controller,
-            bus=bus,
-            profile=profile,
-            profile_name=profile_name,
-            profile_data=profile_data,
-            addresses=addresses,
-            controller_slot=controller_slot,
-            console=console,
-            vars=board_vars,
-            sim=sim,
-            description=description,
-            nodes=dict(sorted(by_slot.items())),
-            bmc=bmc,
+    def node(self, board: BoardSpec, slot: int, sdata: Any, spath: str, specializations: set) -> Node:
+        """One slot's node, with the board's settings it inherits."""
+        if isinstance(sdata, str):
+            sdata = {"host": sdata}
+        sdata = self.mapping(sdata, spath, _SLOT_KEYS, required=("host",))
+        host = self.host(sdata["host"], _join(spath, "host"))
+        return Node(
+            host=host,
+            board=board.name,
+            slot=slot,
+            controller=board.controller,
+            profile=board.profile_name,
+            profile_data=board.profile_data,
+            bus=board.bus,
+            addresses=board.addresses,
+            protected_slots=board.protected_slots,
+            console=self.node_console(board, slot, host, sdata, spath),
+            serial=self.node_serial(sdata.get("serial"), _join(spath, "serial")),
+            mac=self.node_mac(sdata.get("mac"), _join(spath, "mac")),
+            model=self.identity(_model_name, sdata.get("model"), _join(spath, "model")),
+            specializations=self.node_specializations(sdata.get("specializations"), _join(spath, "specializations"),
+                                                      specializations),
+            board_vars=board.vars,
+            slot_vars=self.variables(sdata.get("vars"), _join(spath, "vars")),
+            sim=dict(self.mapping(sdata.get("sim"), _join(spath, "sim"))),
+            bmc=board.bmc,
         )
+
+    def identity(self, normalize: Any, value: Any, path: str) -> Any:
+        """``normalize(value, path)`` (a ``_models`` reading), its refusal naming the file and the field path."""
+        if value is None:
+            return None
+        try:
+            return normalize(value, path)
+        except InvalidValue as exc:
+            raise TopologyError(self.source, path, exc.reason, value) from None
+
+    def node_serial(self, value: Any, path: str) -> str | None:
+        serial = self.identity(_models.normalize_serial, value, path)
+        if serial is not None:
+            tftp = _models.serial_dirname(serial)
+            if tftp in self.serials:
+                self.fail(path, "duplicate serial %r (its TFTP directory %r is also used at %s)"
+                          % (serial, tftp, self.serials[tftp]), serial)
+            self.serials[tftp] = path
+        return serial
+
+    def node_mac(self, value: Any, path: str) -> str | None:
+        mac = self.identity(_models.normalize_mac, value, path)
+        if mac is not None:
+            if mac in self.macs:
+                self.fail(path, "duplicate MAC %r (also at %s)" % (mac, self.macs[mac]), mac)
+            self.macs[mac] = path
+        return mac
+
+    def node_specializations(self, specs: Any, path: str, known: set) -> tuple:
+        """The slot's specializations, in order, each once."""
+        if specs is None:
+            specs = ()
+        elif isinstance(specs, str):
+            specs = (specs,)
+        elif not isinstance(specs, list):
+            self.fail(path, "must be a list of names, got %r" % (specs,), specs)
+        seen: list[str] = []
+        for i, spec in enumerate(specs):
+            if spec not in known:
+                self.fail("%s.%d" % (path, i), "unknown specialization %r; known: %s (add others to the top-level "
+                          "'specializations:' list)" % (spec, ", ".join(sorted(known))), spec)
+            if spec not in seen:
+                seen.append(spec)
+        return tuple(seen)
+
+    def node_console(self, board: BoardSpec, slot: int, host: str, sdata: Mapping, spath: str) -> str | None:
+        """The slot's console pattern (or the board's), expanded; a Turing Pi 2 node's UART through its BMC."""
+        pattern = sdata.get("console", board.console)
+        if pattern is not None:
+            if "console" in sdata:
+                self.console_pattern(pattern, _join(spath, "console"))
+            return pattern.format(host=host, slot=slot, board=board.name)
+        if board.profile.kind == "turingpi2":
+            return console_port(board.bus, slot)
+        return None
 
     def slot_number(self, value: Any, path: str, slot_set: frozenset, profile_name: str) -> int:
         if isinstance(value, bool):
@@ -710,19 +598,8 @@ class _Loader:
             )
 
 
-def _int_or_none(value: Any) -> int | None:
-    """An int from an int or a decimal / 0x-hex string; None for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        try:
-            return int(text, 16) if text.startswith("0x") else int(text, 10)
-        except ValueError:
-            return None
-    return None
+def _model_name(value: Any, path: str) -> str:
+    return _models.get_model(value, path).name
 
 
 def _join(path: str, key: Any) -> str:

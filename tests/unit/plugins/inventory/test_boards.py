@@ -20,7 +20,7 @@ import sys
 import pytest
 import yaml
 
-from ansible_collections.picluster.carrier.plugins.inventory.boards import DOCUMENTATION, InventoryModule
+from ansible_collections.picluster.carrier.plugins.inventory.boards import DOCUMENTATION, InventoryModule, plain
 from ansible_collections.picluster.carrier.plugins.module_utils._topology import INVENTORY_OPTION_KEYS
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
@@ -370,3 +370,22 @@ def test_example_hardware_groups():
     assert hv["ceph2"]["carrier_console"] == "/dev/serial/by-id/rack1-slot03"
     assert members(inv, "model_pizero2") == ["zero1", "zero2", "zero4", "zero5"]
     assert members(inv, "build_runner") == ["worker1"]
+
+
+def test_plain_makes_keys_strings():
+    assert plain({1: {"a": [{2: 3}]}, "x": (1, 2)}) == {"1": {"a": [{"2": 3}]}, "x": [1, 2]}
+
+
+def test_plain_makes_builtin_types():
+    class Tagged(str):
+        pass
+
+    class TaggedInt(int):
+        pass
+
+    marker = object()
+    out = plain({Tagged("k"): [Tagged("v"), TaggedInt(3), 1.5, True, None, marker]})
+    assert out == {"k": ["v", 3, 1.5, True, None, marker]}
+    key, items = next(iter(out.items()))
+    assert [type(key)] == [str] and [type(v) for v in items[:5]] == [str, int, float, bool, type(None)]
+    assert items[5] is marker
