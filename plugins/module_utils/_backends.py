@@ -29,7 +29,6 @@ from ansible_collections.picluster.carrier.plugins.module_utils._expanders impor
 # HARDWARE.md section 3, Turing Pi 1: register 0xF2, one bit per node, nodes 1-7.
 TURINGPI1_BITS = (1, 2, 3, 4, 7, 6, 5)  # masks 0x02, 0x04, 0x08, 0x10, 0x80, 0x40, 0x20
 TURINGPI1_REG_POWER = 0xF2
-TURINGPI1_REG_SHADOW = 0xF4
 
 # HARDWARE.md section 3, ClusterCTRL: a command protocol over an emulated I2C device.
 CC_REG_VERSION = 0x00

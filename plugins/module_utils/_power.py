@@ -19,6 +19,7 @@ import time
 from ansible_collections.picluster.carrier.plugins.module_utils._board import LINE_NAMES, MAX_SECONDS, slot_summary
 from ansible_collections.picluster.carrier.plugins.module_utils._bus import file_lock, lock_directory
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, ProtectedSlotError
+from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write
 from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number
 
 STATES = ("on", "off", "cycle", "reset")
@@ -47,10 +48,7 @@ def stagger_gate(board, stagger, sleep=time.sleep):
         try:
             yield
         finally:
-            tmp = "%s.stamp.%d" % (base, os.getpid())
-            with open(tmp, "w") as handle:
-                handle.write("%.6f\n" % time.time())
-            os.replace(tmp, base + ".stamp")
+            atomic_write(base + ".stamp", "%.6f\n" % time.time(), makedirs=False)
 
 
 def _public(state):

@@ -22,6 +22,7 @@ read here is therefore the BMC's belief; a node turned off by its own ``poweroff
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ import urllib.parse
 import urllib.request
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write
 
 NODES = 4
 
@@ -133,19 +135,15 @@ class BmcClient(object):
 
     def _save_token(self, token):
         path = self._token_file()
-        if not path:
-            return
-        tmp = "%s.%d" % (path, os.getpid())
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(token + "\n")
-        os.replace(tmp, path)
+        if path:
+            atomic_write(path, token + "\n", mode=0o600, makedirs=False, error=BmcError)
 
     def _forget_token(self):
         self._token = None
         path = self._token_file()
-        if path and os.path.exists(path):
-            os.unlink(path)
+        if path:
+            with contextlib.suppress(FileNotFoundError):  # another fork forgot it first
+                os.unlink(path)
 
     def authenticate(self, fresh=False):
         """Get a token (from the shared file unless ``fresh``)."""
