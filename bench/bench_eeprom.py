@@ -28,7 +28,8 @@ if not _LINK.exists():
     _LINK.symlink_to("../../..")
 sys.path.insert(0, str(_COLL))
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import config as C  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import image as I  # noqa: E402
 
 FIXTURE = REPO.parent / "shared" / "fixtures" / "eeprom" / "2712-pieeprom-2026-05-26.bin"
 
@@ -51,20 +52,20 @@ def main():
         raw = FIXTURE.read_bytes()
         source = "real image %s" % FIXTURE.name
     else:
-        raw = E.make_synthetic_image("bcm2712", "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf461\n")
+        raw = I.make_synthetic_image("bcm2712", "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf461\n")
         source = "synthetic A/B image (fixture absent: %s)" % FIXTURE
     assert len(raw) == 2097152
 
     def read():
-        return E.EepromImage(raw).config
+        return I.EepromImage(raw).config
 
     def rewrite():
-        image = E.EepromImage(raw)
-        text = E.apply_changes(image.config, ["nvme", "sd", "network", "restart"], {"BOOT_UART": 1})
-        E.validate_config(text)
+        image = I.EepromImage(raw)
+        text = C.apply_changes(image.config, ["nvme", "sd", "network", "restart"], {"BOOT_UART": 1})
+        C.validate_config(text)
         return image.with_config(text).to_bytes()
 
-    assert "BOOT_ORDER=0xf216" in E.EepromImage(rewrite()).config
+    assert "BOOT_ORDER=0xf216" in I.EepromImage(rewrite()).config
     read_med, read_min = timed(read, args.repeat)
     write_med, write_min = timed(rewrite, args.repeat)
 

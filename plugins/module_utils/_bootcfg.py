@@ -6,11 +6,12 @@
 ``cmdline.txt`` is one line of kernel parameters (the firmware passes it to the kernel as it is);
 tokens after a lone ``--`` go to init and are never touched. ``config.txt`` is ``key=value`` lines
 under conditional section filters (``[all]``, ``[pi4]``, ``[cm4]``, ``[gpio4=1]`` ...; the syntax of
-HARDWARE.md section 5); lines before the first filter apply to all boards, like ``[all]``.
+HARDWARE.md section 5, read by ``_sections`` as for the bootloader EEPROM config); lines before the
+first filter apply to all boards, like ``[all]``.
 
 Every edit keeps the lines and tokens it does not own byte for byte, so a second run with the same
-wishes finds nothing to do. Files are written through a temp file in the same directory and
-``os.replace`` (the boot partition is FAT: no hard links, but rename is atomic there too).
+wishes finds nothing to do. Nothing is written here: :func:`plan_boot_files` says what the files
+would become.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ import re
 from dataclasses import dataclass, field
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._sections import (
+    ALL,
+    ConfigLine,
+    header_line,
+    parse_lines,
+    render_lines,
+    section_name,
+)
+from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number
 
 #: Searched in this order when no boot directory is given: Raspberry Pi OS bookworm and later
 #: mount the boot partition at /boot/firmware, older releases at /boot (HARDWARE.md section 4).
@@ -33,7 +43,6 @@ REPEATABLE_KEYS = frozenset(("dtoverlay", "dtparam", "include"))
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*$")
 _SETTING_RE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_.:\-]*)\s*=(.*)$")
-_SECTION_RE = re.compile(r"^\s*\[([^\]]*)\]\s*$")
 
 
 def find_boot_dir(root="/", candidates=BOOT_DIR_CANDIDATES):
@@ -48,11 +57,11 @@ def find_boot_dir(root="/", candidates=BOOT_DIR_CANDIDATES):
 
 
 def value_text(field_name, value):
-    """A wished value as the boot files hold it: booleans 1/0, numbers as written, no whitespace."""
+    """A wished value as the boot files hold it: booleans 1/0, numbers as written (finite), no whitespace."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, (int, float)):
-        return str(value)
+        return str(check_number(value, field_name))
     if not isinstance(value, str):
         raise CarrierError("%s: value %r is not a string, number or boolean" % (field_name, value))
     if any(c.isspace() for c in value):
@@ -202,52 +211,17 @@ def edit_cmdline(text, set_=None, add=None, absent=None):
 # --- config.txt -----------------------------------------------------------------------------
 
 
-@dataclass
-class ConfigLine:
-    raw: str
-    kind: str  # blank | comment | section | setting | other
-    section: str
-    key: str | None = None
-    value: str | None = None
-
-
-def _classify(raw, section):
-    text = raw.strip()
-    if not text:
-        return ConfigLine(raw, "blank", section)
-    if text.startswith("#"):
-        return ConfigLine(raw, "comment", section)
-    match = _SECTION_RE.match(raw)
-    if match:
-        return ConfigLine(raw, "section", match.group(1).strip())
-    match = _SETTING_RE.match(raw)
-    if match:
-        return ConfigLine(raw, "setting", section, match.group(1), match.group(2).strip())
-    return ConfigLine(raw, "other", section)
-
-
 class ConfigTxt:
-    """config.txt as classified lines, rendered back exactly as parsed except where edited."""
+    """config.txt as classified lines (``_sections``), rendered back exactly as parsed except where edited."""
 
     def __init__(self, text):
-        self.trailing_newline = text.endswith("\n") or not text
-        body = text[:-1] if text.endswith("\n") else text
-        self.lines = []
-        section = "all"
-        if text:
-            for raw in body.split("\n"):
-                line = _classify(raw, section)
-                if line.kind == "section":
-                    section = line.section
-                self.lines.append(line)
+        self.lines, trailing = parse_lines(text, _SETTING_RE)
+        self.trailing_newline = trailing or not text
 
     def render(self):
-        text = "\n".join(line.raw for line in self.lines)
-        if self.lines and self.trailing_newline:
-            text += "\n"
-        return text
+        return render_lines(self.lines, self.trailing_newline)
 
-    def values(self, key, section="all"):
+    def values(self, key, section=ALL):
         """Every value of ``key`` in ``section``, in file order."""
         return [line.value for line in self.lines if line.kind == "setting" and line.section == section
                 and line.key == key]
@@ -259,12 +233,12 @@ class ConfigTxt:
             self.lines.insert(content[-1] + 1, new)
             return
         has_filters = any(line.kind == "section" for line in self.lines)
-        if section == "all" and not has_filters:
+        if section == ALL and not has_filters:
             self.lines.append(new)
             return
         if self.lines and self.lines[-1].kind != "blank":
             self.lines.append(ConfigLine("", "blank", self.lines[-1].section))
-        self.lines.append(ConfigLine("[%s]" % section, "section", section))
+        self.lines.append(header_line(section))
         self.lines.append(new)
 
     def set(self, section, key, value):
@@ -290,19 +264,13 @@ class ConfigTxt:
                               and ("=" not in entry or line.value == value.strip()))]
 
 
-def _check_section(field_name, section):
-    if not isinstance(section, str) or not section.strip() or any(c in section for c in "[]\n\r"):
-        raise CarrierError("%s: invalid section filter %r (give it without brackets, e.g. all, pi4, cm4)"
-                           % (field_name, section))
-
-
 def config_wishes(config_set):
     """Normalise ``config_set`` ({section: {key: value}}) to [(section, key, value text)]."""
     wishes = []
     if not isinstance(config_set, dict):
         raise CarrierError("config_set: %r is not a mapping of section filter to settings" % (config_set,))
-    for section, settings in config_set.items():
-        _check_section("config_set", section)
+    for given, settings in config_set.items():
+        section = section_name(given, "config_set")
         if not isinstance(settings, dict):
             raise CarrierError("config_set.%s: %r is not a mapping of key to value" % (section, settings))
         for key, value in settings.items():
@@ -317,7 +285,7 @@ def config_wishes(config_set):
                 raise CarrierError("%s: no value given (use config_absent to remove a key)" % field_name)
             else:
                 values = [value_text(field_name, value)]
-            wishes += [(section.strip(), key, v) for v in values]
+            wishes += [(section, key, v) for v in values]
     return wishes
 
 
@@ -329,8 +297,8 @@ def edit_config(text, config_set=None, config_absent=None):
     config_absent = config_absent or {}
     if not isinstance(config_absent, dict):
         raise CarrierError("config_absent: %r is not a mapping of section filter to keys" % (config_absent,))
-    for section, entries in config_absent.items():
-        _check_section("config_absent", section)
+    for given, entries in config_absent.items():
+        section = section_name(given, "config_absent")
         if isinstance(entries, str) or not isinstance(entries, (list, tuple)):
             raise CarrierError("config_absent.%s: %r is not a list of keys" % (section, entries))
         for entry in entries:
@@ -338,10 +306,10 @@ def edit_config(text, config_set=None, config_absent=None):
                 raise CarrierError("config_absent.%s: %r is not a key or key=value" % (section, entry))
             _check_key("config_absent.%s" % section, entry.partition("=")[0])
             for wish in wishes:
-                if wish[0] == section.strip() and wish[1] == entry.partition("=")[0] and (
+                if wish[0] == section and wish[1] == entry.partition("=")[0] and (
                         "=" not in entry or entry.partition("=")[2] == wish[2]):
                     raise CarrierError("config_absent.%s: %r is also set by config_set" % (section, entry))
-            removals.append((section.strip(), entry))
+            removals.append((section, entry))
     cfg = ConfigTxt(text)
     for section, entry in removals:
         cfg.remove(section, entry)

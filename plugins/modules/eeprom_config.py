@@ -42,7 +42,10 @@ options:
   boot_order:
     description:
       - The boot modes in the order tried, written as C(BOOT_ORDER) in O(section).
-      - At most 8; V(rpiboot) only as the last one.
+      - At most 8; V(rpiboot) only as the last one. V(bcm_usb) is refused on a BCM2712 node (Pi 5, CM5 have no
+        such mode).
+      - A C(BOOT_ORDER) the current config already holds is kept and reported even with a code Raspberry Pi's
+        documentation calls deprecated (C(0x0)) or leaves undefined (C(0x8)-C(0xd)).
       - With O(state=absent), removes C(BOOT_ORDER) from O(section) (the values given do not matter).
     type: list
     elements: str
@@ -57,6 +60,8 @@ options:
   section:
     description:
       - The section filter to act in, without brackets (V(all), V(gpio8=0), V(0x1234abcd), V(partition=1) ...).
+      - "Letters, digits and C(_ . : + = & < > -) only: a name that could close the filter, start a comment or
+        break the line is refused."
     type: str
     default: all
   state:
@@ -196,12 +201,9 @@ image:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import (
-    BOOT_MODES,
-    NodePaths,
-    plan_node_update,
-    write_planned,
-)
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.config import BOOT_MODES
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.files import write_planned
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.node import NodePaths, plan_node_update
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, run_module
 
 

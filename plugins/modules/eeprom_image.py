@@ -25,6 +25,9 @@ description:
     C(pieeprom.sig) and flashes itself (O(target=tftp_self_update), needs C(ENABLE_SELF_UPDATE=1), the default)."
   - Idempotent. An existing C(.sig) whose sha256 still matches the image is kept, so its C(ts:) line does not make
     a re-run report a change. Files are written atomically.
+  - "A new C(.sig) is written as Raspberry Pi's C(rpi-eeprom-digest) writes it for a firmware update: the sha256,
+    C(ts:), C(target-soc: 2711) or C(2712), then C(rsa2048:) with a key. Its C(ts:) is the environment variable
+    C(SOURCE_DATE_EPOCH) of the task when that is set (reproducible builds), else the current time."
 author:
   - picluster.carrier contributors (@picluster)
 extends_documentation_fragment:
@@ -65,7 +68,8 @@ options:
   boot_order:
     description:
       - The boot modes in the order tried, written as C(BOOT_ORDER) in O(section).
-      - At most 8; V(rpiboot) only as the last one.
+      - At most 8; V(rpiboot) only as the last one. V(bcm_usb) is refused for a BCM2712 image (Pi 5, CM5 have no
+        such mode).
     type: list
     elements: str
     choices: [sd, network, rpiboot, usb, bcm_usb, nvme, http, stop, restart]
@@ -78,6 +82,8 @@ options:
     description:
       - The section filter O(boot_order) and O(settings) apply to, without brackets (V(all), V(gpio8=0),
         V(0x1234abcd), V(partition=1) ...). Created at the end of the config when missing.
+      - "Letters, digits and C(_ . : + = & < > -) only: a name that could close the filter, start a comment or
+        break the line is refused."
     type: str
     default: all
   sig_dest:
@@ -87,6 +93,8 @@ options:
   recovery_bin:
     description:
       - The C(recovery.bin) of the nodes' SoC, copied into O(dest). Required with O(target=usb_recovery).
+      - Refused unless it is signed for the SoC of O(src) (the trailer the boot ROM checks tells a BCM2711
+        C(recovery.bin) from a BCM2712 one).
     type: path
   recovery_reboot:
     description:
@@ -201,11 +209,8 @@ files:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import (
-    BOOT_MODES,
-    plan_image_files,
-    write_planned,
-)
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.config import BOOT_MODES
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.files import plan_image_files, write_planned
 from ansible_collections.picluster.carrier.plugins.module_utils._keys import load_private_key
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, run_module
 

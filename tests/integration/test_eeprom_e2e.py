@@ -17,7 +17,7 @@ import re
 import pytest
 from modrun import run_module
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import sig as S
 from ansible_collections.picluster.carrier.plugins.module_utils._console import ConsoleSession
 
 pytest.importorskip("serial")
@@ -100,7 +100,7 @@ def test_boot_order_set_with_eeprom_config_is_flashed_and_tried(rig):
     # reset through the carrier board's run line: the ROM runs recovery.bin, then the new bootloader config
     rig.power("reset", reset_pulse=0.05)
     text = console.capture(until=r"%s login: " % HOST, timeout=30)["lines"]
-    sig = E.parse_sig(open(os.path.join(boot, "pieeprom.sig")).read())
+    sig = S.parse_sig(open(os.path.join(boot, "pieeprom.sig")).read())
     assert "SIG pieeprom.sig %s %d" % (sig.sha256, sig.ts) in text
     assert text.index("Writing EEPROM") < text.index("Verify BOOT EEPROM") < text.index("SUCCESS")
     after = text[text.index("SUCCESS"):]

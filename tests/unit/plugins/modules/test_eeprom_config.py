@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import image as I
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import sig as S
 
 from modrun import run_module
 
@@ -50,8 +51,8 @@ def make_node(root, soc="bcm2711", live=LIVE, blconfig=True, image_bytes=None, b
         (dev / "nvmem").write_bytes(live.encode() + b"\0" * 64)
     fw = root / ("lib/firmware/raspberrypi/bootloader-%s/default" % soc[3:])
     fw.mkdir(parents=True)
-    (fw / "pieeprom-2025-01-01.bin").write_bytes(E.make_synthetic_image(soc, "[all]\nOLD=1\n", seed=2))
-    (fw / "pieeprom-2026-05-17.bin").write_bytes(image_bytes or E.make_synthetic_image(soc, live))
+    (fw / "pieeprom-2025-01-01.bin").write_bytes(I.make_synthetic_image(soc, "[all]\nOLD=1\n", seed=2))
+    (fw / "pieeprom-2026-05-17.bin").write_bytes(image_bytes or I.make_synthetic_image(soc, live))
     (fw / "recovery.bin").write_bytes(b"recovery for %s" % soc.encode())
     (root / boot).mkdir(parents=True)
     return fw
@@ -74,15 +75,15 @@ def test_stage_boot_order_then_idempotent(tmp_path):
     assert r["staged"] == sorted(str(boot / n) for n in ("pieeprom.upd", "pieeprom.sig", "recovery.bin"))
     assert r["diff"] == dict(before=LIVE, after=r["config"], before_header="bootloader config (blconfig nvmem device)",
                              after_header="bootloader config (staged)")
-    upd = E.EepromImage.from_file(str(boot / "pieeprom.upd"))
+    upd = I.EepromImage.from_file(str(boot / "pieeprom.upd"))
     assert upd.config == r["config"]
-    E.verify_sig((boot / "pieeprom.upd").read_bytes(), (boot / "pieeprom.sig").read_text())
+    S.verify_sig((boot / "pieeprom.upd").read_bytes(), (boot / "pieeprom.sig").read_text())
     assert (boot / "recovery.bin").read_bytes() == b"recovery for bcm2711"
     backup = Path(r["backup_file"])
     assert backup.parent == root / "var/lib/raspberrypi/bootloader/backup"
     assert backup.read_text() == LIVE
     # Everything but bootconf.txt is the firmware image's.
-    base = E.EepromImage.from_file(str(fw / "pieeprom-2026-05-17.bin"))
+    base = I.EepromImage.from_file(str(fw / "pieeprom-2026-05-17.bin"))
     assert upd.with_config(base.config).to_bytes() == base.to_bytes()
     # Second run: the pending update is read and already holds the order.
     r2 = run_eeprom_config(args, tmp_path)
@@ -140,7 +141,7 @@ def test_vcgencmd_fallback_and_boot_dir(tmp_path):
     assert r["changed"] is True, r
     assert r["config_source"] == "vcgencmd bootloader_config" and r["soc"] == "bcm2712"
     assert r["config"] == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf26\n"
-    assert (root / "boot/pieeprom.upd").exists() and E.EepromImage.from_file(str(root / "boot/pieeprom.upd")).ab
+    assert (root / "boot/pieeprom.upd").exists() and I.EepromImage.from_file(str(root / "boot/pieeprom.upd")).ab
 
 
 def test_not_a_pi(tmp_path):
@@ -178,7 +179,7 @@ def test_soc_mismatch_and_missing_recovery(tmp_path):
     root = tmp_path / "node"
     fw = make_node(root)
     other = tmp_path / "pi5.bin"
-    other.write_bytes(E.make_synthetic_image("bcm2712"))
+    other.write_bytes(I.make_synthetic_image("bcm2712"))
     r = run_eeprom_config(dict(root=str(root), image=str(other), boot_order=["sd"]), tmp_path)
     assert r["failed"] is True and "bcm2712 image but this node is a bcm2711" in r["msg"]
     (fw / "recovery.bin").unlink()
@@ -192,12 +193,12 @@ def test_soc_mismatch_and_missing_recovery(tmp_path):
 def test_real_image_on_fake_node(tmp_path):
     root = tmp_path / "node"
     real = (FIXTURES / "2711-pieeprom-2026-05-17.bin").read_bytes()
-    live = E.EepromImage(real).config
+    live = I.EepromImage(real).config
     make_node(root, live=live, image_bytes=real)
     shutil.copy(FIXTURES / "2711-recovery.bin", root / "lib/firmware/raspberrypi/bootloader-2711/default/recovery.bin")
     r = run_eeprom_config(dict(root=str(root), boot_order=["network", "sd", "restart"]), tmp_path)
     assert r["changed"] is True
-    upd = E.EepromImage.from_file(str(root / "boot/firmware/pieeprom.upd"))
+    upd = I.EepromImage.from_file(str(root / "boot/firmware/pieeprom.upd"))
     assert upd.config == live + "BOOT_ORDER=0xf12\n"
     assert upd.with_config(live).to_bytes() == real
     assert (root / "boot/firmware/recovery.bin").read_bytes() == (FIXTURES / "2711-recovery.bin").read_bytes()
@@ -257,7 +258,7 @@ def test_playbook_through_the_os(tmp_path):
     rc, out = _playbook(tmp_path, extra, dict(carrier_controller="localhost", carrier_model="cm4"))
     assert rc == 0, out
     assert re.search(r"nodeA\s*:\s*ok=\d+\s+changed=1\s", out), out
-    upd = E.EepromImage.from_file(str(root / "boot/firmware/pieeprom.upd"))
+    upd = I.EepromImage.from_file(str(root / "boot/firmware/pieeprom.upd"))
     assert upd.config == LIVE + "BOOT_ORDER=0xf12\n"
     rc, out = _playbook(tmp_path, extra, dict(carrier_controller="localhost", carrier_model="cm4"))
     assert rc == 0 and re.search(r"nodeA\s*:\s*ok=\d+\s+changed=0\s", out), out

@@ -8,13 +8,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import config as C
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import image as I
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import sig as S
 from ansible_collections.picluster.carrier.plugins.module_utils import _keys as K  # noqa: E402
 
 from modrun import run_module
@@ -29,7 +32,7 @@ FIXTURES = REPO.parent / "shared" / "fixtures" / "eeprom"
 @pytest.fixture()
 def src(tmp_path):
     path = tmp_path / "pieeprom-base.bin"
-    path.write_bytes(E.make_synthetic_image("bcm2711", "[all]\nBOOT_UART=0\nWAKE_ON_GPIO=1\n"))
+    path.write_bytes(I.make_synthetic_image("bcm2711", "[all]\nBOOT_UART=0\nWAKE_ON_GPIO=1\n"))
     return path
 
 
@@ -46,11 +49,11 @@ def test_image_target_and_idempotence(tmp_path, src):
     assert r["config"] == "[all]\nBOOT_UART=1\nWAKE_ON_GPIO=1\nBOOT_ORDER=0xf12\n"
     assert r["boot_order"] == ["network", "sd", "restart"]
     assert r["diff"]["before"] == "" and r["diff"]["after"] == r["config"]
-    image = E.EepromImage.from_file(str(dest))
+    image = I.EepromImage.from_file(str(dest))
     assert image.config == r["config"]
     assert r["sha256"] == image.sha256
     sig_text = (tmp_path / "out" / "pieeprom.sig").read_text()
-    E.verify_sig(dest.read_bytes(), sig_text)
+    S.verify_sig(dest.read_bytes(), sig_text)
     # Second run: nothing changes, the .sig (and its ts:) is kept.
     mtime = (tmp_path / "out" / "pieeprom.sig").stat().st_mtime_ns
     r2 = run_module("eeprom_image", args, tmp_path)
@@ -61,7 +64,7 @@ def test_image_target_and_idempotence(tmp_path, src):
     dest.write_bytes(src.read_bytes())
     r3 = run_module("eeprom_image", args, tmp_path)
     assert r3["changed"] is True and r3["diff"]["before"] == "[all]\nBOOT_UART=0\nWAKE_ON_GPIO=1\n"
-    E.verify_sig(dest.read_bytes(), (tmp_path / "out" / "pieeprom.sig").read_text())
+    S.verify_sig(dest.read_bytes(), (tmp_path / "out" / "pieeprom.sig").read_text())
 
 
 def test_check_mode_writes_nothing(tmp_path, src):
@@ -76,21 +79,27 @@ def test_check_mode_writes_nothing(tmp_path, src):
 
 def test_tftp_self_update(tmp_path):
     src = tmp_path / "base.bin"
-    src.write_bytes(E.make_synthetic_image("bcm2712", "[all]\nBOOT_UART=1\n"))
+    src.write_bytes(I.make_synthetic_image("bcm2712", "[all]\nBOOT_UART=1\n"))
     tftp = tmp_path / "tftp" / "b7f44626"
     args = dict(src=str(src), dest=str(tftp), target="tftp_self_update", boot_order=["nvme", "network", "restart"])
     r = run_module("eeprom_image", args, tmp_path)
     assert r["changed"] is True and r["soc"] == "bcm2712"
     assert listing(tftp) == ["pieeprom.sig", "pieeprom.upd"]
-    upd = E.EepromImage.from_file(str(tftp / "pieeprom.upd"))
+    upd = I.EepromImage.from_file(str(tftp / "pieeprom.upd"))
     assert upd.ab and upd.config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf26\n"
-    E.verify_sig((tftp / "pieeprom.upd").read_bytes(), (tftp / "pieeprom.sig").read_text())
+    S.verify_sig((tftp / "pieeprom.upd").read_bytes(), (tftp / "pieeprom.sig").read_text())
     assert run_module("eeprom_image", args, tmp_path)["changed"] is False
+
+
+def fake_recovery_bin(soc, code=b"second stage loader" * 100):
+    """A recovery.bin shaped like a signed one for ``soc``: code, its length, then the rest of the trailer."""
+    trailer = {"bcm2711": 284, "bcm2712": 532}[soc]
+    return code + struct.pack("<I", len(code)) + b"\x5a" * (trailer - 4)
 
 
 def test_usb_recovery(tmp_path, src):
     rec = tmp_path / "recovery.bin"
-    rec.write_bytes(b"second stage loader" * 100)
+    rec.write_bytes(fake_recovery_bin("bcm2711"))
     dest = tmp_path / "rpiboot"
     args = dict(src=str(src), dest=str(dest), target="usb_recovery", recovery_bin=str(rec),
                 config="[all]\nBOOT_UART=1\nBOOT_ORDER=0xf21\n", eeprom_write_protect=1)
@@ -100,7 +109,7 @@ def test_usb_recovery(tmp_path, src):
     assert (dest / "recovery.bin").read_bytes() == rec.read_bytes() == (dest / "bootcode4.bin").read_bytes()
     config_txt = (dest / "config.txt").read_text().splitlines()
     assert "recovery_reboot=1" in config_txt and "eeprom_write_protect=1" in config_txt
-    assert E.EepromImage.from_file(str(dest / "pieeprom.bin")).config == args["config"]
+    assert I.EepromImage.from_file(str(dest / "pieeprom.bin")).config == args["config"]
     assert run_module("eeprom_image", args, tmp_path)["changed"] is False
     # Changing only a recovery option rewrites only config.txt.
     r = run_module("eeprom_image", dict(args, recovery_reboot=False), tmp_path)
@@ -147,11 +156,11 @@ def test_signed_with_customer_key(tmp_path, src):
                 signing_key=str(key_path))
     r = run_module("eeprom_image", args, tmp_path)
     assert r["changed"] is True, r
-    image = E.EepromImage.from_file(str(dest))
+    image = I.EepromImage.from_file(str(dest))
     pub = key.public_key()
     assert image.get_file("pubkey.bin") == K.pubkey_bin(pub)
-    E.verify_sig(args["config"].encode(), image.get_file("bootconf.sig").decode(), pub)
-    E.verify_sig(dest.read_bytes(), (tmp_path / "signed.sig").read_text(), pub)
+    S.verify_sig(args["config"].encode(), image.get_file("bootconf.sig").decode(), pub)
+    S.verify_sig(dest.read_bytes(), (tmp_path / "signed.sig").read_text(), pub)
     before = dest.read_bytes(), (tmp_path / "signed.sig").read_bytes()
     # Idempotent although both .sig texts carry a ts: line.
     r2 = run_module("eeprom_image", args, tmp_path)
@@ -192,7 +201,7 @@ def test_bad_input_fails_and_writes_nothing(tmp_path, src, case, message):
     if case == "wrong_size":
         src.write_bytes(bytes(raw[:300000]))
     elif case == "corrupt_magic":
-        second = E.EepromImage(bytes(raw)).sections[1].offset
+        second = I.EepromImage(bytes(raw)).sections[1].offset
         raw[second:second + 4] = bytes.fromhex("deadbeef")
         src.write_bytes(bytes(raw))
     elif case == "truncated":
@@ -221,7 +230,7 @@ def test_unknown_key_warns_and_is_kept(tmp_path, src):
     assert r["changed"] is True
     # ansible-core 2.19 returns structured warnings: look in their text.
     assert "unknown bootloader key MY_FLAG (section [all]) kept as is" in json.dumps(r["warnings"])
-    assert "MY_FLAG=3" in E.EepromImage.from_file(str(tmp_path / "o.bin")).config
+    assert "MY_FLAG=3" in I.EepromImage.from_file(str(tmp_path / "o.bin")).config
 
 
 README_SHA = {}
@@ -236,14 +245,14 @@ if (FIXTURES / "README.md").exists():
 @pytest.mark.parametrize("name", sorted(README_SHA) or ["none"])
 def test_real_image_same_config_is_byte_identical(tmp_path, name):
     src = FIXTURES / name
-    config = E.EepromImage.from_file(str(src)).config
+    config = I.EepromImage.from_file(str(src)).config
     dest = tmp_path / "same.bin"
     r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), config=config), tmp_path)
     assert r["changed"] is True
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == README_SHA[name] == r["sha256"]
     r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), boot_order=["nvme", "sd", "network", "restart"]),
                    tmp_path)
-    assert r["changed"] is True and "BOOT_ORDER=0xf216" in E.EepromImage.from_file(str(dest)).config
+    assert r["changed"] is True and "BOOT_ORDER=0xf216" in I.EepromImage.from_file(str(dest)).config
 
 
 def test_playbook_tftp_self_update(tmp_path):
@@ -253,8 +262,8 @@ def test_playbook_tftp_self_update(tmp_path):
         pytest.skip("ansible-playbook not installed beside %s" % sys.executable)
     fw = tmp_path / "firmware" / "bootloader-2712" / "default"
     fw.mkdir(parents=True)
-    (fw / "pieeprom-2025-01-01.bin").write_bytes(E.make_synthetic_image("bcm2712", "[all]\nOLD=1\n"))
-    (fw / "pieeprom-2026-05-26.bin").write_bytes(E.make_synthetic_image("bcm2712", "[all]\nBOOT_UART=1\n"))
+    (fw / "pieeprom-2025-01-01.bin").write_bytes(I.make_synthetic_image("bcm2712", "[all]\nOLD=1\n"))
+    (fw / "pieeprom-2026-05-26.bin").write_bytes(I.make_synthetic_image("bcm2712", "[all]\nBOOT_UART=1\n"))
     local = dict(ansible_connection="local", ansible_python_interpreter=sys.executable)
     node = dict(local, carrier_controller="localhost", carrier_model="cm5", carrier_serial="1000000099dd251d")
     inventory = {"all": {"children": {"carrier_nodes": {"hosts": {"node04": node}}}, "hosts": {"localhost": local}}}
@@ -272,9 +281,9 @@ def test_playbook_tftp_self_update(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     tftp = tmp_path / "tftp" / "99dd251d"
     assert listing(tftp) == ["pieeprom.sig", "pieeprom.upd"]
-    upd = E.EepromImage.from_file(str(tftp / "pieeprom.upd"))
+    upd = I.EepromImage.from_file(str(tftp / "pieeprom.upd"))
     assert upd.config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf62\n"
-    E.verify_sig((tftp / "pieeprom.upd").read_bytes(), (tftp / "pieeprom.sig").read_text())
+    S.verify_sig((tftp / "pieeprom.upd").read_bytes(), (tftp / "pieeprom.sig").read_text())
 
 
 @pytest.mark.skipif(not (FIXTURES / "2712-recovery.bin").exists(),
@@ -287,6 +296,6 @@ def test_real_cm5_usb_recovery(tmp_path):
     assert r["changed"] is True and r["soc"] == "bcm2712"
     assert listing(dest) == ["bootcode5.bin", "config.txt", "pieeprom.bin", "pieeprom.sig", "recovery.bin"]
     assert (dest / "bootcode5.bin").read_bytes() == (FIXTURES / "2712-recovery.bin").read_bytes()
-    image = E.EepromImage.from_file(str(dest / "pieeprom.bin"))
-    assert image.ab and E.effective_boot_order(image.config) == ["nvme", "network", "restart"]
+    image = I.EepromImage.from_file(str(dest / "pieeprom.bin"))
+    assert image.ab and C.effective_boot_order(image.config) == ["nvme", "network", "restart"]
     assert run_module("eeprom_image", args, tmp_path)["changed"] is False
