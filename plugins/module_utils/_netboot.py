@@ -33,7 +33,7 @@ import struct
 import tempfile
 from dataclasses import dataclass, field
 
-from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import make_sig, sig_matches, verify_sig
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.sig import make_sig, sig_matches, verify_sig
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write, read_optional
 from ansible_collections.picluster.carrier.plugins.module_utils._models import (

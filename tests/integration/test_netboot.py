@@ -46,7 +46,7 @@ if str(REPO / ".collections") not in sys.path:
 
 from netboot_fixtures import make_boot_dir, rsa_key  # noqa: E402
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import image as E  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils import _keys as K  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_root, pytest.mark.slow]

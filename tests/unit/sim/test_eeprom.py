@@ -12,7 +12,11 @@ import pytest
 from simkit import gpio_topology
 from test_nodes import Lines
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import config as EC
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import files as EF
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import image as EI
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import node as EN
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import sig as ES
 from ansible_collections.picluster.carrier.plugins.module_utils import _keys
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from carrier_sim import bootconf
@@ -32,13 +36,13 @@ def boot_lines(text):
 
 def node_paths(sim, host):
     root = sim.node(host)["root"]
-    return root, E.NodePaths.defaults(root)
+    return root, EN.NodePaths.defaults(root)
 
 
 def stage(root, boot_order, sig=None):
     """What eeprom_config stages (the library's plan, written): returns the new image bytes."""
-    plan = E.plan_node_update(E.NodePaths.defaults(root), boot_order=boot_order)
-    E.write_planned(plan)
+    plan = EN.plan_node_update(EN.NodePaths.defaults(root), boot_order=boot_order)
+    EF.write_planned(plan)
     boot = os.path.join(root, "boot/firmware")
     if sig is not None:
         with open(os.path.join(boot, "pieeprom.sig"), "w") as f:
@@ -52,22 +56,22 @@ def stage(root, boot_order, sig=None):
 
 def test_initial_image_is_a_real_image_with_the_slot_keys():
     data = sim_eeprom.initial_image("bcm2711", {"BOOT_ORDER": "0xf12", "NET_BOOT_MAX_RETRIES": 2})
-    image = E.EepromImage(data)
+    image = EI.EepromImage(data)
     assert len(data) == 524288 and image.soc == "bcm2711"
     assert image.config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf12\nNET_BOOT_MAX_RETRIES=2\n"
     # the package image and the node image differ only in bootconf.txt
     package = sim_eeprom.package_image("bcm2711")
-    assert E.EepromImage(package).with_config(image.config).to_bytes() == data
-    cm5 = E.EepromImage(sim_eeprom.initial_image("bcm2712"))
+    assert EI.EepromImage(package).with_config(image.config).to_bytes() == data
+    cm5 = EI.EepromImage(sim_eeprom.initial_image("bcm2712"))
     assert len(cm5.to_bytes()) == 2097152 and cm5.soc == "bcm2712"
     assert cm5.to_bytes()[0x10008:0x1000f] == b"bootsys"  # an A/B image (HARDWARE.md section 4)
 
 
 def test_initial_image_from_a_given_image_keeps_its_other_files():
-    base = E.EepromImage(E.make_synthetic_image("bcm2711", "[all]\nBOOT_ORDER=0x1\n"))
+    base = EI.EepromImage(EI.make_synthetic_image("bcm2711", "[all]\nBOOT_ORDER=0x1\n"))
     base.set_pubkey(b"\x01" * 264)
-    image = E.EepromImage(sim_eeprom.initial_image("bcm2711", {"BOOT_UART": "1"}, base.to_bytes()))
-    assert image.get_file(E.PUBKEY_BIN) == b"\x01" * 264
+    image = EI.EepromImage(sim_eeprom.initial_image("bcm2711", {"BOOT_UART": "1"}, base.to_bytes()))
+    assert image.get_file(EI.PUBKEY_BIN) == b"\x01" * 264
     assert image.config == "[all]\nBOOT_ORDER=0x1\nBOOT_UART=1\n"
     with pytest.raises(CarrierError, match="bcm2711 image for a bcm2712 node"):
         sim_eeprom.initial_image("bcm2712", None, base.to_bytes())
@@ -97,7 +101,7 @@ def test_the_config_of_a_new_node_sets_keys_in_all_as_rpi_eeprom_config_would():
     assert bootconf.set_in_all(text, "BOOT_UART", "1") == added
     assert bootconf.set_in_all(text, "BOOT_ORDER", "0xf21") == text.replace("0x1\n", "0xf21\n")
     for key, value in (("BOOT_UART", "1"), ("BOOT_ORDER", "0xf21"), ("NEW", "x")):
-        cfg = E.BootConfig.parse(text)
+        cfg = EC.BootConfig.parse(text)
         cfg.set(key, value, "all")
         assert bootconf.set_in_all(text, key, value) == cfg.render()  # the same text as the collection's
 
@@ -111,7 +115,7 @@ def test_flash_refuses_what_is_not_an_image_of_its_soc(tmp_path):
     with pytest.raises(CarrierError):
         eeprom.flash(before[:1000])
     assert eeprom.data == before and eeprom.flashes == 0
-    new = E.EepromImage(before).with_config("[all]\nBOOT_ORDER=0xf12\n").to_bytes()
+    new = EI.EepromImage(before).with_config("[all]\nBOOT_ORDER=0xf12\n").to_bytes()
     written, unchanged = eeprom.flash(new)
     assert written == 1 and unchanged == 127  # only bootconf.txt's 4 KiB sector differs
     assert (tmp_path / "eeprom" / "pieeprom.bin").read_bytes() == new
@@ -137,12 +141,12 @@ def test_node_tree_is_what_eeprom_config_reads(run_sim):
     node = sim.node("n1")
     root, paths = node_paths(sim, "n1")
     assert root == os.path.join(state, "nodes", "n1", "root")
-    assert E.detect_soc(paths.compatible) == "bcm2711"
+    assert EN.detect_soc(paths.compatible) == "bcm2711"
     assert os.readlink(os.path.join(root, "proc/device-tree")) == "../sys/firmware/devicetree/base"
-    config, source = E.read_node_config(paths)
+    config, source = EN.read_node_config(paths)
     assert source == "blconfig nvmem device"
     assert config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf21\n"
-    firmware = E.find_firmware_image(paths.firmware_dir, "bcm2711")
+    firmware = EN.find_firmware_image(paths.firmware_dir, "bcm2711")
     assert firmware.endswith("bootloader-2711/default/pieeprom-2024-07-30.bin")
     assert sim_eeprom.is_recovery_bin(open(os.path.join(os.path.dirname(firmware), "recovery.bin"), "rb").read(),
                                       "bcm2711")
@@ -151,20 +155,20 @@ def test_node_tree_is_what_eeprom_config_reads(run_sim):
     # the EEPROM, mirrored in a file, and in the status
     eeprom_file = os.path.join(state, "nodes", "n1", "eeprom", "pieeprom.bin")
     data = open(eeprom_file, "rb").read()
-    assert E.EepromImage(data).config == config
+    assert EI.EepromImage(data).config == config
     assert node["eeprom"] == {"soc": "bcm2711", "size": 524288, "sha256": hashlib.sha256(data).hexdigest(),
                               "file": eeprom_file, "flashes": 0, "boot_order": "0xf21"}
     # a CM5: 2 MiB BCM2712 image, bootloader-2712
     root5, paths5 = node_paths(sim, "n2")
-    assert E.detect_soc(paths5.compatible) == "bcm2712"
-    assert E.find_firmware_image(paths5.firmware_dir, "bcm2712").endswith("bootloader-2712/default/"
+    assert EN.detect_soc(paths5.compatible) == "bcm2712"
+    assert EN.find_firmware_image(paths5.firmware_dir, "bcm2712").endswith("bootloader-2712/default/"
                                                                           "pieeprom-2024-07-30.bin")
     assert sim.node("n2")["eeprom"]["size"] == 2097152
     # a CM3 has no bootloader EEPROM: eeprom_config's check refuses it as on a real one
     root3, paths3 = node_paths(sim, "n3")
     assert sim.node("n3")["eeprom"] is None
     with pytest.raises(CarrierError, match="not a Raspberry Pi 4/5"):
-        E.detect_soc(paths3.compatible)
+        EN.detect_soc(paths3.compatible)
     sim.stop()
     assert not os.path.exists(os.path.join(state, "nodes")), "node trees left behind"
 
@@ -186,7 +190,7 @@ def test_staged_update_is_flashed_at_the_next_boot(run_sim, plain_modes, model, 
     lines.set(power=True)
     text = console.read_until("n1 login: ")
     out = text.split("\r\n")
-    sig = E.parse_sig(open(os.path.join(paths.boot_partition, "pieeprom.sig")).read())
+    sig = ES.parse_sig(open(os.path.join(paths.boot_partition, "pieeprom.sig")).read())
     assert "Loading recovery.bin (SoC %s)" % ("BCM2712" if model == "cm5" else "BCM2711") in out
     assert "SIG pieeprom.sig %s %d" % (sig.sha256, sig.ts) in out
     assert "Reading EEPROM: %d" % (sectors * 4096) in out
@@ -204,8 +208,8 @@ def test_staged_update_is_flashed_at_the_next_boot(run_sim, plain_modes, model, 
     assert sorted(f for f in os.listdir(paths.boot_partition) if f.startswith(("recovery", "pieeprom"))) == [
         "pieeprom.sig", "pieeprom.upd", "recovery.000"]
     # the OS now sees the new config as the live one
-    live = E.read_blconfig(paths.dt_base, paths.nvmem_devices)
-    assert E.effective_boot_order(live) == ["network", "sd", "restart"]
+    live = EN.read_blconfig(paths.dt_base, paths.nvmem_devices)
+    assert EC.effective_boot_order(live) == ["network", "sd", "restart"]
     # a reset without recovery.bin: no flashing again
     lines.set(run=False)
     sim.wait_state("n1", "reset")
@@ -234,7 +238,7 @@ def test_bad_signature_is_refused_and_the_eeprom_is_unchanged(run_sim, plain_mod
     assert node["error"].startswith("recovery.bin: pieeprom.upd: sha256")
     assert node["eeprom"] == before
     assert os.path.exists(os.path.join(paths.boot_partition, "recovery.bin"))  # not renamed: it runs again
-    assert E.EepromImage(open(before["file"], "rb").read()).config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf41\n"
+    assert EI.EepromImage(open(before["file"], "rb").read()).config == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf41\n"
     # fixed by hand (the update removed): the next power-on boots the old EEPROM
     for name in ("pieeprom.upd", "pieeprom.sig", "recovery.bin"):
         os.unlink(os.path.join(paths.boot_partition, name))
@@ -260,7 +264,7 @@ def test_recovery_cases(run_sim, plain_modes, case):
     elif case == "wrong_soc":
         other = sim_eeprom.initial_image("bcm2712")
         open(os.path.join(boot, "pieeprom.upd"), "wb").write(other)
-        open(os.path.join(boot, "pieeprom.sig"), "w").write(E.make_sig(other))
+        open(os.path.join(boot, "pieeprom.sig"), "w").write(ES.make_sig(other))
     elif case == "no_update":
         os.unlink(os.path.join(boot, "pieeprom.upd"))
         os.unlink(os.path.join(boot, "pieeprom.sig"))
@@ -302,7 +306,7 @@ def test_network_self_update_uses_the_same_eeprom(run_sim):
 
     sim = run_sim(gpio_topology("itx4", {1: "n1"}))
     node = sim.sim.nodes["n1"]
-    new = E.EepromImage(node.eeprom_image).with_config("[all]\nBOOT_UART=1\nBOOT_ORDER=0xf21\n").to_bytes()
+    new = EI.EepromImage(node.eeprom_image).with_config("[all]\nBOOT_UART=1\nBOOT_ORDER=0xf21\n").to_bytes()
     node.flash_eeprom(new)
     assert netboot.node_eeprom(node) == new
     status = sim.node("n1")["eeprom"]
@@ -365,7 +369,7 @@ def test_an_eeprom_image_of_another_soc_is_a_setup_error(short_dir, run_sim):
 @pytest.mark.parametrize("name", REAL_IMAGES)
 def test_real_images_read_and_rewritten_the_same_by_both(name):
     data = open(os.path.join(FIXTURES, name), "rb").read()
-    mine, theirs = pieeprom.Pieeprom(data, name), E.EepromImage(data, name)
+    mine, theirs = pieeprom.Pieeprom(data, name), EI.EepromImage(data, name)
     assert mine.soc == theirs.soc == ("bcm2712" if name.startswith("2712") else "bcm2711")
     assert mine.ab == theirs.ab
     assert mine.config == theirs.config and mine.config.startswith("[all]\nBOOT_UART=")
@@ -382,10 +386,10 @@ def test_real_image_staged_by_the_collection_is_flashed_by_recovery_bin(run_sim,
     real = os.path.join(FIXTURES, "2711-pieeprom-2026-05-17.bin")
     sim = run_sim(gpio_topology("itx4", {1: "n1"}))
     root, paths = node_paths(sim, "n1")
-    plan = E.plan_node_update(paths, boot_order=["network", "sd", "restart"], image=real,
-                              recovery_bin=os.path.join(os.path.dirname(E.find_firmware_image(
+    plan = EN.plan_node_update(paths, boot_order=["network", "sd", "restart"], image=real,
+                              recovery_bin=os.path.join(os.path.dirname(EN.find_firmware_image(
                                   paths.firmware_dir, "bcm2711")), "recovery.bin"))
-    E.write_planned(plan)
+    EF.write_planned(plan)
     staged = open(os.path.join(paths.boot_partition, "pieeprom.upd"), "rb").read()
     console = sim.console("n1")
     bus = sim.bus("b1")
@@ -404,20 +408,20 @@ def test_sig_checks_agree_with_the_collections_sig_files():
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    image = E.EepromImage(E.make_synthetic_image("bcm2711"))
+    image = EI.EepromImage(EI.make_synthetic_image("bcm2711"))
     image.set_pubkey(_keys.pubkey_bin(key.public_key()))
     public = pieeprom.Pieeprom(image.to_bytes()).public_key()
     assert public.public_numbers() == key.public_key().public_numbers()
     data = b"boot.img bytes" * 100
-    signed = E.make_sig(data, ts=1722344555, private_key=key)
+    signed = ES.make_sig(data, ts=1722344555, private_key=key)
     assert pieeprom.check_sig(data, signed, "boot.sig", public).ts == 1722344555
-    assert pieeprom.check_sig(data, E.make_sig(data, ts=5), "pieeprom.sig").sha256 == hashlib.sha256(data).hexdigest()
+    assert pieeprom.check_sig(data, ES.make_sig(data, ts=5), "pieeprom.sig").sha256 == hashlib.sha256(data).hexdigest()
     with pytest.raises(CarrierError, match="boot.sig: bad .sig file: sha256"):
         pieeprom.check_sig(data + b"!", signed, "boot.sig", public)
     with pytest.raises(CarrierError, match="boot.sig: bad .sig file: the rsa2048 signature does not verify"):
-        pieeprom.check_sig(data, E.make_sig(data, ts=1, private_key=other), "boot.sig", public)
+        pieeprom.check_sig(data, ES.make_sig(data, ts=1, private_key=other), "boot.sig", public)
     with pytest.raises(CarrierError, match="boot.sig: bad .sig file: no rsa2048"):
-        pieeprom.check_sig(data, E.make_sig(data, ts=1), "boot.sig", public)
+        pieeprom.check_sig(data, ES.make_sig(data, ts=1), "boot.sig", public)
     for bad in ("", "%s\n" % ("0" * 64), "%s\nts: soon\n" % ("0" * 64), "ABC\nts: 1\n"):
         with pytest.raises(CarrierError, match="pieeprom.sig: bad .sig file"):
             pieeprom.parse_sig(bad, "pieeprom.sig")

@@ -14,7 +14,7 @@ import threading
 import pytest
 from netboot_fixtures import CMDLINE_TXT, CONFIG_TXT, make_boot_dir, make_os_image, rsa_key, subprocess_runner
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import sig as E
 from ansible_collections.picluster.carrier.plugins.module_utils import _keys as K
 from ansible_collections.picluster.carrier.plugins.module_utils import _netboot as N
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError

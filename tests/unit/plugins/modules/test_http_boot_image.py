@@ -21,7 +21,7 @@ if str(_COLL) not in sys.path:
 
 from netboot_fixtures import make_boot_dir, make_os_image, rsa_key  # noqa: E402
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _eeprom as E  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import sig as E  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils import _keys as K  # noqa: E402
 
 
