@@ -30,6 +30,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._bus import (
     parse_bus_spec,
     with_retries,
 )
+from ansible_collections.picluster.carrier.plugins.module_utils._board import Board
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import BusError, CarrierError
 
 
@@ -231,3 +232,12 @@ def test_file_lock_waits_then_names_the_lock(tmp_path):
                 pass
     with bus_lock("sim:/x/bus.sock", str(tmp_path)):
         assert os.path.exists(tmp_path / "sim_x_bus.sock.lock")
+
+
+def test_a_board_on_a_silent_simulator_fails_naming_the_bus(server, tmp_path):
+    srv = server(lambda line: None)
+    board = Board("b", "itx4", "sim:" + srv.path, lock_dir=str(tmp_path),
+                  bus_opener=lambda spec: SimBus(parse_bus_spec(spec)[1], timeout=0.3))
+    with pytest.raises(BusError, match=r"^bus sim:%s: the simulator accepted the connection but did not answer"
+                       % srv.path):
+        board.read_state([1])
