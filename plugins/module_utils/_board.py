@@ -149,7 +149,8 @@ class Profile(object):
     def _parse_gpio(self, data, field):
         chips = data.get("chips")
         if not isinstance(chips, dict) or not chips:
-            raise CarrierError("%s.chips: a gpio profile needs a mapping of chips (name: {type, address})" % field)
+            raise CarrierError("%s.chips: a gpio profile needs a mapping of chips (name: {type, address}), got %r"
+                               % (field, chips))
         for chip_name, chip in chips.items():
             cfield = "%s.chips.%s" % (field, chip_name)
             if not isinstance(chip, dict):
@@ -163,13 +164,13 @@ class Profile(object):
             self.chips[str(chip_name)] = (str(chip["type"]).lower(), address)
         slots = data.get("slots")
         if not isinstance(slots, dict) or not slots:
-            raise CarrierError("%s.slots: a mapping of slot number to lines is required" % field)
+            raise CarrierError("%s.slots: a mapping of slot number to lines is required, got %r" % (field, slots))
         used = {}
         for slot_key, lines in slots.items():
             slot = _as_int(slot_key, "%s.slots" % field, 1, 999)
             sfield = "%s.slots.%s" % (field, slot)
             if not isinstance(lines, dict) or "power" not in lines:
-                raise CarrierError("%s: each slot needs at least a `power` line" % sfield)
+                raise CarrierError("%s: each slot needs at least a `power` line, got %r" % (sfield, lines))
             _no_unknown(lines, LINE_NAMES, sfield)
             parsed = {}
             for line_name, spec in lines.items():

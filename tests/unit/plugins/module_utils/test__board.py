@@ -123,6 +123,10 @@ def test_unknown_builtin_and_wrong_type():
         get_profile("itx5")
     with pytest.raises(CarrierError, match="neither a profile name nor a mapping"):
         get_profile(42)
+    with pytest.raises(CarrierError, match=r"profile p.slots: a mapping of slot number .* required, got \[1\]"):
+        get_profile({"name": "p", "chips": {"u1": {"type": "pca9555", "address": 0x20}}, "slots": [1]})
+    with pytest.raises(CarrierError, match=r"profile p.chips: a gpio profile needs .*, got 'u1'"):
+        get_profile({"name": "p", "chips": "u1"})
 
 
 def test_board_options_are_checked(tmp_path):
@@ -149,7 +153,7 @@ def test_profile_timing_refuses_non_finite_and_non_numbers(value):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 2.5, "two", True, 0])
 def test_protected_slots_refuse_what_is_not_a_slot_number(value):
-    # int() took 2.5 for slot 2 and raised a bare ValueError for nan and "two".
+    # refused by name: neither truncated (2.5 is no slot 2) nor left to a bare ValueError
     with pytest.raises(CarrierError, match=r"^protected_slots: .* is (not an integer|out of range)"):
         Board("b", "itx4", 1, protected_slots=[value])
 
