@@ -29,7 +29,7 @@ ALL = "all"
 
 #: A filter a user may name: the characters of the documented filters and expressions, nothing
 #: that could end the header or the line (no brackets, ``#``, whitespace or line breaks).
-_FILTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+=&<>-]*$")
+_FILTER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+=&<>-]*")
 #: config.txt ignores what follows the 98th character of a line: the filter and its brackets fit.
 MAX_FILTER_LENGTH = 96
 
@@ -103,10 +103,10 @@ def header_line(name):
 
 
 def section_name(value, field="section"):
-    """A section filter a user gives, without brackets, surrounding blanks dropped; CarrierError naming
+    """A section filter a user gives, without brackets, surrounding spaces dropped; CarrierError naming
     ``field`` and the value when it could end the header, start a comment or break the line."""
-    text = value.strip() if isinstance(value, str) else value
-    if not isinstance(text, str) or not _FILTER_RE.match(text) or len(text) > MAX_FILTER_LENGTH:
+    text = value.strip(" \t") if isinstance(value, str) else value
+    if not isinstance(text, str) or not _FILTER_RE.fullmatch(text) or len(text) > MAX_FILTER_LENGTH:
         raise CarrierError(
             "%s: invalid section filter %r (give it without brackets, e.g. all, pi4, cm4, gpio4=1, 0x12345678, "
             "partition=1: letters, digits and _ . : + = & < > -, at most %d characters)"

@@ -185,9 +185,9 @@ def check_soc_modes(names, soc, field_name, value=None):
     """CarrierError naming ``field_name`` and the value when ``names`` holds a mode ``soc`` does not have."""
     for name in names:
         if name in MISSING_MODES.get(soc, ()):
-            raise CarrierError("%s: %r holds %s (0x%x), a boot mode %s (Pi 5, CM5) does not have"
-                               % (field_name, name if value is None else value, name, BOOT_MODES[name],
-                                  soc.upper()))
+            held = "%r" % name if value is None else "%r holds %s" % (value, name)
+            raise CarrierError("%s: %s (0x%x), a boot mode %s images do not have (Pi 5, CM5 have no %s)"
+                               % (field_name, held, BOOT_MODES[name], soc.upper(), name))
 
 
 def encode_boot_order(names, field_name="boot_order"):

@@ -219,3 +219,27 @@ def test_cmdline_expectations():
         ["cgroup_memory=1", "quiet", "console=tty1", "console=ttyS0", "cgroup_enable=memory"],
         ["cgroup_disable=memory", "splash"])
     assert B.cmdline_expectations() == ([], [])
+
+
+@pytest.mark.parametrize("section", ["pi4]\n[all", "all]\ndtoverlay=evil\n[pi4", "cm4 # x", "cm4\r", "[cm4]"])
+def test_config_section_cannot_inject_a_second_section(section):
+    for kwargs, field in ((dict(config_set={section: {"otg_mode": 1}}), "config_set"),
+                          (dict(config_absent={section: ["otg_mode"]}), "config_absent")):
+        with pytest.raises(CarrierError, match=r"^%s: invalid section filter " % field):
+            B.edit_config("[all]\n", **kwargs)
+
+
+def test_config_section_spaces_dropped_and_non_finite_values_refused():
+    assert B.edit_config("", {" cm4 ": {"otg_mode": 1}}) == B.edit_config("", {"cm4": {"otg_mode": 1}})
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(CarrierError, match=r"^config_set.all.arm_freq: .* is not a finite number"):
+            B.edit_config("", {"all": {"arm_freq": bad}})
+        with pytest.raises(CarrierError, match=r"^cmdline_set.cma: .* is not a finite number"):
+            B.edit_cmdline("quiet\n", {"cma": bad})
+
+
+def test_config_header_with_text_after_it_is_a_section():
+    """Both parsers read ``[cm4] # ...`` as the cm4 filter (one reading for config.txt and bootconf.txt)."""
+    text = "[cm4] # compute module\notg_mode=1\n[all]\n"
+    assert B.edit_config(text, {"cm4": {"otg_mode": 1}}) == text
+    assert B.edit_config(text, {"cm4": {"otg_mode": 0}}) == text.replace("otg_mode=1", "otg_mode=0")

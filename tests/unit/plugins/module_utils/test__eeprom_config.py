@@ -209,3 +209,97 @@ def test_set_get_remove_properties(text, key, value, section):
     assert [line.raw for line in again.lines if line.kind == "comment"] == comments
     again.remove(key, section)
     assert again.get(key, section) is None
+
+
+# --- section names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("section", ["all]\nBOOT_ORDER=0x3\n[pi4", "pi4]\n[all", "gpio8=0 # x", "tryboot\r"])
+def test_section_cannot_inject_a_second_section(section):
+    with pytest.raises(CarrierError, match=r"^section: invalid section filter "):
+        C.apply_changes(SAMPLE, ["sd"], None, section=section)
+    with pytest.raises(CarrierError, match=r"^section: invalid section filter "):
+        C.apply_changes(SAMPLE, None, {"BOOT_UART": 1}, section=section, state="absent")
+    cfg = C.BootConfig.parse(SAMPLE)
+    with pytest.raises(CarrierError, match="invalid section filter"):
+        cfg.set("BOOT_UART", "1", section)
+    assert cfg.render() == SAMPLE
+
+
+def test_section_blanks_dropped():
+    assert C.apply_changes(SAMPLE, ["network", "sd", "restart"], None, section=" gpio8=0 ") == \
+        C.apply_changes(SAMPLE, ["network", "sd", "restart"], None, section="gpio8=0")
+
+
+# --- boot modes the docs call deprecated or leave undefined ----------------------------------------
+
+
+def test_kept_boot_order_with_deprecated_and_undefined_codes_is_read_and_reported():
+    text = "[all]\nBOOT_UART=0\nBOOT_ORDER=0xf801\n"
+    warnings = C.validate_config(text, base=text)
+    assert any("0x0 (SD CARD DETECT) is deprecated" in w and "kept as is" in w for w in warnings)
+    assert any("code 0x8 is not defined" in w and "config [all] BOOT_ORDER: '0xf801'" in w for w in warnings)
+    assert C.effective_boot_order(text) == ["sd", "sd_card_detect", "0x8", "restart"]
+    assert C.read_boot_order("0xfd1") == (["sd", "0xd", "restart"],
+                                          ["boot mode code 0xd is not defined in Raspberry Pi's BOOT_ORDER table"])
+    # Editing another key keeps the line, and the edited text validates against the config it came from.
+    out = C.apply_changes(text, None, {"BOOT_UART": 1})
+    assert out == "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf801\n"
+    assert C.validate_config(out, base=text) == warnings
+    # A BOOT_ORDER being written must still hold boot modes only; replacing the odd one is fine.
+    with pytest.raises(CarrierError, match=r"unknown boot mode code 0x0 in '0xf801' \(0x0 is deprecated\)"):
+        C.validate_config(text)
+    with pytest.raises(CarrierError, match="unknown boot mode code 0x8"):
+        C.validate_config("[all]\nBOOT_ORDER=0xf81\n", base="[all]\nBOOT_ORDER=0xf41\n")
+    assert C.apply_changes(text, ["nvme", "restart"]) == "[all]\nBOOT_UART=0\nBOOT_ORDER=0xf6\n"
+
+
+# --- bcm_usb on BCM2712 --------------------------------------------------------------------------
+
+
+def test_bcm_usb_refused_for_bcm2712():
+    with pytest.raises(CarrierError, match=r"^boot_order: 'bcm_usb' \(0x5\), a boot mode BCM2712 images do not have"):
+        C.apply_changes(SAMPLE, ["bcm_usb", "sd", "restart"], soc="bcm2712")
+    with pytest.raises(CarrierError, match=r"^settings.BOOT_ORDER: '0xf15' holds bcm_usb \(0x5\)"):
+        C.apply_changes(SAMPLE, None, {"BOOT_ORDER": "0xf15"}, soc="bcm2712")
+    with pytest.raises(CarrierError, match=r"^config \[all\] BOOT_ORDER: '0xf51' holds bcm_usb"):
+        C.validate_config("[all]\nBOOT_ORDER=0xf51\n", soc="bcm2712")
+    assert "BOOT_ORDER=0xf15" in C.apply_changes(SAMPLE, ["bcm_usb", "sd", "restart"], soc="bcm2711")
+    assert C.validate_config("[all]\nBOOT_ORDER=0xf51\n", soc="bcm2711") == []
+    # One a BCM2712 config already holds is kept and reported.
+    kept = "[all]\nBOOT_ORDER=0xf51\n"
+    assert C.validate_config(kept, base=kept, soc="bcm2712") == [
+        "config [all] BOOT_ORDER: '0xf51': bcm_usb (0x5) is not a boot mode of BCM2712; kept as is"]
+
+
+# --- an inline comment after a value ---------------------------------------------------------------
+
+
+def test_number_with_inline_comment_reads_as_the_bootloader_reads_it():
+    text = "[all]\nBOOT_UART=1 # debug console\nBOOT_ORDER=0xf21  # net after SD\nHTTP_PATH=boot # x\n"
+    warnings = C.validate_config(text)
+    assert warnings == [
+        "config [all] BOOT_UART=1 # debug console: the bootloader reads 1 and ignores '# debug console' after it "
+        "(a # starts a comment only at the start of a line)",
+        "config [all] BOOT_ORDER=0xf21  # net after SD: the bootloader reads 0xf21 and ignores '# net after SD' "
+        "after it (a # starts a comment only at the start of a line)",
+        "config [all] HTTP_PATH=boot # x: the bootloader reads the whole text as the value, '#' included (a # starts "
+        "a comment only at the start of a line)",
+    ]
+    assert C.effective_boot_order(text) == ["sd", "network", "restart"]
+    # The value the bootloader reads is already the wanted one: nothing changes.
+    assert C.apply_changes(text, ["sd", "network", "restart"], {"BOOT_UART": 1}) == text
+    # A number changed keeps the text after it; a text value is replaced whole.
+    assert C.apply_changes(text, ["network", "sd", "restart"], {"BOOT_UART": 0, "HTTP_PATH": "boot"}) == (
+        "[all]\nBOOT_UART=0 # debug console\nBOOT_ORDER=0xf12  # net after SD\nHTTP_PATH=boot\n")
+    # Only a '#' after blanks is a comment to ignore: other text after a number is still refused.
+    with pytest.raises(CarrierError, match="BOOT_UART: '1abc' is not an integer"):
+        C.validate_config("[all]\nBOOT_UART=1abc\n")
+    with pytest.raises(CarrierError, match="BOOT_UART: '2' must be 0 or 1"):
+        C.validate_config("[all]\nBOOT_UART=2 # two\n")
+
+
+def test_non_finite_setting_refused():
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(CarrierError, match=r"^settings.DHCP_TIMEOUT: .* is not a finite number"):
+            C.apply_changes(SAMPLE, None, {"DHCP_TIMEOUT": bad})

@@ -286,3 +286,13 @@ def test_non_utf8_config():
     image.replace_file("bootconf.txt", b"\xff\xfe")
     with pytest.raises(CarrierError, match="not UTF-8"):
         image.config
+
+
+def test_config_with_inline_comments_kept_byte_for_byte():
+    """rpi-eeprom-config copies the config file into the image as it is: so do we, comments after values too."""
+    text = "[all]\nBOOT_UART=1 # debug\nBOOT_ORDER=0xf21\t# SD then network\n[pi4] # Pi 4 only\nHDMI_DELAY=0\n"
+    raw = I.make_synthetic_image("bcm2711", text)
+    image = I.EepromImage(raw)
+    assert image.config == text
+    assert image.get_file("bootconf.txt") == text.encode()
+    assert image.with_config(image.config).to_bytes() == raw

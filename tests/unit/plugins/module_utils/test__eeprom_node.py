@@ -5,9 +5,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import image as I
 from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import node as N
+from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import sig as S
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 
 
@@ -50,3 +54,52 @@ def test_read_blconfig(tmp_path):
     assert N.read_blconfig(str(dt), str(devs)) == "[all]\nBOOT_UART=1\n"
     (dt / "aliases/blconfig").unlink()
     assert N.read_blconfig(str(dt), str(devs)) is None
+
+
+def node_root(tmp_path, soc="bcm2711", live="[all]\nBOOT_UART=0\n"):
+    """A node's files: compatible string, the rpi-eeprom image and recovery.bin, a boot partition; the live
+    config comes from ``vcgencmd``."""
+    root = tmp_path / "node"
+    (root / "proc/device-tree").mkdir(parents=True)
+    (root / "proc/device-tree/compatible").write_bytes(b"raspberrypi,5-model-b\0brcm,%s\0" % soc.encode())
+    fw = root / ("lib/firmware/raspberrypi/bootloader-%s/default" % soc[3:])
+    fw.mkdir(parents=True)
+    (fw / "pieeprom-2026-05-17.bin").write_bytes(I.make_synthetic_image(soc, live))
+    (fw / "recovery.bin").write_bytes(b"recovery")
+    (root / "boot/firmware").mkdir(parents=True)
+    return N.NodePaths.defaults(str(root)), (lambda: live)
+
+
+def test_plan_node_update_sig_names_the_soc(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1722344555")
+    paths, vcgencmd = node_root(tmp_path, "bcm2712")
+    plan = N.plan_node_update(paths, ["nvme", "restart"], vcgencmd=vcgencmd)
+    upd = plan.files[os.path.join(paths.boot_partition, "pieeprom.upd")]
+    sig = S.verify_sig(upd, plan.files[os.path.join(paths.boot_partition, "pieeprom.sig")], target_soc="bcm2712")
+    assert sig.target_soc == "2712" and sig.ts == 1722344555
+
+
+@pytest.mark.parametrize("section", ["all]\nBOOT_ORDER=0x3\n[pi4", "tryboot]\n[all", "pi4 # x"])
+def test_plan_node_update_refuses_a_section_that_injects_one(tmp_path, section):
+    paths, vcgencmd = node_root(tmp_path)
+    with pytest.raises(CarrierError, match=r"^section: invalid section filter "):
+        N.plan_node_update(paths, ["sd"], section=section, vcgencmd=vcgencmd)
+
+
+def test_plan_node_update_refuses_bcm_usb_on_bcm2712(tmp_path):
+    paths, vcgencmd = node_root(tmp_path, "bcm2712")
+    with pytest.raises(CarrierError, match=r"^boot_order: 'bcm_usb' \(0x5\), a boot mode BCM2712 images do not have"):
+        N.plan_node_update(paths, ["bcm_usb", "restart"], vcgencmd=vcgencmd)
+    paths, vcgencmd = node_root(tmp_path / "pi4", "bcm2711")
+    assert N.plan_node_update(paths, ["bcm_usb", "restart"], vcgencmd=vcgencmd).info["boot_order"] == [
+        "bcm_usb", "restart"]
+
+
+def test_plan_node_update_reads_a_config_with_odd_codes_and_comments(tmp_path):
+    live = "[all]\nBOOT_UART=1 # debug\nBOOT_ORDER=0xf801\n"
+    paths, vcgencmd = node_root(tmp_path, live=live)
+    plan = N.plan_node_update(paths, None, {"BOOT_UART": 1}, vcgencmd=vcgencmd)
+    assert not plan.changed and plan.info["boot_order"] == ["sd", "sd_card_detect", "0x8", "restart"]
+    assert len(plan.warnings) == 3
+    plan = N.plan_node_update(paths, None, {"BOOT_UART": 0}, vcgencmd=vcgencmd)
+    assert plan.after_config == "[all]\nBOOT_UART=0 # debug\nBOOT_ORDER=0xf801\n"

@@ -23,3 +23,21 @@ def test_keys_rejected():
         K.load_private_key(b"-----BEGIN nonsense")
     with pytest.raises(CarrierError, match="empty"):
         K.public_key_from_bin(b"\0" * 264)
+
+
+def test_sign_verify_and_pubkey_bin(tmp_path):
+    key = K.generate_private_key(str(tmp_path / "private.pem"))
+    assert (tmp_path / "private.pem").stat().st_mode & 0o777 == 0o600
+    signature = K.rsa_sign(key, b"data")
+    assert K.rsa_verify(key.public_key(), b"data", signature)
+    assert not K.rsa_verify(key.public_key(), b"other", signature)
+    blob = K.pubkey_bin(key.public_key())
+    assert len(blob) == 264
+    assert K.public_key_from_bin(blob).public_numbers() == key.public_key().public_numbers()
+    again, generated = K.read_private_key(str(tmp_path / "private.pem"))
+    assert not generated and again.private_numbers() == key.private_numbers()
+    assert K.load_public_key(K.public_key_pem(key)).public_numbers() == key.public_key().public_numbers()
+    with pytest.raises(CarrierError, match="does not exist"):
+        K.read_private_key(str(tmp_path / "missing.pem"))
+    with pytest.raises(CarrierError, match="pubkey.bin: 10 bytes, expected 264"):
+        K.public_key_from_bin(b"\0" * 10)

@@ -79,3 +79,13 @@ def test_errors_change_nothing(boot, tmp_path):
 def test_nothing_asked_reads_nothing(tmp_path):
     result = run_boot_config(dict(boot_dir=str(tmp_path)), tmp_path)
     assert result["changed"] is False and result["boot_dir"] == str(tmp_path)
+
+
+def test_section_that_injects_one_is_refused_and_nothing_changes(boot, tmp_path):
+    r = run_boot_config(dict(boot_dir=str(boot), cmdline_add=["quiet"],
+                             config_set={"all]\ndtoverlay=evil\n[pi4": {"otg_mode": 1}}), tmp_path)
+    assert r["failed"] is True and r["msg"].startswith("config_set: invalid section filter 'all]\\ndtoverlay=evil")
+    assert (boot / "config.txt").read_text() == CONFIG and (boot / "cmdline.txt").read_text() == CMDLINE
+    r = run_boot_config(dict(boot_dir=str(boot), config_set={"all": {"arm_freq": float("nan")}}), tmp_path)
+    assert r["failed"] is True and r["msg"] == "config_set.all.arm_freq: nan is not a finite number"
+    assert (boot / "config.txt").read_text() == CONFIG

@@ -264,3 +264,29 @@ def test_playbook_through_the_os(tmp_path):
     assert rc == 0 and re.search(r"nodeA\s*:\s*ok=\d+\s+changed=0\s", out), out
     rc, out = _playbook(tmp_path, dict(extra, boot_order_method="floppy"), dict(carrier_controller="localhost"))
     assert rc != 0 and "boot_order_method must be os, usb_recovery or tftp_self_update" in out
+
+
+@pytest.mark.parametrize("section", ["all]\nBOOT_ORDER=0x3\n[pi4", "gpio8=0]\n[all"])
+def test_section_that_injects_one_is_refused_and_nothing_staged(tmp_path, section):
+    root = tmp_path / "node"
+    make_node(root)
+    r = run_eeprom_config(dict(root=str(root), boot_order=["network", "restart"], section=section), tmp_path)
+    assert r["failed"] is True and r["msg"].startswith("section: invalid section filter %r" % section), r
+    assert os.listdir(str(root / "boot/firmware")) == []
+    assert not (root / "var").exists()
+
+
+def test_staged_sig_names_the_soc_and_bcm_usb_refused_on_pi5(tmp_path):
+    root = tmp_path / "node"
+    make_node(root, soc="bcm2712", live="[all]\nBOOT_UART=1\n")
+    r = run_eeprom_config(dict(root=str(root), boot_order=["bcm_usb", "restart"]), tmp_path)
+    message = "boot_order: 'bcm_usb' (0x5), a boot mode BCM2712 images do not have"
+    assert r["failed"] is True and r["msg"].startswith(message), r
+    assert os.listdir(str(root / "boot/firmware")) == []
+    r = run_eeprom_config(dict(root=str(root), boot_order=["nvme", "restart"]), tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": "1722344555"})
+    assert r["changed"] is True, r
+    boot = root / "boot/firmware"
+    sig = S.verify_sig((boot / "pieeprom.upd").read_bytes(), (boot / "pieeprom.sig").read_text(), target_soc="bcm2712")
+    assert sig.ts == 1722344555 and (boot / "pieeprom.sig").read_text().splitlines()[1:] == [
+        "ts: 1722344555", "target-soc: 2712"]

@@ -299,3 +299,48 @@ def test_real_cm5_usb_recovery(tmp_path):
     image = I.EepromImage.from_file(str(dest / "pieeprom.bin"))
     assert image.ab and C.effective_boot_order(image.config) == ["nvme", "network", "restart"]
     assert run_module("eeprom_image", args, tmp_path)["changed"] is False
+
+
+def test_section_that_injects_one_is_refused_and_nothing_written(tmp_path, src):
+    dest = tmp_path / "tftp"
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), target="tftp_self_update",
+                                        boot_order=["network", "restart"], section="all]\nBOOT_ORDER=0x3\n[pi4"),
+                   tmp_path)
+    assert r["failed"] is True and r["msg"].startswith("section: invalid section filter 'all]\\nBOOT_ORDER=0x3"), r
+    assert not dest.exists()
+
+
+def test_usb_recovery_refuses_a_recovery_bin_for_another_soc(tmp_path, src):
+    rec = tmp_path / "recovery.bin"
+    rec.write_bytes(fake_recovery_bin("bcm2712"))
+    dest = tmp_path / "rpiboot"
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), target="usb_recovery", recovery_bin=str(rec)),
+                   tmp_path)
+    assert r["failed"] is True and r["msg"].startswith(
+        "recovery_bin: %s is a BCM2712 recovery.bin, but the image is for BCM2711" % rec), r
+    assert not dest.exists()
+
+
+@pytest.mark.skipif(not (FIXTURES / "2711-recovery.bin").exists(),
+                    reason="real EEPROM images not available: %s is absent" % FIXTURES)
+def test_real_cm5_usb_recovery_refuses_the_cm4_recovery_bin(tmp_path):
+    dest = tmp_path / "rpiboot-cm5"
+    r = run_module("eeprom_image", dict(src=str(FIXTURES / "2712-pieeprom-2026-05-26.bin"), dest=str(dest),
+                                        target="usb_recovery", recovery_bin=str(FIXTURES / "2711-recovery.bin")),
+                   tmp_path)
+    assert r["failed"] is True and "is a BCM2711 recovery.bin, but the image is for BCM2712" in r["msg"]
+    assert not dest.exists()
+
+
+def test_pieeprom_sig_has_target_soc_and_source_date_epoch(tmp_path, src):
+    dest = tmp_path / "tftp"
+    args = dict(src=str(src), dest=str(dest), target="tftp_self_update", boot_order=["network", "restart"])
+    r = run_module("eeprom_image", args, tmp_path, env=dict(os.environ, SOURCE_DATE_EPOCH="1722344555"))
+    assert r["changed"] is True, r
+    text = (dest / "pieeprom.sig").read_text()
+    assert text.splitlines()[1:] == ["ts: 1722344555", "target-soc: 2711"]
+    S.verify_sig((dest / "pieeprom.upd").read_bytes(), text, target_soc="bcm2711")
+    r = run_module("eeprom_image", dict(args, dest=str(tmp_path / "other")), tmp_path,
+                   env=dict(os.environ, SOURCE_DATE_EPOCH="later"))
+    assert r["failed"] is True and r["msg"].startswith("SOURCE_DATE_EPOCH: 'later' is not a number of seconds"), r
+    assert not (tmp_path / "other").exists()
