@@ -161,8 +161,8 @@ def test_node_tree_is_what_eeprom_config_reads(run_sim):
     # a CM5: 2 MiB BCM2712 image, bootloader-2712
     root5, paths5 = node_paths(sim, "n2")
     assert EN.detect_soc(paths5.compatible) == "bcm2712"
-    assert EN.find_firmware_image(paths5.firmware_dir, "bcm2712").endswith("bootloader-2712/default/"
-                                                                          "pieeprom-2024-07-30.bin")
+    assert EN.find_firmware_image(paths5.firmware_dir, "bcm2712").endswith(
+        "bootloader-2712/default/pieeprom-2024-07-30.bin")
     assert sim.node("n2")["eeprom"]["size"] == 2097152
     # a CM3 has no bootloader EEPROM: eeprom_config's check refuses it as on a real one
     root3, paths3 = node_paths(sim, "n3")
@@ -386,9 +386,9 @@ def test_real_image_staged_by_the_collection_is_flashed_by_recovery_bin(run_sim,
     real = os.path.join(FIXTURES, "2711-pieeprom-2026-05-17.bin")
     sim = run_sim(gpio_topology("itx4", {1: "n1"}))
     root, paths = node_paths(sim, "n1")
-    plan = EN.plan_node_update(paths, boot_order=["network", "sd", "restart"], image=real,
-                              recovery_bin=os.path.join(os.path.dirname(EN.find_firmware_image(
-                                  paths.firmware_dir, "bcm2711")), "recovery.bin"))
+    recovery_bin = os.path.join(os.path.dirname(EN.find_firmware_image(paths.firmware_dir, "bcm2711")),
+                                "recovery.bin")
+    plan = EN.plan_node_update(paths, boot_order=["network", "sd", "restart"], image=real, recovery_bin=recovery_bin)
     EF.write_planned(plan)
     staged = open(os.path.join(paths.boot_partition, "pieeprom.upd"), "rb").read()
     console = sim.console("n1")
