@@ -23,6 +23,8 @@ description:
   - "The image modified is the pending update when there is one, else O(image), else the newest
     C(pieeprom-*.bin) of O(release) for the node's SoC (read from C(/proc/device-tree/compatible)) under
     O(firmware_dir)."
+  - "C(pieeprom.sig) is written as C(rpi-eeprom-update) writes it: the sha256, C(ts:) (the task's C(SOURCE_DATE_EPOCH)
+    when set, else the current time) and C(target-soc: 2711) or C(2712)."
   - A copy of the old config is written under O(backup_dir) before staging. Nothing is written when the config
     already holds the wanted values.
   - Fails, changing nothing, on a machine that is not a Raspberry Pi with a bootloader EEPROM.

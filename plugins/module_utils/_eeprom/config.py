@@ -375,7 +375,7 @@ def _check_boot_order_line(label, value, kept, soc, warnings):
     names, notes = read_boot_order(value, label)
     for note in notes:
         warnings.append("%s: %r: %s; kept as is" % (label, value, note))
-    if len(notes) == 0:
+    if not notes:
         _check_order(names, label)
     for name in names:
         if name in MISSING_MODES.get(soc, ()):
