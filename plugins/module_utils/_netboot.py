@@ -37,6 +37,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.sig impo
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write, read_optional
 from ansible_collections.picluster.carrier.plugins.module_utils._models import (
+    DEFAULT_MODEL,
     MODELS,
     eeprom_models,
     is_node_dirname,
@@ -45,14 +46,13 @@ from ansible_collections.picluster.carrier.plugins.module_utils._models import (
     normalize_serial,
     serial_dirname,
 )
-from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number
+from ansible_collections.picluster.carrier.plugins.module_utils._values import check_name, check_number
 
 
 # --- Node identity (HARDWARE.md sections 5, 9) ----------------------------------------------------
 
 # Only models whose bootloader is in SPI EEPROM network-boot this way (docs in _models).
 NETBOOT_MODELS = eeprom_models()
-DEFAULT_MODEL = "cm4"
 # TFTP_PREFIX=0: the serial directory (last 8 hex digits); TFTP_PREFIX=2: the MAC directory.
 TFTP_PREFIXES = ("serial", "mac")
 
@@ -139,6 +139,7 @@ def parse_nodes(nodes, tftp_prefix="serial", label="nodes"):
         name = raw.get("name")
         if not name or not isinstance(name, str):
             raise CarrierError("%s.name: %r must be a non-empty string (the node's inventory name)" % (where, name))
+        check_name(name, "%s.name" % where, "node name")  # it is written into the node's config.txt
         model = str(raw.get("model") or DEFAULT_MODEL).lower()
         if model not in NETBOOT_MODELS:
             raise CarrierError("%s.model: %r does not network-boot from an EEPROM bootloader (models: %s)"

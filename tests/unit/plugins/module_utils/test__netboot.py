@@ -73,6 +73,8 @@ def test_serial_forms(serial, dirname):
     ([{"name": "a", "serial": "b7f44626", "mac": "dc:a6:32:01:36:c2"},
       {"name": "b", "serial": "b7f44627", "mac": "DC-A6-32-01-36-C2"}], r"nodes\[1\]\.mac: .*same MAC"),
     ([{"name": "a", "mac": "dc:a6:32:01:36:c2"}], r"nodes\[0\]\.serial: missing"),
+    ([{"name": "a\ndtoverlay=x", "serial": "b7f44626"}], r"nodes\[0\]\.name: .* is not a valid node name"),
+    ([{"name": "../a", "serial": "b7f44626"}], r"nodes\[0\]\.name: '\.\./a' is not a valid node name"),
     ([{"name": "a", "serial": "b7f44626", "tftp_prefix": "mac"}], r"nodes\[0\]\.mac: missing"),
     ([{"name": "a", "serial": "b7f44626", "model": "cm3"}], r"nodes\[0\]\.model: 'cm3'"),
     ([{"name": "a", "serial": "b7f44626", "nfs_root": "10.0.0.1/srv"}], r"nodes\[0\]\.nfs_root: '10.0.0.1/srv'"),
