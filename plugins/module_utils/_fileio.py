@@ -49,6 +49,54 @@ def atomic_write(path, data, mode=0o644, makedirs=True, error=CarrierError):
     there is not an error. ``error``: the exception class raised (a module's own CarrierError
     subclass); its message names the path and the reason. Nothing is left behind on failure.
     """
+    atomic_write_many([(path, data)], mode=mode, makedirs=makedirs, error=error)
+
+
+def atomic_write_many(items, mode=0o644, makedirs=True, error=CarrierError):
+    """Replace several files that belong together (cmdline.txt and config.txt, boot.img and boot.sig).
+
+    ``items``: ``(path, data)`` pairs. Every file is staged (written and flushed to storage beside
+    its target) before the first rename, so a full disk, a read-only directory or a refused
+    permission changes none of them. The renames then follow one another; should one of them fail,
+    the files already renamed get their old contents back, so the set is never left half old, half
+    new by an error (a power cut between two renames still can: no file system renames two files as
+    one step).
+    """
+    staged = []
+    try:
+        for path, data in items:
+            staged.append((path, _stage(path, data, mode, makedirs, error), read_optional(path)))
+        done = []
+        for path, tmp, old in staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                _restore(done, mode, error)
+                raise error("%s: cannot write: %s" % (path, e.strerror or e)) from e
+            done.append((path, old))
+            _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    finally:
+        for _path, tmp, _old in staged:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _restore(done, mode, error):
+    """Put back the files of a multi-file write that were already renamed (new files are removed)."""
+    for path, old in reversed(done):
+        if old is None:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        else:
+            atomic_write(path, old, mode=mode, makedirs=False, error=error)
+
+
+def _stage(path, data, mode, makedirs, error):
+    """Write ``data`` to a flushed temporary file beside ``path`` with the final mode; its name."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     final_mode, owner = _target_mode(path, mode)
@@ -70,8 +118,6 @@ def atomic_write(path, data, mode=0o644, makedirs=True, error=CarrierError):
                 os.chown(tmp, *owner)
         except PermissionError:
             pass
-        os.replace(tmp, path)
-        _fsync_dir(directory)
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -80,6 +126,7 @@ def atomic_write(path, data, mode=0o644, makedirs=True, error=CarrierError):
         if isinstance(e, OSError):
             raise error("%s: cannot write: %s" % (path, e.strerror or e)) from e
         raise
+    return tmp
 
 
 def _fsync_dir(directory):

@@ -22,7 +22,8 @@ description:
     repeatable keys C(dtoverlay), C(dtparam) and C(include) are never rewritten, a line is added when no line of
     the section has that exact value.
   - The order is removals, then O(cmdline_set)/O(config_set), then O(cmdline_add). Files are replaced atomically
-    (temp file and rename in the same directory). Changes take effect at the next boot (RV(reboot_required)).
+    (temp file and rename in the same directory), and together: both are written out before either is renamed, so
+    an error leaves both as they were. Changes take effect at the next boot (RV(reboot_required)).
   - Fails, changing nothing, when a file an option concerns is missing or a value is not valid.
 author:
   - picluster.carrier contributors (@picluster)
@@ -171,7 +172,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.picluster.carrier.plugins.module_utils._bootcfg import cmdline_expectations, plan_boot_files
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module
-from ansible_collections.picluster.carrier.plugins.module_utils._fileio import KEEP, atomic_write
+from ansible_collections.picluster.carrier.plugins.module_utils._fileio import KEEP, atomic_write_many
 
 
 def _run(module):
@@ -194,10 +195,11 @@ def _run(module):
                           for c in changed]
     if changed and not module.check_mode:
         backups = {}
-        for change in changed:
-            if p["backup"]:
+        if p["backup"]:
+            for change in changed:
                 backups[change.path] = module.backup_local(change.path)
-            atomic_write(change.path, change.after, mode=KEEP, makedirs=False)
+        # cmdline.txt and config.txt are read together at the next boot: both or neither change.
+        atomic_write_many([(c.path, c.after) for c in changed], mode=KEEP, makedirs=False)
         if backups:
             result["backup_files"] = backups
     return result

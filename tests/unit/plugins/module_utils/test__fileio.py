@@ -10,7 +10,9 @@ import os
 import pytest
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
-from ansible_collections.picluster.carrier.plugins.module_utils._fileio import KEEP, atomic_write, read_optional
+from ansible_collections.picluster.carrier.plugins.module_utils._fileio import (
+    KEEP, atomic_write, atomic_write_many, read_optional,
+)
 
 
 class OwnError(CarrierError):
@@ -63,3 +65,40 @@ def test_read_optional(tmp_path):
     assert read_optional(str(tmp_path / "none")) is None
     (tmp_path / "f").write_bytes(b"\x00\x01")
     assert read_optional(str(tmp_path / "f")) == b"\x00\x01"
+
+
+def test_many_stages_every_file_before_renaming_any(tmp_path):
+    first = tmp_path / "cmdline.txt"
+    first.write_text("old cmdline\n")
+    with pytest.raises(CarrierError, match="nodir/config.txt: cannot write"):
+        atomic_write_many([(str(first), "new cmdline\n"), (str(tmp_path / "nodir" / "config.txt"), "x")],
+                          makedirs=False)
+    assert first.read_text() == "old cmdline\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cmdline.txt"]
+
+
+def test_many_puts_back_what_was_renamed_when_a_later_rename_fails(tmp_path, monkeypatch):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    a.write_text("old a")
+    c.write_text("old c")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if os.path.basename(dst) == "c":
+            raise OSError(30, "Read-only file system")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(CarrierError, match="c: cannot write: Read-only file system"):
+        atomic_write_many([(str(a), "new a"), (str(b), "new b"), (str(c), "new c")])
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert a.read_text() == "old a"
+    assert not b.exists()  # it did not exist before: removed again
+    assert c.read_text() == "old c"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "c"]
+
+
+def test_many_writes_all(tmp_path):
+    atomic_write_many([(str(tmp_path / "x"), b"1"), (str(tmp_path / "y"), "2")], mode=0o600)
+    assert (tmp_path / "x").read_bytes() == b"1" and (tmp_path / "y").read_text() == "2"
+    assert (tmp_path / "y").stat().st_mode & 0o777 == 0o600
