@@ -20,7 +20,8 @@ description:
     C(carrier_profile) (the profile name), C(carrier_profile_data) (the profile mapping, only for
     user-defined profiles), C(carrier_bus), C(carrier_addresses) (only when the board overrides chip
     addresses), C(carrier_protected_slots), C(carrier_console) (only when a console is set),
-    C(carrier_serial), C(carrier_mac), C(carrier_model), C(carrier_specializations), then the
+    C(carrier_serial), C(carrier_mac), C(carrier_model), C(carrier_usb_port) (the controller USB port
+    of the node's USB-boot port, for node_flash), C(carrier_specializations), then the
     board's and the slot's C(vars). Controllers get their C(vars) and C(carrier_boards), the boards
     they drive."
   - "Groups: C(carrier_nodes), C(carrier_controllers), C(board_<board>) and C(controller_<controller>)
@@ -114,7 +115,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._errors import C
 from ansible_collections.picluster.carrier.plugins.module_utils._topology import load_topology
 
 # Bump when the shape of the cached data changes, so an old cache entry is not misread.
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 

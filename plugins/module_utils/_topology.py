@@ -22,7 +22,10 @@ Beyond the example in ``docs/internals.md``, the format accepts:
 Any other key is an error. ``vars`` names must be valid variable names and may not start with
 ``carrier_`` (the inventory's own). Serials: 16 hex digits or the 8-digit TFTP-directory form,
 lowercased; two serials clash when their last 8 digits (the TFTP directory) do. MACs: ``:`` or
-``-`` separated, normalised to lowercase with ``:``, unicast only.
+``-`` separated, normalised to lowercase with ``:``, unicast only. ``usb_port``: the controller's USB
+port the node's USB-boot port is cabled to, as the kernel names it under ``/sys/bus/usb/devices``
+(``1-1.3``: bus 1, root port 1, hub port 3), unique per controller; what ``node_flash`` serves with
+``rpiboot`` and finds the node's storage on.
 
 Object model (dataclasses, read-only after loading): :class:`Topology` with its ``controllers``,
 ``boards`` and ``nodes`` (by host, board then slot order) in file order, ``profiles`` (the user
@@ -73,13 +76,15 @@ _BOARD_KEYS = frozenset({"profile", "controller", "bus", "addresses", "controlle
 # A Turing Pi 2's BMC: who to log in as and how to trust its certificate. The password is not taken
 # here (it would be a host variable in clear): give carrier_bmc_password from a vaulted group_vars file.
 _BMC_KEYS = frozenset({"user", "ca_path", "validate_certs"})
-_SLOT_KEYS = frozenset({"host", "specializations", "serial", "mac", "model", "console", "vars", "sim"})
+_SLOT_KEYS = frozenset({"host", "specializations", "serial", "mac", "model", "console", "vars", "sim", "usb_port"})
 _RESERVED_GROUPS = frozenset({"all", "ungrouped", "carrier_nodes", "carrier_controllers"})
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BOARD_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _CONSOLE_FIELDS = ("host", "slot", "board")
+# A USB device path as the kernel names it: bus number, then the port on each hub from the root down.
+USB_PORT_RE = re.compile(r"[0-9]+-[0-9]+(?:\.[0-9]+)*")
 
 
 class TopologyError(CarrierError):
@@ -119,6 +124,7 @@ class Node:
     slot_vars: dict
     sim: dict
     bmc: dict = field(default_factory=dict)
+    usb_port: str | None = None
 
     @property
     def vars(self) -> dict:
@@ -138,7 +144,7 @@ class Node:
             "carrier_board": self.board, "carrier_slot": self.slot, "carrier_controller": self.controller,
             "carrier_profile": self.profile, "carrier_bus": self.bus,
             "carrier_protected_slots": list(self.protected_slots), "carrier_serial": self.serial,
-            "carrier_mac": self.mac, "carrier_model": self.model,
+            "carrier_mac": self.mac, "carrier_model": self.model, "carrier_usb_port": self.usb_port,
             "carrier_specializations": list(self.specializations),
         }
         if self.profile_data is not None:
@@ -258,6 +264,7 @@ class _TopologyReader:
         self.hosts: dict[str, str] = {}  # host -> field path that defined it
         self.serials: dict[str, str] = {}  # tftp dir (last 8 digits) -> field path
         self.macs: dict[str, str] = {}
+        self.usb_ports: dict[tuple, str] = {}  # (controller, port) -> field path
         self.profile_cache: dict[str, Any] = {}
 
     def fail(self, path: str, message: str, value: Any = None):
@@ -507,6 +514,7 @@ class _TopologyReader:
             slot_vars=self.variables(sdata.get("vars"), _join(spath, "vars")),
             sim=dict(self.mapping(sdata.get("sim"), _join(spath, "sim"))),
             bmc=board.bmc,
+            usb_port=self.node_usb_port(sdata.get("usb_port"), _join(spath, "usb_port"), board.controller),
         )
 
     def identity(self, normalize: Any, value: Any, path: str) -> Any:
@@ -535,6 +543,18 @@ class _TopologyReader:
                 self.fail(path, "duplicate MAC %r (also at %s)" % (mac, self.macs[mac]), mac)
             self.macs[mac] = path
         return mac
+
+    def node_usb_port(self, value: Any, path: str, controller: str) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not USB_PORT_RE.fullmatch(value):
+            self.fail(path, "%r is not a USB port path as the kernel names it under /sys/bus/usb/devices "
+                      "(bus-port[.port...], for example 1-1.3)" % (value,), value)
+        if (controller, value) in self.usb_ports:
+            self.fail(path, "duplicate USB port %r on controller %r (also at %s)"
+                      % (value, controller, self.usb_ports[(controller, value)]), value)
+        self.usb_ports[(controller, value)] = path
+        return value
 
     def node_specializations(self, specs: Any, path: str, known: set) -> tuple:
         """The slot's specializations, in order, each once."""

@@ -157,6 +157,7 @@ def test_hosts_vars_and_groups(tmp_path):
         "carrier_serial": "10000000b7f44626",
         "carrier_mac": "dc:a6:32:01:36:c2",
         "carrier_model": "cm4",
+        "carrier_usb_port": None,
         "carrier_specializations": ["ceph_storage", "k3s_server"],
         "rack": "r1",
         "role": "server",  # the slot's vars win over the board's

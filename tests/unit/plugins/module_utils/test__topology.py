@@ -315,6 +315,7 @@ def test_hostvars():
         "carrier_serial": "10000000aabbccdd",
         "carrier_mac": "dc:a6:32:00:00:01",
         "carrier_model": "cm4",
+        "carrier_usb_port": None,
         "carrier_specializations": ["k3s_server"],
         "rack": "a",
         "shelf": 2,
@@ -499,3 +500,38 @@ def test_sim_cluster_shape():
     assert all(n.mac[:8] in ouis for n in topo.nodes.values())
     assert all(len(n.serial) == 16 for n in topo.nodes.values())
     assert all(n.console == "/tmp/picluster-sim/console/" + n.host for n in topo.nodes.values())
+
+
+@pytest.mark.parametrize("value", ["1-1", "1-1.3", "2-1", "1-1.2.4", "10-3.7.1.2"])
+def test_usb_port_accepted(value):
+    node = _slot_with("usb_port", value)
+    assert node.usb_port == value and node.hostvars()["carrier_usb_port"] == value
+
+
+@pytest.mark.parametrize("value", ["", "1", "1-", "1-1.", "1.1-3", "usb1", "1-1:1.0", " 1-1", "1-1\n", "../1-1",
+                                   1, 1.3, True, ["1-1"]])
+def test_usb_port_rejected(value):
+    with pytest.raises(TopologyError, match="is not a USB port path") as info:
+        _slot_with("usb_port", value)
+    assert info.value.path == "boards.b.slots.1.usb_port" and info.value.value == value
+    assert str(info.value).startswith(SOURCE + ": boards.b.slots.1.usb_port: ")
+
+
+def test_usb_port_unique_per_controller():
+    data = _with({"boards.b1.slots.1.usb_port": "1-1.1", "boards.b1.slots.2.usb_port": "1-1.1"})
+    with pytest.raises(TopologyError, match="duplicate USB port '1-1.1' on controller 'ctrl0'") as info:
+        load_topology(data, source=SOURCE)
+    assert info.value.path == "boards.b1.slots.2.usb_port" and "boards.b1.slots.1.usb_port" in str(info.value)
+    # the same port name on another controller is another port
+    data = _with({"boards.b1.slots.1.usb_port": "1-1.1", "boards.b2.slots.10.usb_port": "1-1.1"})
+    topo = load_topology(data, source=SOURCE)
+    assert topo.node("n1").usb_port == topo.node("n10").usb_port == "1-1.1"
+    assert topo.node("n2").usb_port is None
+
+
+def test_sim_cluster_usb_ports():
+    topo = load_topology(REPO / "inventory/sim/cluster.carrier.yml")
+    ports = {n.host: n.usb_port for n in topo.nodes.values()}
+    assert [ports[h] for h in ("node01", "node02", "node03", "node04")] == ["1-1.1", "1-1.2", "1-1.3", "1-1.4"]
+    assert [ports["node%02d" % i] for i in range(5, 15)] == (
+        ["1-2.1.%d" % p for p in range(1, 6)] + ["1-2.2.%d" % p for p in range(1, 6)])
