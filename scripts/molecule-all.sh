@@ -40,26 +40,55 @@ export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 MOLECULE_NO_LOG=false
 python "$here/install_collections.py"
 "$here/build-base-image.sh"
 
+# Scenarios of different roles use different containers and ephemeral directories, and spend
+# much of their time waiting on systemd and package installs: MOLECULE_JOBS of them run at once
+# (default 2). Each one's output goes to its log, printed whole when it ends.
+jobs=${MOLECULE_JOBS:-2}
+logs="$root/tests/output/molecule"
+mkdir -p "$logs"
+
+run_role() {
+    local role=$1 start=$SECONDS
+    # molecule names its working directory after the project directory's base name ("main" for
+    # every role of every checkout), so scenarios running at the same time would share state:
+    # give each role of each checkout its own.
+    if (cd "$root/roles/$role" \
+        && MOLECULE_ROLE=$role MOLECULE_EPHEMERAL_DIRECTORY="$root/.cache/molecule/$role/default" \
+            molecule test --scenario-name default) >"$logs/$role.log" 2>&1 </dev/null; then
+        echo "==== molecule: roles/$role passed in $((SECONDS - start)) s" >>"$logs/$role.log"
+    else
+        echo "==== molecule: roles/$role FAILED after $((SECONDS - start)) s" >>"$logs/$role.log"
+        return 1
+    fi
+}
+
 failed=()
+declare -A running=()
+finish_one() {
+    local pid role
+    wait -n -p pid "${!running[@]}" && rc=0 || rc=$?
+    role=${running[$pid]}
+    unset "running[$pid]"
+    echo "==== molecule: roles/$role (default scenario), log $logs/$role.log"
+    cat "$logs/$role.log"
+    if [[ $rc -ne 0 ]]; then
+        failed+=("$role")
+    fi
+}
 for role in "${roles[@]}"; do
     if [[ ! -f "$root/roles/$role/molecule/default/molecule.yml" ]]; then
         echo "molecule: roles/$role has no molecule/default/molecule.yml" >&2
         failed+=("$role")
         continue
     fi
-    echo "==== molecule: roles/$role (default scenario)"
-    start=$SECONDS
-    # molecule names its working directory after the project directory's base name ("main" for
-    # every role of every checkout), so scenarios running at the same time would share state:
-    # give each role of each checkout its own.
-    if (cd "$root/roles/$role" \
-        && MOLECULE_ROLE=$role MOLECULE_EPHEMERAL_DIRECTORY="$root/.cache/molecule/$role/default" \
-            molecule test --scenario-name default); then
-        echo "==== molecule: roles/$role passed in $((SECONDS - start)) s"
-    else
-        echo "==== molecule: roles/$role FAILED after $((SECONDS - start)) s"
-        failed+=("$role")
-    fi
+    while [[ ${#running[@]} -ge $jobs ]]; do
+        finish_one
+    done
+    run_role "$role" &
+    running[$!]=$role
+done
+while [[ ${#running[@]} -gt 0 ]]; do
+    finish_one
 done
 if [[ ${#failed[@]} -gt 0 ]]; then
     echo "molecule: failed: ${failed[*]}" >&2
