@@ -35,6 +35,17 @@ from dataclasses import dataclass, field
 
 from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.sig import make_sig, sig_matches, verify_sig
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._fat import (  # noqa: F401 (callers until the split)
+    FAT_TIME_MAX,
+    FAT_TIME_MIN,
+    extract as extract_fat,
+    find_fat_partition,
+    mkfs,
+    module_runner,
+    run as _run,
+    mtools_env as _mtools_env,
+    set_runner,
+)
 from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write, read_optional
 from ansible_collections.picluster.carrier.plugins.module_utils._models import (
     DEFAULT_MODEL,
@@ -198,130 +209,6 @@ def parse_nodes(nodes, tftp_prefix="serial", label="nodes"):
 
 
 # --- Sources: a directory or an OS image's FAT partition --------------------------------------------
-
-# MBR partition types of FAT file systems (FAT12, FAT16 <32M, FAT16, FAT32 CHS/LBA, FAT16 LBA, EFI).
-_MBR_FAT_TYPES = {0x01, 0x04, 0x06, 0x0B, 0x0C, 0x0E, 0xEF}
-_GPT_FAT_GUIDS = {
-    "c12a7328-f81f-11d2-ba4b-00a0c93ec93b",  # EFI system partition
-    "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7",  # Microsoft basic data
-}
-
-
-def _guid(raw):
-    a, b, c = struct.unpack_from("<IHH", raw, 0)
-    return "%08x-%04x-%04x-%s-%s" % (a, b, c, raw[8:10].hex(), raw[10:16].hex())
-
-
-def _is_fat_boot_sector(sector):
-    if len(sector) < 512 or sector[510:512] != b"\x55\xaa":
-        return False
-    bytes_per_sector = struct.unpack_from("<H", sector, 11)[0]
-    if bytes_per_sector not in (512, 1024, 2048, 4096) or sector[13] == 0:
-        return False
-    return sector[54:57] == b"FAT" or sector[82:87] == b"FAT32"
-
-
-def find_fat_partition(path):
-    """``(offset, description)`` of the first FAT partition of an image (MBR or GPT), or of the
-    image itself when it is a bare FAT file system. CarrierError when there is none."""
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(512)
-
-            def sector_at(offset):
-                f.seek(offset)
-                return f.read(512)
-
-            if len(head) < 512:
-                raise CarrierError("source: %s is %d bytes: not a disk image" % (path, size))
-            candidates = []
-            if head[510:512] == b"\x55\xaa":
-                entries = [head[446 + 16 * i: 462 + 16 * i] for i in range(4)]
-                if any(e[4] == 0xEE for e in entries):
-                    candidates = _gpt_candidates(f, path)
-                else:
-                    for i, e in enumerate(entries):
-                        ptype = e[4]
-                        lba, count = struct.unpack_from("<II", e, 8)
-                        if ptype in (0, 0x05, 0x0F, 0x85) or lba == 0 or count == 0:
-                            continue
-                        candidates.append((lba * 512, "MBR partition %d (type 0x%02x)" % (i + 1, ptype),
-                                           ptype in _MBR_FAT_TYPES))
-            # A bare FAT file system (a boot.img): its own boot sector is the first sector.
-            if not candidates and _is_fat_boot_sector(head):
-                return 0, "a FAT file system without a partition table"
-            for offset, description, _typed in sorted(candidates, key=lambda c: not c[2]):
-                if offset + 512 <= size and _is_fat_boot_sector(sector_at(offset)):
-                    return offset, description
-    except OSError as e:
-        raise CarrierError("source: cannot read %s: %s" % (path, e.strerror or e)) from e
-    found = ", ".join(c[1] for c in candidates) or "no partition table"
-    raise CarrierError("source: %s has no FAT boot partition (%s)" % (path, found))
-
-
-def _gpt_candidates(f, path):
-    f.seek(512)
-    header = f.read(92)
-    if header[:8] != b"EFI PART":
-        raise CarrierError("source: %s has a protective MBR but no GPT header at LBA 1" % path)
-    entries_lba, count, entry_size = struct.unpack_from("<QII", header, 72)
-    if entry_size < 128 or count > 1024:
-        raise CarrierError("source: %s has a malformed GPT (entry size %d, %d entries)" % (path, entry_size, count))
-    f.seek(entries_lba * 512)
-    table = f.read(count * entry_size)
-    out = []
-    for i in range(count):
-        entry = table[i * entry_size:(i + 1) * entry_size]
-        if len(entry) < 128 or entry[:16] == b"\0" * 16:
-            continue
-        type_guid = _guid(entry[:16])
-        first = struct.unpack_from("<Q", entry, 32)[0]
-        out.append((first * 512, "GPT partition %d (%s)" % (i + 1, type_guid), type_guid in _GPT_FAT_GUIDS))
-    return out
-
-
-def _mtools_env(timestamp=None):
-    env = dict(os.environ, MTOOLS_SKIP_CHECK="1", MTOOLS_NO_VFAT="0", TZ="UTC", LC_ALL="C")
-    if timestamp is not None:
-        env["SOURCE_DATE_EPOCH"] = str(int(timestamp))
-    return env
-
-
-# The external tools (mtools, mkfs.vfat) run through the caller's runner: a module passes one made
-# of module.run_command (how Ansible modules run commands), tests and benchmarks a subprocess one.
-# runner(argv, env, cwd) -> (rc, stdout, stderr); env is the whole environment for the command.
-_RUNNER = None
-
-
-def set_runner(runner):
-    """Set how this library runs mtools and mkfs.vfat (see the comment above)."""
-    global _RUNNER
-    _RUNNER = runner
-
-
-def module_runner(module):
-    """A runner for :func:`set_runner` from an AnsibleModule."""
-    return lambda argv, env, cwd: module.run_command(argv, environ_update=env, cwd=cwd)
-
-
-def _run(argv, what, env=None, cwd=None):
-    if _RUNNER is None:
-        raise CarrierError("%s: no command runner (call _netboot.set_runner first)" % what)
-    if shutil.which(argv[0]) is None:
-        raise CarrierError("%s: %s is not installed (Debian packages mtools, dosfstools)" % (what, argv[0]))
-    rc, out, err = _RUNNER(argv, env, cwd)
-    if rc != 0:
-        raise CarrierError("%s: %s failed (rc %d): %s" % (what, " ".join(argv[:2]), rc, (err or out).strip()[-400:]))
-    return out
-
-
-def extract_fat(image, offset, dest):
-    """Copy every file of the FAT file system at ``offset`` of ``image`` into ``dest`` (mtools)."""
-    os.makedirs(dest, exist_ok=True)
-    _run(["mcopy", "-s", "-n", "-i", "%s@@%d" % (image, offset), "::/", dest],
-         "source %s" % image, env=_mtools_env())
-
 
 def walk_files(top):
     """``{relative posix path: absolute path}`` of the regular files under ``top`` (symlinks followed)."""
@@ -872,9 +759,6 @@ def build_tftp_trees(source_path, nodes, tftp_root, prune=False, preserve=DEFAUL
 
 MAX_BOOT_IMG = 96 * 1024 * 1024  # bytes; the bootloader refuses a larger boot.img
 BOOT_LABEL = "BOOT"
-# FAT directory entries hold local dates from 1980 to 2107 (two-second steps); UTC here.
-FAT_TIME_MIN = 315532800  # 1980-01-01T00:00:00Z
-FAT_TIME_MAX = 4354819199  # 2107-12-31T23:59:59Z
 DEFAULT_TIMESTAMP = 1704067200  # 2024-01-01T00:00:00Z: file times inside boot.img unless told otherwise
 _CLUSTER = 4096
 
@@ -918,10 +802,7 @@ def boot_image_bytes(entries, timestamp=DEFAULT_TIMESTAMP, volume_id=None, size=
         per_cluster = 1
         while want // (512 * per_cluster) > 65000:
             per_cluster *= 2
-        # --invariant first: it also sets a volume id, which the -i after it overrides.
-        _run(["mkfs.vfat", "--invariant", "-F", "16", "-S", "512", "-s", str(per_cluster), "-n", BOOT_LABEL,
-              "-i", str(volume_id).lower(), img],
-             "boot.img", env=_mtools_env(timestamp))
+        mkfs(img, BOOT_LABEL, volume_id, fat_bits=16, sectors_per_cluster=per_cluster, timestamp=timestamp)
         env = _mtools_env(timestamp)
         target = "%s" % img
         # Directories first (sorted), then the files of each directory in sorted order: the same
