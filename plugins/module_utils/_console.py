@@ -28,6 +28,15 @@ import socket
 import threading
 import time
 
+from ansible_collections.picluster.carrier.plugins.module_utils._bootlog import (
+    DEFAULT_PROMPT,
+    LOGIN_FAILED_RE,
+    LOGIN_PROMPT_RE,
+    PASSWORD_PROMPT_RE,
+    STATES,
+    StreamCleaner,
+    classify,
+)
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import (
     CONSOLE_PREFIX as BMC_CONSOLE_PREFIX,
@@ -48,30 +57,7 @@ BUFFER_LIMIT = 256 * 1024  # characters of unmatched text kept for matching
 POLL = 0.05  # seconds per read while waiting
 PROMPT_QUIET = 0.1  # seconds of silence after an unfinished line before it counts as a prompt
 
-STATES = ("bootloader", "kernel", "login", "shell")  # boot order: a later state implies the earlier ones passed
-
 NEWLINES = {"cr": "\r", "lf": "\n", "crlf": "\r\n"}
-
-# HARDWARE.md section 8: the EEPROM bootloader prefixes each line (BOOT_UART=1) with the seconds since
-# reset ("  0.96 RPi: BOOTLOADER release ..."); the kernel's printk lines carry "[    0.000000]".
-BOOTLOADER_RE = re.compile(
-    r"^\s*(?:\d+\.\d+\s+)?(?:RPi: BOOTLOADER|BOOTMODE: |Boot mode: |NET \d|TFTP_GET: |Read \S+ bytes|HTTP: |"
-    r"AON_RESET: |POWER_OFF_ON_HALT: |RP1_BOOT |Trying partition|MBR: |SD: |CSD: )"
-    r"|^\s*\d+\.\d\d [A-Za-z]"
-)
-KERNEL_RE = re.compile(
-    r"^\[\s*\d+\.\d+\]|^Booting Linux|^Linux version |^Starting kernel|^\[\s*(?:OK|FAILED|DEPEND)\s*\] |"
-    r"^Welcome to .*Linux|^\s*Starting .*\.\.\.$"
-)
-# HARDWARE.md section 8: "Debian GNU/Linux 12 <hostname> ttyS0", a blank line, "<hostname> login:".
-ISSUE_RE = re.compile(r"^\S.* \S+ tty\w+$")
-LOGIN_PROMPT_RE = re.compile(r"(?:^|\s)\S+ login: ?$")
-PASSWORD_PROMPT_RE = re.compile(r"^\s*Password: ?$")
-LOGIN_FAILED_RE = re.compile(r"^Login incorrect|^Login timed out", re.MULTILINE)
-DEFAULT_PROMPT = r"(?:^|\s)\S*[$#] ?$"
-
-_ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[()][A-Za-z0-9]|[=>78DEHM])")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 class ConsoleError(CarrierError):
@@ -110,26 +96,6 @@ def _describe_lines(lines):
     if not lines:
         return "nothing was received"
     return "last lines seen: " + " | ".join(repr(line) for line in lines)
-
-
-def classify(line, partial=False):
-    """The state one line shows (``bootloader``, ``kernel``, ``login``, ``shell``) or None.
-
-    ``partial`` means the line has no newline yet: only prompts are recognised there, since a prompt
-    waits for input at the end of a line. ``shell`` prompts are recognised by the caller (the prompt
-    regex is a session setting); here a line shows ``login`` for the issue line or the prompts.
-    """
-    if partial:
-        if LOGIN_PROMPT_RE.search(line) or PASSWORD_PROMPT_RE.search(line):
-            return "login"
-        return None
-    if BOOTLOADER_RE.search(line):
-        return "bootloader"
-    if KERNEL_RE.search(line):
-        return "kernel"
-    if ISSUE_RE.search(line) and "GNU/Linux" in line or LOGIN_PROMPT_RE.search(line):
-        return "login"
-    return None
 
 
 def compile_regex(pattern, field):
@@ -244,8 +210,7 @@ class ConsoleSession:
         self._serial = None
         self._log = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._held_cr = False
-        self._held_esc = ""
+        self._cleaner = StreamCleaner()
         self._buf = ""  # unmatched text (matching starts here)
         self._partial = ""  # the current line, not ended yet
         self._raw_head = b""  # the first bytes of the session, to recognise a busy banner
@@ -351,21 +316,7 @@ class ConsoleSession:
         if len(self._raw_head) < 512:
             self._raw_head += data[:512 - len(self._raw_head)]
         text = self._decoder.decode(data)
-        if self._held_cr:
-            text = "\r" + text
-            self._held_cr = False
-        if text.endswith("\r"):  # its \n may be in the next read
-            self._held_cr = True
-            text = text[:-1]
-        if self._held_esc:
-            text = self._held_esc + text
-            self._held_esc = ""
-        esc = text.rfind("\x1b")
-        if esc >= 0 and len(text) - esc < 32 and not _ANSI_RE.match(text, esc):
-            self._held_esc = text[esc:]  # an escape sequence cut by the read: finish it with the next one
-            text = text[:esc]
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        text = _CONTROL_RE.sub("", _ANSI_RE.sub("", text))
+        text = self._cleaner.feed(text)
         if not text:
             return
         if self._log is not None:

@@ -21,7 +21,6 @@ from ansible_collections.picluster.carrier.plugins.module_utils._console import 
     ConsoleError,
     ConsoleSession,
     ConsoleTimeout,
-    classify,
 )
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 
@@ -53,41 +52,6 @@ def node(tmp_path):
     proc = NodeOnPty(str(tmp_path))
     yield proc
     proc.stop()
-
-
-@pytest.mark.parametrize("line, state", [
-    (BOOT[0], "bootloader"),
-    (BOOT[1], "bootloader"),
-    (BOOT[2], "bootloader"),
-    (BOOT[3], "bootloader"),
-    (BOOT[4], "bootloader"),
-    (BOOT[5], "bootloader"),
-    ("Boot mode: NVME (06) order f", "bootloader"),
-    ("HTTP: GET request for http://host:80/path/boot.sig", "bootloader"),
-    ("RPi: BOOTLOADER release VERSION:5f18ffb6 DATE: 2024/07/30 TIME: 14:02:35", "bootloader"),
-    ("[    0.000000] Booting Linux on physical CPU 0x0000000000 [0x410fd083]", "kernel"),
-    ("[    2.403311] Run /sbin/init as init process", "kernel"),
-    ("[  OK  ] Reached target multi-user.target - Multi-User System.", "kernel"),
-    ("Welcome to Debian GNU/Linux 12 (bookworm)!", "kernel"),
-    ("Debian GNU/Linux 12 node01 ttyS0", "login"),
-    ("node01 login: pi", None),  # the prompt with the typed user after it: not a prompt any more
-    ("", None),
-    ("hello world", None),
-    ("pi@node01:~$ hostname", None),
-])
-def test_classify_complete_lines(line, state):
-    assert classify(line) == state
-
-
-@pytest.mark.parametrize("line, state", [
-    ("node01 login: ", "login"),
-    ("node01 login:", "login"),
-    ("Password: ", "login"),
-    ("pi@node01:~$ ", None),  # shell prompts are the session's prompt regex, not classify's
-    ("[    0.001234] Linux version 6.6.51 #", None),
-])
-def test_classify_unfinished_lines(line, state):
-    assert classify(line, partial=True) == state
 
 
 def test_capture_until_prompt_with_crlf_split_utf8_and_bad_bytes(pty):
