@@ -32,8 +32,8 @@ export CONTAINERS_CONF ?= $(ROOT)/tests/molecule/containers.conf
 
 help:
 	@echo "make venv            create/update .venv (ansible-core 2.19, Py 3.11) and .venv-2.21 (2.21, Py 3.12)"
-	@echo "make collection-link .collections/ansible_collections/picluster/carrier -> repo root"
-	@echo "make lint            ruff, pycodestyle, yamllint, antsibull-changelog lint"
+	@echo "make collection-link .collections/ansible_collections/picluster/carrier -> repo root (scripts/collection-link.sh)"
+	@echo "make lint            ruff, pycodestyle, yamllint, antsibull-changelog lint, ansible-lint (production profile)"
 	@echo "make units           pytest tests/unit on 2.19"
 	@echo "make integration     pytest tests/integration on 2.19"
 	@echo "make sanity          ansible-test sanity on 2.19/3.11, no ignore file"
@@ -70,13 +70,17 @@ collections: venv-2.19 collection-link
 # ansible-test sanity's pep8 settings (ansible_test/_util/controller/sanity/pep8/current-ignore.txt)
 PEP8_IGNORE = E402,W503,W504,E741,E203,E701,E704
 
-lint: venv-2.19
+# ansible-lint runs offline (.ansible-lint) on the collections `make collections` installs, with
+# this checkout as picluster.carrier.
+lint: collections
 	@rc=0; cd $(ROOT); \
 	$(STAGE) lint-ruff $(VENV)/bin/ruff check $(ROOT) || rc=1; \
 	$(STAGE) lint-pycodestyle $(VENV)/bin/pycodestyle --max-line-length 160 --ignore $(PEP8_IGNORE) \
 		--exclude '.venv*,.collections,.cache,output,.git' $(ROOT) || rc=1; \
 	$(STAGE) lint-yamllint $(VENV)/bin/yamllint -s -c $(ROOT)/.yamllint $(ROOT) || rc=1; \
 	$(STAGE) lint-changelog $(VENV)/bin/antsibull-changelog lint || rc=1; \
+	PATH="$(VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH="$$($(SCRIPTS)/collection-link.sh)" \
+		$(STAGE) lint-ansible-lint $(VENV)/bin/ansible-lint --nocolor -c $(ROOT)/.ansible-lint || rc=1; \
 	exit $$rc
 
 units: venv-2.19 collection-link
@@ -110,17 +114,20 @@ test: lint units integration sanity smoke-2.21 molecule
 
 # ---------------------------------------------------------------- use
 
-demo: venv-2.19 collection-link
+# scripts/demo.sh makes the collection link itself.
+demo: venv-2.19
 	@test -x $(ROOT)/scripts/demo.sh || { echo "make demo: scripts/demo.sh is missing" >&2; exit 1; }
-	@PATH="$(VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH="$(ROOT)/.collections" $(ROOT)/scripts/demo.sh
+	@PATH="$(VENV)/bin:$$PATH" $(ROOT)/scripts/demo.sh
 
-bench: venv-2.19 collection-link
+# Each bench makes the collection importable itself (scripts/collection_link.py).
+bench: venv-2.19
 	@shopt -s nullglob; benches=($(ROOT)/bench/bench_*.py); \
 	if [ $${#benches[@]} -eq 0 ]; then echo "make bench: no bench/bench_*.py yet"; exit 0; fi; \
+	collections=$$($(SCRIPTS)/collection-link.sh); \
 	rc=0; for b in "$${benches[@]}"; do \
 		echo "==== $${b#$(ROOT)/}"; \
-		PATH="$(VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH="$(ROOT)/.collections" \
-			PYTHONPATH="$(ROOT)/.collections" $(VENV)/bin/python "$$b" || { rc=1; echo "!!!! $$b failed"; }; \
+		PATH="$(VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH="$$collections" \
+			$(VENV)/bin/python "$$b" || { rc=1; echo "!!!! $$b failed"; }; \
 	done; exit $$rc
 
 clean:

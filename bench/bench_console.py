@@ -23,12 +23,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COLLECTIONS = REPO / ".collections"
-LINK = COLLECTIONS / "ansible_collections" / "picluster" / "carrier"
-if not LINK.exists():
-    LINK.parent.mkdir(parents=True, exist_ok=True)
-    LINK.symlink_to(Path("..", "..", ".."), target_is_directory=True)
-sys.path.insert(0, str(COLLECTIONS))
+sys.path.insert(0, str(REPO / "scripts"))
+import collection_link  # noqa: E402
+
+COLLECTIONS = collection_link.activate()
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from ansible_collections.picluster.carrier.plugins.module_utils._console import (  # noqa: E402

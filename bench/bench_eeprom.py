@@ -21,12 +21,10 @@ import tracemalloc
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-_COLL = REPO / ".collections"
-_LINK = _COLL / "ansible_collections" / "picluster" / "carrier"
-if not _LINK.exists():
-    _LINK.parent.mkdir(parents=True, exist_ok=True)
-    _LINK.symlink_to("../../..")
-sys.path.insert(0, str(_COLL))
+sys.path.insert(0, str(REPO / "scripts"))
+import collection_link  # noqa: E402
+
+COLLECTIONS = collection_link.activate()
 
 from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import config as C  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import image as I  # noqa: E402

@@ -26,16 +26,12 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLLECTIONS = os.path.join(REPO, ".collections")
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import collection_link  # noqa: E402
+
+COLLECTIONS = str(collection_link.collections_path())
 BIN = os.path.dirname(sys.executable)
 SPECS = (["ceph_storage", "k3s_agent"], ["k3s_agent"], ["k3s_agent"], ["k3s_server"], ["pihole"])
-
-
-def ensure_collection_link():
-    link = os.path.join(COLLECTIONS, "ansible_collections", "picluster", "carrier")
-    if not os.path.exists(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink("../../..", link)
 
 
 def generate_topology(path, boards):
@@ -142,7 +138,6 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one plugin run")
     args = parser.parse_args()
-    ensure_collection_link()
 
     with tempfile.TemporaryDirectory(prefix="bench-inventory-") as tmp:
         topo = os.path.join(tmp, "big.carrier.yml")

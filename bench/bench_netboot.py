@@ -18,9 +18,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / ".collections"))
+sys.path.insert(0, str(REPO / "scripts"))
+import collection_link  # noqa: E402
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _netboot as N  # noqa: E402
+COLLECTIONS = collection_link.activate()
+
+from ansible_collections.picluster.carrier.plugins.module_utils._netboot import trees as N  # noqa: E402
 
 NODES = 100
 # Nodes really copied for the plain-copy figure (all by default: with fewer, the page cache absorbs

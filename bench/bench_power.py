@@ -20,7 +20,10 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / ".collections"))
+sys.path.insert(0, str(REPO / "scripts"))
+import collection_link  # noqa: E402
+
+COLLECTIONS = collection_link.activate()
 
 from ansible_collections.picluster.carrier.plugins.module_utils._board import Board  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._power import PowerRequest, execute  # noqa: E402
@@ -100,7 +103,7 @@ def main():
         playbook = Path(workdir) / "bench.yml"
         playbook.write_text(PLAYBOOK)
         env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-                   ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_CALLBACK_PLUGINS=str(cb_dir),
+                   ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_CALLBACK_PLUGINS=str(cb_dir),
                    ANSIBLE_CALLBACKS_ENABLED="bench_timer", ANSIBLE_FORKS="14",
                    BENCH_TIMES=str(Path(workdir) / "times.json"), PATH="%s:%s" % (BIN, os.environ["PATH"]))
         subprocess.run([str(BIN / "ansible-playbook"), "-i", str(topology), str(playbook), "-e", "power_state=on",

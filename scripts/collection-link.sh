@@ -3,19 +3,14 @@
 #
 # Usage: scripts/collection-link.sh
 #
-# Makes .collections/ansible_collections/picluster/carrier a symlink to the repo root (the
-# layout ansible-test and the ansible_collections import path need; docs/internals.md).
-# Prints the link's path. Safe to run any number of times, also concurrently.
+# The shell callers' way to the collection link (scripts/collection_link.py, the one home of it;
+# docs/internals.md, "Import path"): makes .collections/ansible_collections/picluster/carrier a
+# symlink to the repo root when missing and prints the directory to use as
+# ANSIBLE_COLLECTIONS_PATH:
+#
+#     export ANSIBLE_COLLECTIONS_PATH=$(scripts/collection-link.sh)
+#
+# Safe to run any number of times, also concurrently.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ns=$(sed -n 's/^namespace:[[:space:]]*//p' "$root/galaxy.yml")
-name=$(sed -n 's/^name:[[:space:]]*//p' "$root/galaxy.yml")
-dir="$root/.collections/ansible_collections/$ns"
-link="$dir/$name"
-mkdir -p "$dir"
-if [[ "$(readlink "$link" 2>/dev/null)" != "../../.." ]]; then
-    ln -sfn ../../.. "$link"
-fi
-[[ -f "$link/galaxy.yml" ]] || { echo "collection-link: $link does not lead to the repo root" >&2; exit 1; }
-echo "$link"
+exec python3 "$(dirname "${BASH_SOURCE[0]}")/collection_link.py"

@@ -9,7 +9,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
-export ANSIBLE_COLLECTIONS_PATH="$ROOT/.collections"
+ANSIBLE_COLLECTIONS_PATH=$("$ROOT/scripts/collection-link.sh")
+export ANSIBLE_COLLECTIONS_PATH
 export ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-}"
 TOPOLOGY="$ROOT/inventory/sim/cluster.carrier.yml"
 STATE_DIR="${PICLUSTER_SIM_DIR:-/tmp/picluster-sim}"

@@ -34,9 +34,9 @@ fi
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/tests/molecule/containers.conf}
 # molecule runs ansible-config, ansible-playbook ... from PATH.
 export PATH="$venv/bin:$PATH"
-export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
+ANSIBLE_COLLECTIONS_PATH=$("$here/collection-link.sh")
+export ANSIBLE_COLLECTIONS_PATH
 export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 MOLECULE_NO_LOG=false
-"$here/collection-link.sh" >/dev/null
 python "$here/install_collections.py"
 "$here/build-base-image.sh"
 

@@ -27,7 +27,8 @@ fi
 
 venv=$(cd "$venv" && pwd)
 export PATH="$venv/bin:$PATH"
-export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
+ANSIBLE_COLLECTIONS_PATH=$("$root/scripts/collection-link.sh")
+export ANSIBLE_COLLECTIONS_PATH
 rc=0
 (cd "$root" && python -m pytest "$testdir" -ra --durations=10 --timeout="${PYTEST_TIMEOUT:-600}" \
     --junitxml="$junit" "$@") || rc=$?

@@ -2,10 +2,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Root pytest configuration for picluster.carrier.
 
-- Makes the collection importable as ``ansible_collections.picluster.carrier`` by putting
-  ``<repo>/.collections`` on sys.path, creating the
+- Makes the collection importable as ``ansible_collections.picluster.carrier``:
+  scripts/collection_link.py puts ``<repo>/.collections`` on sys.path, creating the
   ``.collections/ansible_collections/picluster/carrier -> ../../..`` symlink when it is missing
-  (docs/internals.md, "Import path").
+  (docs/internals.md, "Import path"), and ANSIBLE_COLLECTIONS_PATH points there. ``scripts/``
+  stays on sys.path, so a test file takes the path from ``collection_link.collections_path()``.
 - ``shared_fixtures``: the project's shared fixture files (real EEPROM images ...) at
   ``<repo>/../shared/fixtures``; tests that use it are skipped, with the reason, where that
   directory is absent.
@@ -21,7 +22,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-COLLECTIONS = REPO / ".collections"
+sys.path.insert(0, str(REPO / "scripts"))
+import collection_link  # noqa: E402
+
+COLLECTIONS = collection_link.activate()
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
 
 MARKERS = {
@@ -31,22 +35,6 @@ MARKERS = {
 }
 
 
-def _link_collection():
-    """Create .collections/ansible_collections/picluster/carrier -> repo root if missing."""
-    link = COLLECTIONS / "ansible_collections" / "picluster" / "carrier"
-    if link.is_symlink() or link.exists():
-        return link
-    link.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        link.symlink_to(Path("..", "..", ".."), target_is_directory=True)
-    except FileExistsError:  # another process (an xdist worker) made it first
-        pass
-    return link
-
-
-_link_collection()
-if str(COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS))
 # Subprocesses (ansible-playbook, ansible-inventory, the simulator) find the collection the same way.
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
 

@@ -22,10 +22,11 @@ import subprocess
 import sys
 
 import pytest
+from collection_link import collections_path
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
-COLLECTIONS = REPO / ".collections"
+COLLECTIONS = collections_path()
 BIN = pathlib.Path(sys.executable).parent
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
@@ -35,15 +36,7 @@ TOPOLOGIES = {
 }
 
 
-def _ensure_collection_link():
-    link = COLLECTIONS / "ansible_collections" / "picluster" / "carrier"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to("../../..")
-
-
 def ansible_inventory(*args):
-    _ensure_collection_link()
     env = dict(os.environ)
     env.update(
         ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),

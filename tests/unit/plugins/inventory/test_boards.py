@@ -19,20 +19,14 @@ import sys
 
 import pytest
 import yaml
+from collection_link import collections_path
 
 from ansible_collections.picluster.carrier.plugins.inventory.boards import DOCUMENTATION, InventoryModule, plain
 from ansible_collections.picluster.carrier.plugins.module_utils._topology import INVENTORY_OPTION_KEYS
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
-COLLECTIONS = REPO / ".collections"
+COLLECTIONS = collections_path()
 BIN = pathlib.Path(sys.executable).parent
-
-
-def _ensure_collection_link():
-    link = COLLECTIONS / "ansible_collections" / "picluster" / "carrier"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to("../../..")
 
 
 def _env(**extra):
@@ -50,7 +44,6 @@ def _env(**extra):
 
 
 def run_inventory(source, *args, check=True, **env):
-    _ensure_collection_link()
     proc = subprocess.run(
         [str(BIN / "ansible-inventory"), "-i", str(source), *args],
         env=_env(**env), capture_output=True, text=True, timeout=120, check=False,
@@ -230,7 +223,6 @@ def test_templates_in_vars_are_rendered(tmp_path):
     data = json.loads(json.dumps(TOPOLOGY))
     data["boards"]["rack-1"]["slots"]["1"]["vars"]["greeting"] = "hello {{ inventory_hostname }} in {{ rack }}"
     path = write_topology(tmp_path, data)
-    _ensure_collection_link()
     proc = subprocess.run(
         [str(BIN / "ansible"), "-i", str(path), "ctrl0", "-m", "ansible.builtin.debug",
          "-a", "msg={{ hostvars['n1'].greeting }}"],
@@ -390,3 +382,30 @@ def test_plain_makes_builtin_types():
     key, items = next(iter(out.items()))
     assert [type(key)] == [str] and [type(v) for v in items[:5]] == [str, int, float, bool, type(None)]
     assert items[5] is marker
+
+
+def test_vault_values_go_through_ansibles_loader(tmp_path):
+    """A topology without Ansible's tags is read by libyaml; one with a !vault value by Ansible's loader."""
+    secret = tmp_path / "vault-pass"
+    secret.write_text("correct horse\n")
+    proc = subprocess.run(
+        [str(BIN / "ansible-vault"), "encrypt_string", "--vault-password-file", str(secret), "s3cret", "--name", "x"],
+        env=_env(), capture_output=True, text=True, timeout=60, check=True,
+    )
+    vaulted = proc.stdout.split("x:", 1)[1]
+    text = write_topology(tmp_path).read_text().replace("rack: r1", "rack: r1\n      token:" + vaulted.rstrip()
+                                                          .replace("\n", "\n    "))
+    path = tmp_path / "vaulted.carrier.yml"
+    path.write_text(text)
+    inv = inventory_list(path, "--vault-password-file", str(secret))
+    assert inv["_meta"]["hostvars"]["n1"]["token"] == "s3cret"
+    assert inv["_meta"]["hostvars"]["n1"]["rack"] == "r1"
+
+
+def test_duplicate_keys_are_refused_with_their_line(tmp_path):
+    path = tmp_path / "dup.carrier.yml"
+    path.write_text("plugin: picluster.carrier.boards\ncontrollers: {ctrl0: }\nboards:\n  b1:\n"
+                    "    profile: itx4\n    bus: 1\n    slots:\n      3: n3\n      3: n4\n")
+    proc = run_inventory(path, "--list", check=False)
+    assert proc.returncode != 0
+    assert "line 9" in proc.stderr and "duplicate key 3" in proc.stderr

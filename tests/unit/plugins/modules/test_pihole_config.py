@@ -6,15 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from pathlib import Path
 
 from modrun import run_module
-
-REPO = Path(__file__).resolve().parents[4]
-COLL = REPO / ".collections"
-if not (COLL / "ansible_collections" / "picluster" / "carrier").exists():
-    (COLL / "ansible_collections" / "picluster").mkdir(parents=True, exist_ok=True)
-    (COLL / "ansible_collections" / "picluster" / "carrier").symlink_to("../../..")
 
 TOML = ('[dns]\n  upstreams = [\n    "8.8.8.8"\n  ] ### CHANGED, default = []\n  port = 53\n\n'
         '[webserver]\n  port = "80o"\n')
