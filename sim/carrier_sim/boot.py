@@ -14,7 +14,8 @@ to go on with the next one.
   flashes a staged update (HARDWARE.md section 4);
 - :data:`BOOT_MODES` is the one table of boot modes: BOOT_ORDER code -> handler
   ``async def mode(node, ctx, t, say) -> (loaded, t)``; SD is here, NETWORK in netboot.py, HTTP in
-  httpboot.py; the modes the simulator has no device for are tried and skipped.
+  httpboot.py, the eMMC (a CM's SD) and NVMe images in diskboot.py; the modes the simulator has no device
+  for are tried and skipped.
 
 Times: each line is printed at the time a real node prints it (seconds since reset, the
 bootloader's own prefix), scaled so a whole boot takes ``boot_time`` seconds (HARDWARE.md
@@ -26,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from . import eeprom
+from . import diskboot, eeprom
 from .bootconf import parse_boot_order
 from .firmware import BOOTLOADER_BUILD_TS, BOOTLOADER_DATE, BOOTLOADER_TIME, BOOTLOADER_VERSION, FIRMWARE_HASH
 from .httpboot import mode_http
@@ -169,6 +170,9 @@ async def mode_sd(node, ctx, t, say):
     say(t + 0.03, "CSD: d02701320f5903fff6dbffef8e40400d")
     say(t + 0.04, "SD: bus-width: 8 spec: 4 SCR: 0x00000000 0x00000000")
     await node.at(t + 0.06)
+    flashed = diskboot.written_disk(node, "emmc")  # a CM's eMMC answers as SD; never written: the stock tree
+    if flashed:
+        return await diskboot.boot_disk(node, ctx, t + 0.06, say, flashed, "sdcard")
     say(t + 0.06, "MBR: 0x00002000, 1048576 type: 0x0c")
     say(t + 0.06, "MBR: 0x00102000,60002304 type: 0x83")
     say(t + 0.07, "Trying partition: 0")
@@ -188,7 +192,7 @@ async def mode_sd(node, ctx, t, say):
 
 
 async def mode_absent(node, ctx, t, say):
-    """A boot mode whose device the simulator does not have (USB mass storage, NVMe): tried, then skipped."""
+    """A boot mode whose device the simulator does not have (USB mass storage): tried, then skipped."""
     await node.at(t + 0.2)
     return False, t + 0.2
 
@@ -199,7 +203,7 @@ BOOT_MODES = {
     0x2: mode_network,
     0x4: mode_absent,
     0x5: mode_absent,
-    0x6: mode_absent,
+    0x6: diskboot.mode_nvme,
     0x7: mode_http,
 }
 
@@ -252,7 +256,7 @@ async def stage_kernel(node, ctx):
                                "-PWQUALITY +P11KIT +QRENCODE +TPM2 +BZIP2 +LZ4 +XZ +ZLIB +ZSTD -BPF_FRAMEWORK "
                                "-XKBCOMMON +UTMP +SYSVINIT default-hierarchy=unified)"))
     node.line(_dmesg(3.020011, "systemd[1]: Detected architecture arm64."))
-    node.line(_dmesg(3.031544, "systemd[1]: Hostname set to <%s>." % node.host))
+    node.line(_dmesg(3.031544, "systemd[1]: Hostname set to <%s>." % node.hostname))
     node.line("")
     node.line("Welcome to \x1b[1mDebian GNU/Linux 12 (bookworm)\x1b[0m!")
     node.line("")

@@ -95,6 +95,21 @@ def _cleanup_files(state_dir):
         os.rmdir(os.path.join(state_dir, "console"))
     # The node file trees (root/, eeprom/) a killed daemon left: only the simulator writes there.
     shutil.rmtree(os.path.join(state_dir, "nodes"), ignore_errors=True)
+    for path in paths:  # the gadgets' disks beside each usb.sock (usb.py): its sys/ and dev/ entries
+        if os.path.basename(path) == "usb.sock":
+            _cleanup_usb(os.path.dirname(path))
+
+
+def _cleanup_usb(directory):
+    shutil.rmtree(os.path.join(directory, "sys", "devices", "platform", "sim-xhci"), ignore_errors=True)
+    for sub in (os.path.join("sys", "block"), "dev"):
+        folder = os.path.join(directory, sub)
+        for name in (os.listdir(folder) if os.path.isdir(folder) else ()):
+            if name.startswith("sd") and os.path.islink(os.path.join(folder, name)):
+                os.unlink(os.path.join(folder, name))
+    for sub in ("sys/devices/platform", "sys/devices", "sys/block", "sys", "dev"):
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(directory, sub))
 
 
 # --- the daemon ----------------------------------------------------------------------------------
@@ -126,7 +141,8 @@ def run_daemon(args, notify):
     code = 1
     try:
         try:
-            sim = Simulator(args.topology, state_dir, boot_time=args.boot_time, baud=args.baud, log=log)
+            sim = Simulator(args.topology, state_dir, boot_time=args.boot_time, baud=args.baud, log=log,
+                            gadget_time=args.gadget_time)
         except SimError as exc:
             errors.append(str(exc))
             return 1
@@ -284,14 +300,22 @@ def _onoff(value):
     return "on" if value else "off"
 
 
+def _usb(node):
+    """The node's USB port and, while the mass-storage gadget runs, its disks: ``1-1.3 sda,sdb``."""
+    port = node.get("usb_port") or "-"
+    devices = ",".join(d["device"] for d in node.get("usb_devices") or ())
+    return "%s %s" % (port, devices) if devices else port
+
+
 def format_status(status):
-    rows = [("BOARD", "PROFILE", "SLOT", "HOST", "MODEL", "STATE", "BOOTS", "POWER", "RUN", "RPIBOOT", "CONSOLE")]
+    rows = [("BOARD", "PROFILE", "SLOT", "HOST", "MODEL", "STATE", "BOOTS", "POWER", "RUN", "RPIBOOT", "USB",
+             "CONSOLE")]
     for bname, board in status["boards"].items():
         for slot, node in board["slots"].items():
             lines = node["lines"]
             rows.append((bname, board["profile"], slot, node["host"], node["model"], node["state"], node["boots"],
                          _onoff(lines.get("power")), _onoff(lines.get("run")), _onoff(lines.get("rpiboot")),
-                         node.get("console", "")))
+                         _usb(node), node.get("console", "")))
     out = ["carrier-sim pid %s, state dir %s, topology %s" % (status["pid"], status["state_dir"], status["topology"])]
     out.extend(_table(rows))
     out.append("")
@@ -391,8 +415,14 @@ def cmd_fault(args):
                 _err("--stuck needs --chip and --bit")
                 return 2
             request.update({"chip": args.chip, "bit": args.bit, "stuck": args.stuck})
+        if (args.sensor is None) != (args.missing is None):
+            _err("--sensor and --missing go together")
+            return 2
+        if args.sensor is not None:
+            request.update({"sensor": args.sensor, "missing": args.missing})
         if len(request) == 2:
-            _err("fault --board B needs --i2c-error-rate R, or --chip C --bit N --stuck 0|1|none")
+            _err("fault --board B needs --i2c-error-rate R, --chip C --bit N --stuck 0|1|none, "
+                 "or --sensor NAME --missing true|false")
             return 2
     else:
         _err("fault needs --board B or --host H")
@@ -420,6 +450,9 @@ def build_parser():
     p.add_argument("--topology", required=True, help="the topology file (*.carrier.yml)")
     state_dir(p)
     p.add_argument("--foreground", action="store_true", help="do not daemonize (log to stderr; Ctrl-C stops)")
+    p.add_argument("--gadget-time", type=float, default=None,
+                   help="seconds rpiboot's mass-storage gadget takes to boot (default 2; a board's "
+                        "sim.gadget_time wins)")
     p.add_argument("--boot-time", type=float, default=None,
                    help="seconds from power-on to the login prompt (default 2; a slot's sim.boot_time wins)")
     p.add_argument("--baud", type=int, default=115200, help="console line speed (default %(default)s, 8N1)")
@@ -442,6 +475,9 @@ def build_parser():
     p.add_argument("--chip", help="chip name of the board's profile (u1, u2 ...)")
     p.add_argument("--bit", type=int, help="bit of the chip (0-7 or 0-15)")
     p.add_argument("--stuck", type=_level, default=False, help="hold the pin at 0 or 1 whatever the latch; none clears")
+    p.add_argument("--sensor", help="sensor or fan name of the board's profile (for --missing)")
+    p.add_argument("--missing", type=_truth, default=None,
+                   help="true: the sensor stops acknowledging its address (unplugged or dead); false: back")
     p.add_argument("--host", help="node host name (for --hang)")
     p.add_argument("--hang", type=_truth, default=None,
                    help="true: the node stops printing in the middle of booting and never reaches login")

@@ -11,8 +11,9 @@
 - ``poweroff`` in its shell halts it (state ``halted``): its power line stays as the controller
   left it, as on real hardware; a power cycle or a run pulse starts it again.
 
-States: off, rpiboot, reset, recovery (the ROM runs recovery.bin), error (recovery.bin stopped with an
-error code), bootloader, kernel, login, shell, halted, hung.
+States: off, rpiboot, mass_storage (rpiboot served it the mass-storage gadget: usb.py), reset, recovery
+(the ROM runs recovery.bin), error (recovery.bin stopped with an error code), bootloader, kernel, login,
+shell, halted, hung.
 
 A model with a bootloader EEPROM (cm4, pi4, cm5, pi5) has one (:mod:`eeprom`): the bootloader boots
 with its config, recovery.bin and the network self-update flash it. ``attach_tree`` gives the node its
@@ -26,9 +27,11 @@ import time
 
 from . import boot
 from . import eeprom as eeprom_mod
+from . import usb as usb_mod
 from .models import model_info, serial_for
 
-STATES = ("off", "rpiboot", "reset", "recovery", "error", "bootloader", "kernel", "login", "shell", "halted", "hung")
+STATES = ("off", "rpiboot", "mass_storage", "reset", "recovery", "error", "bootloader", "kernel", "login", "shell",
+          "halted", "hung")
 DEFAULT_BOOT_TIME = 2.0  # seconds from power-on to the login prompt (scaled from a real ~12 s)
 DEFAULT_USERS = {"pi": "raspberry"}
 DEFAULT_BOOTCONF = {"BOOT_UART": "1", "BOOT_ORDER": "0xf41"}
@@ -54,6 +57,12 @@ class Node:
         self.bootconf = dict(DEFAULT_BOOTCONF)
         self.bootconf.update({str(k): str(v) for k, v in (sim.get("bootconf") or {}).items()})
         self.hang = bool(sim.get("hang", False))
+        # The module's own storage (usb.py): sizes from sim.emmc_gb / sim.nvme_gb, backing files made with the tree.
+        self.storage = usb_mod.node_media(self.model, sim)
+        self.storage_files = {}
+        self.usb_devices = []  # the disks the mass-storage gadget exposes (state mass_storage)
+        self.on_stop = []  # called with the node at power-off and reset (the gadget's disks go away)
+        self.os_hostname = None  # the name the booted OS took from its storage (diskboot.py); None: the host
         # The bootloader EEPROM (HARDWARE.md section 4): the config starts from sim.bootconf (or the image
         # of sim.eeprom_image with those keys set).
         self.eeprom = None
@@ -114,6 +123,7 @@ class Node:
         tree = eeprom_mod.NodeTree(directory, self.model, self.info, self.eeprom.soc if self.eeprom else None)
         tree.create()
         self.tree = tree
+        self.storage_files = usb_mod.create_backing(directory, self.storage)
         if self.eeprom is not None:
             self.eeprom.attach(tree.eeprom_file)
             tree.write_blconfig(self.live_config)
@@ -128,6 +138,11 @@ class Node:
         self.live_config = text
         if self.tree is not None:
             self.tree.write_blconfig(text)
+
+    @property
+    def hostname(self):
+        """The host name the node's OS runs with: what a flashed image set up, else the inventory's."""
+        return self.os_hostname or self.host
 
     def set_state(self, state):
         if state not in STATES:
@@ -222,6 +237,8 @@ class Node:
             self._task = None
         self.uart.clear()
         self._input.clear()
+        for hook in self.on_stop:
+            hook(self)
         self.set_state(state)
 
     async def _run_pipeline(self):
@@ -229,6 +246,7 @@ class Node:
             while True:
                 self.t0 = time.monotonic()
                 self.boots += 1
+                self.os_hostname = None  # set again by whatever this boot loads (diskboot.py)
                 ctx = boot.BootContext(self)
                 jump = await self._run_stages(ctx)
                 if jump != "restart":
@@ -285,6 +303,11 @@ class Node:
             "hang": self.hang,
             "boot_time": self.boot_time,
             "root": self.tree.root if self.tree is not None else None,
+            "hostname": self.hostname,
+            "usb_port": getattr(self.spec, "usb_port", None),
+            "storage": {kind: {"size": size, "file": self.storage_files.get(kind)}
+                        for kind, size in self.storage.items() if size},
+            "usb_devices": list(self.usb_devices),
             "eeprom": self.eeprom.snapshot() if self.eeprom is not None else None,
             "error": self.error,
             "uart": self.uart.snapshot() if hasattr(self.uart, "snapshot") else {},

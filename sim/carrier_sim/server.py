@@ -26,6 +26,7 @@ from .boards import SimBoard
 from .bus import SimBus
 from .nodes import Node
 from .uart import Uart
+from .usb import UsbHost
 
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes with its NUL
 
@@ -56,7 +57,8 @@ def socket_in_use(path):
 
 
 class Simulator:
-    def __init__(self, topology, state_dir, boot_time=None, baud=115200, transaction_time=None, log=None):
+    def __init__(self, topology, state_dir, boot_time=None, baud=115200, transaction_time=None, log=None,
+                 gadget_time=None):
         self.topology = topology if hasattr(topology, "boards") else load(topology)
         self.topology_source = getattr(self.topology, "source", None)
         self.state_dir = os.path.abspath(state_dir)
@@ -64,6 +66,8 @@ class Simulator:
         self.nodes_dir = os.path.join(self.state_dir, "nodes")  # <host>/root, <host>/eeprom: removed at stop
         self.control_path = os.path.join(self.state_dir, "control.sock")
         self.boot_time = boot_time
+        self.gadget_time = gadget_time
+        self.usb_hosts = {}  # directory of bus sockets -> UsbHost (usb.sock, sys/, dev/)
         self.baud = baud
         self.log = log or (lambda msg: None)
         self.buses = {}  # socket path -> SimBus
@@ -113,16 +117,32 @@ class Simulator:
                 uart.on_input = node.feed
                 board.nodes[slot] = node
                 self.nodes[nspec.host] = node
+        self._build_usb()
         if not self.boards:
             raise SimError("%s: no board is on a simulator bus (bus: sim:/path.sock)" % self.topology_source)
         if len(self.control_path.encode()) > MAX_SOCKET_PATH:
             raise SimError("state dir %r is too long for a Unix socket path (control.sock); use a shorter one"
                            % self.state_dir)
 
+    def _build_usb(self):
+        """A USB host (rpiboot, the gadget's disks) in each directory holding bus sockets, for its boards' nodes."""
+        by_dir = {}
+        for board in self.boards.values():
+            if isinstance(board, BmcBoard):
+                continue  # a Turing Pi 2's USB goes to its BMC, not to the controller
+            gadget_time = (board.spec.sim or {}).get("gadget_time", self.gadget_time)
+            by_dir.setdefault(os.path.dirname(board.spec.bus[4:]), []).append((board, gadget_time))
+        for directory, boards in by_dir.items():
+            nodes = [node for board, _g in boards for node in board.nodes.values()]
+            try:
+                self.usb_hosts[directory] = UsbHost(directory, nodes, gadget_time=boards[0][1], log=self.log)
+            except ValueError as exc:
+                raise SimError("%s: %s" % (", ".join(b.spec.name for b, _g in boards), exc)) from None
+
     def _node(self, spec, slot, nspec, uart):
         try:
             return Node(nspec, uart, boot_time=self.boot_time)
-        except (CarrierError, OSError) as exc:  # sim.eeprom_image unreadable or not an image of its SoC
+        except (CarrierError, OSError, ValueError) as exc:  # sim.eeprom_image unreadable or not an image of its SoC
             raise SimError("boards.%s.slots.%s.sim: %s" % (spec.name, slot, exc)) from None
 
     def _build_bmc(self, spec):
@@ -161,6 +181,8 @@ class Simulator:
                 bus.lock = asyncio.Lock()
                 await self._listen(path, lambda r, w, bus=bus: self._bus_client(bus, r, w))
             await self._listen(self.control_path, self._control_client)
+            for host in self.usb_hosts.values():
+                await self._listen(host.path, lambda r, w, host=host: self._tracked(host.client, r, w))
             for board in self.boards.values():
                 if isinstance(board, BmcBoard):
                     await board.bmc.start()
@@ -251,6 +273,8 @@ class Simulator:
         self.created = []
         with contextlib.suppress(OSError):
             os.rmdir(self.console_dir)
+        for host in self.usb_hosts.values():
+            host.close()
         for node in self.nodes.values():
             node.remove_tree()
         with contextlib.suppress(OSError):
@@ -281,6 +305,14 @@ class Simulator:
         finally:
             self._clients.discard(asyncio.current_task())
             writer.close()
+
+    async def _tracked(self, handler, reader, writer):
+        """A connection the shutdown cancels (an rpiboot waiting for its gadget, say)."""
+        self._clients.add(asyncio.current_task())
+        try:
+            await handler(reader, writer)
+        finally:
+            self._clients.discard(asyncio.current_task())
 
     # --- control socket ----------------------------------------------------------------------------
     async def _control_client(self, reader, writer):
@@ -367,8 +399,16 @@ class Simulator:
             device.set_stuck(bit, level)
             self._device_changed(device)
             done.update({"chip": chip, "bit": bit, "stuck": level})
+        if "sensor" in request:
+            device = board.devices.get(request["sensor"])
+            if device is None or not hasattr(device, "load"):
+                names = sorted(n for n, d in board.devices.items() if hasattr(d, "load"))
+                raise ValueError("board %s has no sensor %r (sensors and fans: %s)"
+                                 % (board.name, request["sensor"], ", ".join(names) or "none"))
+            device.missing = _bool(request.get("missing"), "missing")
+            done.update({"sensor": request["sensor"], "missing": device.missing})
         if len(done) == 1:
-            raise ValueError("a board fault needs i2c_error_rate, or chip + bit + stuck")
+            raise ValueError("a board fault needs i2c_error_rate, chip + bit + stuck, or sensor + missing")
         return done
 
     def status(self):

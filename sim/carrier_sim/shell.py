@@ -77,7 +77,7 @@ async def readline(node, echo=True):
 
 
 def issue(node):
-    return "\r\nDebian GNU/Linux 12 %s ttyS0\r\n\r\n" % node.host
+    return "\r\nDebian GNU/Linux 12 %s ttyS0\r\n\r\n" % node.hostname
 
 
 async def getty(node):
@@ -87,7 +87,7 @@ async def getty(node):
         if show_issue:
             node.write(issue(node))
         show_issue = True
-        node.write("%s login: " % node.host)
+        node.write("%s login: " % node.hostname)
         await node.uart_drain()  # "login" once the prompt is on the line
         node.set_state("login")
         try:
@@ -122,8 +122,8 @@ class Shell:
     @property
     def prompt(self):
         if self.user == "root":
-            return "root@%s:~# " % self.node.host
-        return "%s@%s:~$ " % (self.user, self.node.host)
+            return "root@%s:~# " % self.node.hostname
+        return "%s@%s:~$ " % (self.user, self.node.hostname)
 
     def out(self, text):
         self.node.write(text.replace("\r\n", "\n").replace("\n", "\r\n"))
@@ -134,7 +134,7 @@ class Shell:
         if path == "/proc/cpuinfo":
             return cpuinfo(node.model, node.serial)
         if path == "/etc/hostname":
-            return "%s\n" % node.host
+            return "%s\n" % node.hostname
         if path == "/sys/firmware/devicetree/base/serial-number":
             return node.serial
         if path == "/proc/uptime":
@@ -221,7 +221,7 @@ class Shell:
         node = self.node
         node.write("Linux %s %s #1 SMP PREEMPT Debian 1:6.6.51-1+rpt3 (2024-10-08) %s\r\n\r\n"
                    "The programs included with the Debian GNU/Linux system are free software.\r\n\r\n"
-                   % (node.host, node.info["kernel"], node.info["machine"]))
+                   % (node.hostname, node.info["kernel"], node.info["machine"]))
         while True:
             node.write(self.prompt)
             try:
@@ -243,7 +243,7 @@ class Shell:
 
     def expand(self, line):
         """$?, ${?}, $HOSTNAME, $USER, $HOME expanded outside single quotes."""
-        values = {"?": str(self.status), "HOSTNAME": self.node.host, "USER": self.user,
+        values = {"?": str(self.status), "HOSTNAME": self.node.hostname, "USER": self.user,
                   "HOME": "/root" if self.user == "root" else "/home/%s" % self.user, "SHELL": "/bin/sh"}
         out = []
         i = 0
@@ -346,7 +346,7 @@ class Shell:
     # The commands below take (name, args, stdin); they set self.status when it is not 0.
 
     def _hostname(self, name, args, stdin):
-        self.emit("%s\n" % self.node.host)
+        self.emit("%s\n" % self.node.hostname)
 
     def _cat(self, name, args, stdin):
         if not args:
@@ -365,12 +365,12 @@ class Shell:
 
     def _uname(self, name, args, stdin):
         info = self.node.info
-        fields = {"-s": "Linux", "-n": self.node.host, "-r": info["kernel"], "-m": info["machine"]}
+        fields = {"-s": "Linux", "-n": self.node.hostname, "-r": info["kernel"], "-m": info["machine"]}
         if not args:
             self.emit("Linux\n")
         elif args == ["-a"]:
             self.emit("Linux %s %s #1 SMP PREEMPT Debian 1:6.6.51-1+rpt3 (2024-10-08) %s GNU/Linux\n"
-                      % (self.node.host, info["kernel"], info["machine"]))
+                      % (self.node.hostname, info["kernel"], info["machine"]))
         elif all(a in fields for a in args):
             self.emit(" ".join(fields[a] for a in args) + "\n")
         else:

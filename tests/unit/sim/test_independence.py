@@ -72,11 +72,12 @@ def test_no_import_cycle():
 
 
 def test_boot_modes_are_one_table_that_no_module_patches():
-    from carrier_sim import boot, httpboot, netboot
+    from carrier_sim import boot, diskboot, httpboot, netboot
 
     assert boot.BOOT_MODES[0x1] is boot.mode_sd
     assert boot.BOOT_MODES[0x2] is netboot.mode_network and boot.BOOT_MODES[0x7] is httpboot.mode_http
-    assert {boot.BOOT_MODES[c] for c in (0x4, 0x5, 0x6)} == {boot.mode_absent}
+    assert {boot.BOOT_MODES[c] for c in (0x4, 0x5)} == {boot.mode_absent}
+    assert boot.BOOT_MODES[0x6] is diskboot.mode_nvme
     assert not set(boot.BOOT_MODES) & {0x3, 0xE, 0xF}  # the bootloader stage's own: RPIBOOT, STOP, RESTART
     for name, tree in modules().items():
         for node in ast.walk(tree):
@@ -86,7 +87,8 @@ def test_boot_modes_are_one_table_that_no_module_patches():
                 assert not (isinstance(patched, ast.Attribute) and patched.attr == "BOOT_MODES"), name
 
 
-@pytest.mark.parametrize("module", ["netboot", "httpboot", "shell", "eeprom", "pieeprom", "boot"])
+@pytest.mark.parametrize("module", ["netboot", "httpboot", "shell", "eeprom", "pieeprom", "boot", "usb", "storage",
+                                    "diskboot"])
 def test_each_module_imports_on_its_own(module):
     """A fresh interpreter imports any one module first: nothing depends on an import order."""
     sim_dir = os.path.abspath(os.path.join(SIM, ".."))

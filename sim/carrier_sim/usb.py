@@ -1,0 +1,274 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The controller's USB host as the simulator plays it: rpiboot and the mass-storage gadget.
+
+On hardware, a CM4/CM5 powered with nRPIBOOT held enumerates as a Broadcom boot-ROM device on the
+controller's USB port; ``rpiboot -d mass-storage-gadget64 -p <port>`` sends it the gadget, which
+boots (a few seconds) and exposes the module's eMMC (and an NVMe disk behind it, as a second LUN) as
+a USB disk: /dev/sdX, whose sysfs node sits under that port. Power-off or reset takes the disk away.
+
+Here the controller-side tool's work is a request on ``<dir>/usb.sock`` (``<dir>``: the directory of
+the boards' ``sim:`` bus sockets), newline-delimited JSON as on the bus socket:
+
+- ``{"op": "rpiboot", "port": "1-1.3"}`` (optional ``"target": "emmc"|"nvme"``) ->
+  ``{"value": {"device": "sda", "size": <bytes>, "devices": [...]}}`` after the gadget's boot time,
+  or ``{"errno": 19, ...}`` (ENODEV: nothing in USB-boot mode on that port, or no storage rpiboot can
+  reach) or ``{"errno": 16, ...}`` (EBUSY: rpiboot already running for that port);
+- ``{"op": "list"}`` -> every disk the gadgets expose.
+
+The disks appear as the kernel shows them, under ``<dir>/sys`` and ``<dir>/dev`` (see
+:meth:`UsbHost._attach`); the device node is a symlink to the node's backing file
+``<state>/nodes/<host>/emmc.img`` (``nvme.img``), a sparse file of the module's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import re
+import shutil
+import string
+
+GIB = 1024 ** 3
+DEFAULT_EMMC_GB = 32
+# eMMC sizes sold per model (GB); 0 is the Lite module (no eMMC: its SD slot is on the carrier).
+EMMC_SIZES = {"cm4": (0, 8, 16, 32), "cm4s": (0, 8, 16, 32), "cm3": (0, 8, 16, 32), "cm5": (0, 16, 32, 64)}
+NVME_MODELS = ("cm4", "cm5", "pi5")  # a PCIe lane an NVMe disk can sit on
+DEFAULT_GADGET_TIME = 2.0  # seconds from rpiboot to the disk (a real mass-storage-gadget64 takes ~5 s)
+PORT_RE = re.compile(r"^[0-9]+-[0-9]+(\.[0-9]+)*$")
+VENDOR, PRODUCT = "Linux   ", "File-Stor Gadget"  # what Linux's f_mass_storage reports over SCSI
+
+
+def node_media(model, sim):
+    """``{"emmc": bytes or None, "nvme": bytes or None}`` from a slot's ``sim.emmc_gb``/``sim.nvme_gb``.
+    Raises ValueError naming the field for a size the model is not sold with."""
+    sim = sim or {}
+    sizes = EMMC_SIZES.get(model)
+    emmc = sim.get("emmc_gb")
+    if sizes is None:
+        if emmc not in (None, 0):
+            raise ValueError("sim.emmc_gb: %r: a %s has no eMMC (an SD card slot)" % (emmc, model))
+        emmc_bytes = None
+    else:
+        if emmc is None:
+            emmc = DEFAULT_EMMC_GB
+        if isinstance(emmc, bool) or emmc not in sizes:
+            raise ValueError("sim.emmc_gb: %r is not an eMMC size of a %s (%s; 0 for a Lite module)"
+                             % (emmc, model, ", ".join(str(s) for s in sizes[1:])))
+        emmc_bytes = emmc * GIB or None
+    nvme = sim.get("nvme_gb")
+    if nvme is not None:
+        if isinstance(nvme, bool) or not isinstance(nvme, int) or not 1 <= nvme <= 16384:
+            raise ValueError("sim.nvme_gb: %r is not a disk size in GB (1-16384)" % (nvme,))
+        if model not in NVME_MODELS:
+            raise ValueError("sim.nvme_gb: a %s has no PCIe for an NVMe disk (%s do)" % (model, ", ".join(NVME_MODELS)))
+    return {"emmc": emmc_bytes, "nvme": nvme * GIB if nvme else None}
+
+
+def create_backing(directory, media):
+    """The sparse backing files in ``directory``: ``{"emmc": path, "nvme": path}`` for the media present."""
+    paths = {}
+    for kind, size in media.items():
+        if not size:
+            continue
+        path = os.path.join(directory, "%s.img" % kind)
+        with open(path, "ab") as f:
+            f.truncate(size)
+        paths[kind] = path
+    return paths
+
+
+class Disk:
+    def __init__(self, name, node, kind, host_no, lun, sys_dir):
+        self.name = name
+        self.node = node
+        self.kind = kind
+        self.host_no = host_no
+        self.lun = lun
+        self.sys_dir = sys_dir
+        self.size = node.storage[kind]
+
+    def describe(self):
+        return {"device": self.name, "size": self.size, "media": self.kind, "lun": self.lun,
+                "host": self.node.host, "port": self.node.spec.usb_port, "file": self.node.storage_files[self.kind]}
+
+
+class UsbHost:
+    """The USB host of one directory of bus sockets: its nodes by port, the disks, the sysfs tree."""
+
+    def __init__(self, directory, nodes, gadget_time=None, log=None):
+        self.dir = directory
+        self.path = os.path.join(directory, "usb.sock")
+        self.sys = os.path.join(directory, "sys")
+        self.dev = os.path.join(directory, "dev")
+        self.gadget_time = DEFAULT_GADGET_TIME if gadget_time is None else float(gadget_time)
+        self.log = log or (lambda msg: None)
+        self.ports = {}  # port -> Node
+        self.disks = {}  # "sda" -> Disk
+        self.pending = {}  # port -> the node rpiboot is serving
+        self.aborted = set()
+        self.made = []  # directories this host created (removed at close when empty)
+        for node in nodes:
+            port = getattr(node.spec, "usb_port", None)
+            if not port:
+                continue
+            if port in self.ports:
+                raise ValueError("usb_port %s: both %s and %s are on it (one USB port per node)"
+                                 % (port, self.ports[port].host, node.host))
+            self.ports[port] = node
+            node.on_stop.append(self.released)
+
+    # --- requests ----------------------------------------------------------------------------------------
+    async def client(self, reader, writer):
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                try:
+                    request = json.loads(line)
+                    reply = await self.handle(request)
+                except ValueError:
+                    reply = {"errno": errno.EINVAL, "error": "not a JSON request: %r" % line[:80]}
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(self, request):
+        if not isinstance(request, dict):
+            return {"errno": errno.EINVAL, "error": "a request is a JSON object with an op"}
+        op = request.get("op")
+        if op == "list":
+            return {"value": [d.describe() for d in sorted(self.disks.values(), key=lambda d: d.name)]}
+        if op != "rpiboot":
+            return {"errno": errno.EINVAL, "error": "unknown op %r (rpiboot, list)" % (op,)}
+        return await self.rpiboot(request.get("port"), request.get("target", "emmc"))
+
+    async def rpiboot(self, port, target="emmc"):
+        """Serve the mass-storage gadget to the node on ``port``; the disks once it has booted."""
+        if not isinstance(port, str) or not PORT_RE.match(port):
+            return {"errno": errno.EINVAL, "error": "port %r is not a USB port path such as 1-1.3" % (port,)}
+        if target not in ("emmc", "nvme"):
+            return {"errno": errno.EINVAL, "error": "target %r: emmc or nvme" % (target,)}
+        if port in self.pending:
+            return {"errno": errno.EBUSY, "error": "rpiboot is already running for port %s (%s)"
+                    % (port, self.pending[port].host)}
+        node = self.ports.get(port)
+        if node is None:
+            return {"errno": errno.ENODEV, "error": "no device in USB boot mode on port %s (no node is cabled to it)"
+                    % port}
+        if node.state != "rpiboot":
+            extra = ""
+            if node.state == "mass_storage":
+                extra = ": it already runs the mass-storage gadget (%s)" % ", ".join(self.names(node))
+            return {"errno": errno.ENODEV, "error": "no device in USB boot mode on port %s (%s is %s%s)"
+                    % (port, node.host, node.state, extra)}
+        kinds = [k for k in ("emmc", "nvme") if node.storage.get(k)]
+        if not kinds:
+            return {"errno": errno.ENODEV, "error": "%s on port %s (%s) has no eMMC or NVMe for the mass-storage "
+                    "gadget to expose (an SD card is not reachable by rpiboot)" % (node.host, port, node.model)}
+        if target not in kinds:
+            return {"errno": errno.ENODEV, "error": "%s on port %s (%s) has no %s"
+                    % (node.host, port, node.model, "NVMe disk" if target == "nvme" else "eMMC")}
+        self.pending[port] = node
+        self.aborted.discard(port)
+        try:
+            await asyncio.sleep(self.gadget_time)
+            if port in self.aborted or node.state != "rpiboot":
+                return {"errno": errno.ENODEV, "error": "%s on port %s went away while the gadget booted (%s)"
+                        % (node.host, port, node.state)}
+            disks = self._attach(node, kinds)
+        finally:
+            self.pending.pop(port, None)
+        node.usb_devices = [d.describe() for d in disks]
+        node.set_state("mass_storage")
+        self.log("rpiboot %s: %s" % (port, ", ".join(d.name for d in disks)))
+        chosen = [d for d in disks if d.kind == target][0]
+        return {"value": {"device": chosen.name, "size": chosen.size, "devices": [d.describe() for d in disks]}}
+
+    def names(self, node):
+        return sorted(d.name for d in self.disks.values() if d.node is node)
+
+    # --- the kernel's view ----------------------------------------------------------------------------
+    def _free_name(self):
+        for c in string.ascii_lowercase:
+            if "sd" + c not in self.disks:
+                return "sd" + c
+        raise OSError(errno.ENOSPC, "no free sd name")
+
+    def _free_host(self):
+        used = {d.host_no for d in self.disks.values()}
+        n = 0
+        while n in used:
+            n += 1
+        return n
+
+    def _attach(self, node, kinds):
+        port = node.spec.usb_port
+        host_no = self._free_host()
+        bus = port.split("-", 1)[0]
+        iface = os.path.join(self.sys, "devices", "platform", "sim-xhci", "usb" + bus, port, port + ":1.0")
+        target = os.path.join(iface, "host%d" % host_no, "target%d:0:0" % host_no)
+        disks = []
+        for lun, kind in enumerate(kinds):
+            name = self._free_name()
+            scsi = os.path.join(target, "%d:0:0:%d" % (host_no, lun))
+            block = os.path.join(scsi, "block", name)
+            os.makedirs(block)
+            size = node.storage[kind]
+            minor = 16 * (ord(name[2]) - ord("a"))
+            uevent = "MAJOR=8\nMINOR=%d\nDEVNAME=%s\nDEVTYPE=disk\n" % (minor, name)
+            files = {os.path.join(block, "size"): "%d\n" % (size // 512), os.path.join(block, "ro"): "0\n",
+                     os.path.join(block, "removable"): "1\n", os.path.join(block, "dev"): "8:%d\n" % minor,
+                     os.path.join(block, "uevent"): uevent,
+                     os.path.join(scsi, "vendor"): VENDOR + "\n", os.path.join(scsi, "model"): PRODUCT + "\n"}
+            for path, text in files.items():
+                with open(path, "w") as f:
+                    f.write(text)
+            for directory in (os.path.join(self.sys, "block"), self.dev):
+                if not os.path.isdir(directory):
+                    os.makedirs(directory)
+                    self.made.append(directory)
+            link = os.path.join(self.sys, "block", name)
+            os.symlink(os.path.relpath(block, os.path.dirname(link)), link)
+            os.symlink(node.storage_files[kind], os.path.join(self.dev, name))
+            disk = Disk(name, node, kind, host_no, lun, os.path.dirname(iface))
+            self.disks[name] = disk
+            disks.append(disk)
+        return disks
+
+    def released(self, node):
+        """The node was powered off or reset: the gadget is gone, and its disks with it."""
+        port = node.spec.usb_port
+        if port in self.pending:
+            self.aborted.add(port)
+        gone = [d for d in self.disks.values() if d.node is node]
+        for disk in gone:
+            for link in (os.path.join(self.sys, "block", disk.name), os.path.join(self.dev, disk.name)):
+                if os.path.islink(link):
+                    os.unlink(link)
+            del self.disks[disk.name]
+        node.usb_devices = []
+        if gone:
+            shutil.rmtree(gone[0].sys_dir, ignore_errors=True)
+            self.log("usb %s: %s removed" % (port, ", ".join(d.name for d in gone)))
+
+    def snapshot_of(self, node):
+        return [d.describe() for d in sorted(self.disks.values(), key=lambda d: d.name) if d.node is node]
+
+    def close(self):
+        for node in {d.node for d in self.disks.values()}:
+            self.released(node)
+        shutil.rmtree(os.path.join(self.sys, "devices", "platform", "sim-xhci"), ignore_errors=True)
+        for path in (os.path.join(self.sys, "devices", "platform"), os.path.join(self.sys, "devices"),
+                     *reversed(self.made), self.sys):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass

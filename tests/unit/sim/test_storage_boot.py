@@ -1,0 +1,141 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Booting from what was written to a node's own storage (diskboot.py): an image made with sfdisk, mkfs.vfat
+and mtools is written through the mass-storage gadget's /dev link, then the node boots it: the bootloader
+reads its partition table and FAT boot partition, the host name comes from cloud-init or firstrun.sh, and a
+missing firmware or kernel fails the boot as on a Pi."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+
+from diskimages import make_image, needs_tools, rpi_files
+from test_usb import Lines
+
+pytestmark = needs_tools
+
+FIRSTRUN = """#!/bin/bash
+set +e
+CURRENT_HOSTNAME=`cat /etc/hostname | tr -d " \\t\\n\\r"`
+if [ -f /usr/lib/raspberrypi-sys-mods/imager_custom ]; then
+   /usr/lib/raspberrypi-sys-mods/imager_custom set_hostname worker5
+else
+   echo worker5 >/etc/hostname
+fi
+rm -f /boot/firstrun.sh
+exit 0
+"""
+
+
+def topology(order="0xf41"):
+    return {"controllers": {"ctrl0": {}},
+            "boards": {"b1": {"profile": "itx4", "controller": "ctrl0", "bus": "sim:{dir}/bus.sock",
+                              "sim": {"gadget_time": 0.05}, "slots": {
+                                  1: {"host": "n1", "model": "cm4", "usb_port": "1-1.1",
+                                      "sim": {"emmc_gb": 8, "bootconf": {"BOOT_ORDER": order}}},
+                                  2: {"host": "n2", "model": "cm5", "usb_port": "1-1.2",
+                                      "sim": {"nvme_gb": 1, "bootconf": {"BOOT_ORDER": "0xf16"}}}}}}}
+
+
+def flash(sim, lines, base, slot, port, image, target="emmc"):
+    """What the controller does: USB-boot the node, rpiboot its port, write the disk, power it off."""
+    lines.set(slot, power=True, rpiboot=True)
+    sim.wait_state("n%d" % slot, "rpiboot")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(os.path.join(base, "usb.sock"))
+        sock.sendall(json.dumps({"op": "rpiboot", "port": port, "target": target}).encode() + b"\n")
+        device = json.loads(sock.makefile("rb").readline())["value"]["device"]
+    with open(image, "rb") as src, open(os.path.join(base, "dev", device), "r+b") as dst:
+        while True:
+            chunk = src.read(1 << 20)
+            if not chunk:
+                break
+            if chunk.count(0) == len(chunk):
+                dst.seek(len(chunk), os.SEEK_CUR)  # sparse: zeros are already there
+            else:
+                dst.write(chunk)
+    lines.set(slot, power=False, rpiboot=False)
+
+
+@pytest.fixture
+def rig(run_sim, short_dir, plain_modes):
+    def start(order="0xf41"):
+        sim = run_sim(topology(order), boot_time=0.3)
+        bus = sim.bus("b1")
+        started.append(bus)
+        return sim, Lines(bus), short_dir
+    started = []
+    yield start
+    for bus in started:
+        bus.close()
+
+
+def test_boots_the_flashed_emmc_to_login_with_the_cloud_init_name(rig, tmp_path):
+    sim, lines, base = rig()
+    image = make_image(str(tmp_path / "os.img"), rpi_files(hostname="node07"))
+    flash(sim, lines, base, 1, "1-1.1", image)
+    console = sim.console("n1")
+    lines.set(1, power=True)
+    text = console.read_until("node07 login: ")
+    assert "Boot mode: SD (01)" in text
+    assert "MBR: 0x00002000,  131072 type: 0x0c" in text and "MBR: 0x00022000," in text
+    assert "Trying partition: 0" in text and "volume: 'bootfs     '" in text and "FAT32 clusters" in text
+    assert "Read start4.elf bytes     8004" in text and "Read kernel8.img bytes     4096" in text
+    assert "Hostname set to <node07>" in text and "Debian GNU/Linux 12 node07 ttyS0" in text
+    console.login("node07")
+    assert console.run("hostname") == "node07"
+    assert sim.node("n1")["hostname"] == "node07"
+    console.close()
+
+
+def test_missing_firmware_or_kernel_fails_as_a_pi_does(rig, tmp_path):
+    sim, lines, base = rig(order="0xf1")
+    image = make_image(str(tmp_path / "nofw.img"), rpi_files(hostname="x", drop=("start4.elf",)))
+    flash(sim, lines, base, 1, "1-1.1", image)
+    console = sim.console("n1")
+    lines.set(1, power=True)
+    text = console.read_until("Firmware not found")
+    text += console.read_until("Boot mode: SD (01)")  # RESTART: the bootloader tries again, forever
+    assert "login:" not in text and "Booting Linux" not in text
+    assert "Read config.txt" in text
+    lines.set(1, power=False)
+    image = make_image(str(tmp_path / "nokernel.img"), rpi_files(drop=("kernel8.img",)))
+    flash(sim, lines, base, 1, "1-1.1", image)
+    lines.set(1, power=True)
+    text = console.read_until("Failed to open kernel kernel8.img")
+    assert "Read fixup4.dat" in text and "login:" not in text
+    console.close()
+
+
+def test_nvme_gpt_image_with_firstrun_boots_on_a_cm5(rig, tmp_path):
+    sim, lines, base = rig()
+    files = rpi_files(soc="BCM2712", firstrun=FIRSTRUN)
+    files["cmdline.txt"] = (b"console=serial0,115200 root=PARTUUID=4e639091-02 rootwait "
+                            b"systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot\n")
+    image = make_image(str(tmp_path / "gpt.img"), files, label="gpt")
+    flash(sim, lines, base, 2, "1-1.2", image, target="nvme")
+    console = sim.console("n2")
+    lines.set(2, power=True)
+    text = console.read_until("worker5 login: ")
+    assert "Boot mode: NVME (06) order f1" in text and "NVME on 0" in text
+    assert "Boot mode: SD" not in text  # NVMe first in 0xf16: loaded, the eMMC is never tried
+    assert "GPT partition: 0 a2a0d0ebe5b9334487c068b6b72699c7 000002000..000021fff" in text
+    assert "Read kernel_2712.img" in text
+    console.close()
+
+
+def test_default_hostname_without_customisation_and_stock_tree_when_never_written(rig, tmp_path):
+    sim, lines, base = rig()
+    console = sim.console("n1")
+    lines.set(1, power=True)
+    console.read_until("n1 login: ")  # never written: the stock install names it after the inventory
+    lines.set(1, power=False)
+    image = make_image(str(tmp_path / "plain.img"), rpi_files())
+    flash(sim, lines, base, 1, "1-1.1", image)
+    lines.set(1, power=True)
+    console.read_until("raspberrypi login: ")
+    console.close()
