@@ -13,7 +13,12 @@ Line meanings (a line is *asserted* when its bit is at its ``active`` level):
 - ``power``: the node is powered (a load switch enable or GLOBAL_EN, HARDWARE.md section 1);
 - ``run``: the node may run; de-asserted holds RUN_PG low, the SoC in reset;
 - ``rpiboot``: nRPIBOOT is pulled low, so the boot ROM enters USB device boot at the next start;
-- ``eeprom_wp``: EEPROM_nWP is pulled low (write protect, when the EEPROM config enables it).
+- ``eeprom_wp``: EEPROM_nWP is pulled low (write protect, when the EEPROM config enables it);
+- ``led``: the slot's identify/status LED is lit (node_power's ``identify``).
+
+A profile may also list the board's sensors and fans (``sensors:``, ``fans:``, a slot's
+``monitor:``; their schema and drivers are in ``_sensors``) and its power-restore policy
+(``restore: last | off | on``, applied by ``_restore`` when the controller starts).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import
 from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number, format_ranges
 
 LINE_NAMES = ("power", "run", "rpiboot", "eeprom_wp")
+# Lines a slot may have beyond the power-related ones; read_state reports them only where present.
+SLOT_LINE_NAMES = LINE_NAMES + ("led",)
+RESTORE_POLICIES = ("last", "off", "on")
 KINDS = ("gpio", "clusterctrl", "turingpi1", "turingpi2")
 
 # HARDWARE.md section 1: timing is not confirmed electrically; conservative defaults.
@@ -117,7 +125,8 @@ class Profile(object):
         self.builtin = builtin
         self.name = str(data.get("name") or "custom")
         field = "profile %s" % self.name
-        _no_unknown(data, ("name", "description", "kind", "chips", "slots", "timing", "device", "max_slots"), field)
+        _no_unknown(data, ("name", "description", "kind", "chips", "slots", "timing", "device", "max_slots",
+                           "sensors", "fans", "restore"), field)
         self.description = str(data.get("description") or "")
         self.kind = _choice(data.get("kind", "gpio"), field + ".kind", KINDS)
         self.timing = dict(DEFAULT_TIMING)
@@ -134,6 +143,8 @@ class Profile(object):
         self.chips = {}
         self._lines = {}
         self.device_address = None
+        self.restore = _choice(data.get("restore", "last"), field + ".restore", RESTORE_POLICIES)
+        self.monitors = {}  # slot -> {chip, channel, shunt_ohms}
         # A board that resets a node by a command of its own rather than by a run line.
         self.native_reset = self.kind == "turingpi2"
         if self.kind == "gpio":
@@ -145,6 +156,24 @@ class Profile(object):
         else:
             self._parse_bmc_board(data, field)
         self.slot_numbers = tuple(sorted(self._lines))
+        self._parse_sensors(data, field)
+
+    def _parse_sensors(self, data, field):
+        from ansible_collections.picluster.carrier.plugins.module_utils import _sensors
+
+        self.sensors, self.fans = {}, {}
+        if self.kind == "turingpi2" and (data.get("sensors") or data.get("fans")):
+            raise CarrierError("%s.sensors: a turingpi2 profile has no I2C bus of its own for sensors" % field)
+        taken = {address: "expander %s" % name for name, (_t, address) in self.chips.items()}
+        if self.device_address is not None:
+            taken[self.device_address] = "the %s device" % self.kind
+        self.sensors = _sensors.parse_sensors(data.get("sensors"), field, taken)
+        self.fans = _sensors.parse_fans(data.get("fans"), field, taken, self.sensors)
+        clashes = set(self.sensors) & set(self.chips) | set(self.fans) & (set(self.chips) | set(self.sensors))
+        for name in sorted(clashes):
+            raise CarrierError("%s: %r names two things (chips, sensors and fans share one name space)" % (field, name))
+        for slot, spec in self._monitor_specs.items():
+            self.monitors[slot] = _sensors.parse_monitor(spec, "%s.slots.%s.monitor" % (field, slot), self.sensors)
 
     def _parse_gpio(self, data, field):
         chips = data.get("chips")
@@ -166,14 +195,18 @@ class Profile(object):
         if not isinstance(slots, dict) or not slots:
             raise CarrierError("%s.slots: a mapping of slot number to lines is required, got %r" % (field, slots))
         used = {}
+        self._monitor_specs = {}
         for slot_key, lines in slots.items():
             slot = _as_int(slot_key, "%s.slots" % field, 1, 999)
             sfield = "%s.slots.%s" % (field, slot)
             if not isinstance(lines, dict) or "power" not in lines:
                 raise CarrierError("%s: each slot needs at least a `power` line, got %r" % (sfield, lines))
-            _no_unknown(lines, LINE_NAMES, sfield)
+            _no_unknown(lines, SLOT_LINE_NAMES + ("monitor",), sfield)
             parsed = {}
             for line_name, spec in lines.items():
+                if line_name == "monitor":
+                    self._monitor_specs[slot] = spec
+                    continue
                 lfield = "%s.%s" % (sfield, line_name)
                 if not isinstance(spec, dict):
                     raise CarrierError("%s: %r is not a mapping {chip, bit, active, pull}" % (lfield, spec))
@@ -208,6 +241,7 @@ class Profile(object):
             raise CarrierError("%s.device: %r is not a mapping" % (field, device))
         _no_unknown(device, ("address",), field + ".device")
         self.device_address = _as_int(device.get("address", default_address), field + ".device.address", 0x03, 0x77)
+        self._monitor_specs = {}
         count = _as_int(data.get("max_slots", max_slots), field + ".max_slots", 1, max_slots)
         for slot in range(1, count + 1):
             if self.kind == "turingpi1":
@@ -219,6 +253,7 @@ class Profile(object):
         for key in ("chips", "device"):
             if key in data:
                 raise CarrierError("%s.%s: a turingpi2 profile has none (its BMC speaks HTTP)" % (field, key))
+        self._monitor_specs = {}
         count = _as_int(data.get("max_slots", 4), field + ".max_slots", 1, 4)
         for slot in range(1, count + 1):
             self._lines[slot] = {"power": Line("power", None, slot - 1), "rpiboot": Line("rpiboot", None, slot - 1)}
@@ -237,13 +272,20 @@ class Profile(object):
                                % (slot, self.name, format_ranges(self.slot_numbers))) from None
 
     def to_dict(self):
-        data = {"name": self.name, "kind": self.kind, "timing": dict(self.timing)}
+        data = {"name": self.name, "kind": self.kind, "timing": dict(self.timing), "restore": self.restore}
+        if self.sensors:
+            data["sensors"] = {name: {k: v for k, v in spec.items() if k != "kind"}
+                               for name, spec in self.sensors.items()}
+        if self.fans:
+            data["fans"] = {name: {k: v for k, v in spec.items() if v is not None} for name, spec in self.fans.items()}
         if self.description:
             data["description"] = self.description
         if self.kind == "gpio":
             data["chips"] = {name: {"type": t, "address": a} for name, (t, a) in self.chips.items()}
             data["slots"] = {slot: {n: line.to_dict() for n, line in lines.items()}
                              for slot, lines in self._lines.items()}
+            for slot, monitor in self.monitors.items():
+                data["slots"][slot]["monitor"] = dict(monitor)
         elif self.kind == "turingpi2":
             data["max_slots"] = len(self._lines)
         else:
@@ -277,6 +319,11 @@ def _builtin_profiles():
     for slot in range(1, 5):
         # The four spare bits of the PCA9555 drive EEPROM_nWP (active low, pulled up).
         itx4_slots[slot]["eeprom_wp"] = {"chip": "u1", "bit": 11 + slot, "active": "low", "pull": "up"}
+    itx4_monitored_slots = copy.deepcopy(itx4_slots)
+    for slot in range(1, 5):
+        itx4_monitored_slots[slot]["led"] = {"chip": "u2", "bit": slot - 1, "active": "high", "pull": "down"}
+        itx4_monitored_slots[slot]["monitor"] = {"chip": "ina3221_1" if slot < 4 else "ina3221_2",
+                                                 "channel": slot if slot < 4 else 1}
     clusterhat_slots = {slot: {"power": {"chip": "u1", "bit": slot - 1, "active": "high", "pull": "down"}}
                         for slot in range(1, 5)}
     return {
@@ -286,6 +333,23 @@ def _builtin_profiles():
             "kind": "gpio",
             "chips": {"u1": {"type": "pca9555", "address": 0x20}},
             "slots": itx4_slots,
+        },
+        # A reference layout for the sensors (docs/internals.md, "Sensors"): the itx4 plus per-slot
+        # current monitors, a board thermometer, identify LEDs and a fan controller. The fan part is the
+        # CM4 IO board's (an EMC2301 at 0x2f, its only address); the rest is an assumed design, not a
+        # board someone sells.
+        "itx4_monitored": {
+            "name": "itx4_monitored",
+            "description": "itx4 with sensors: INA3221 at 0x40 (slots 1-3) and 0x41 (slot 4), 0.01 ohm shunts; "
+                           "TMP102 at 0x48; identify LEDs on a TCA9554 at 0x21 bits 0-3; EMC2301 fan at 0x2f "
+                           "(as on the CM4 IO board). An assumed reference design: check your board's schematic",
+            "kind": "gpio",
+            "chips": {"u1": {"type": "pca9555", "address": 0x20}, "u2": {"type": "tca9554", "address": 0x21}},
+            "slots": itx4_monitored_slots,
+            "sensors": {"ina3221_1": {"type": "ina3221", "address": 0x40, "shunt_ohms": 0.01},
+                        "ina3221_2": {"type": "ina3221", "address": 0x41, "shunt_ohms": 0.01},
+                        "board_temp": {"type": "tmp102", "address": 0x48}},
+            "fans": {"fan": {"type": "emc2301", "address": 0x2F, "curve": [[40, 30], [60, 60], [75, 100]]}},
         },
         "backplane10": {
             "name": "backplane10",
@@ -408,6 +472,10 @@ class Board(object):
             self.chips[chip_name] = (self.chips[chip_name][0], address)
         for slot in self.protected_slots:
             self.profile.lines(slot)
+
+    def open_bus(self):
+        """A new open bus of this board (the caller closes it; take ``bus_lock`` around each chip's access)."""
+        return self._bus_opener(self.bus_spec)
 
     def resolve_slots(self, slot):
         """A sorted list of slot numbers from an int, a digit string, a list of them, or ``all``."""

@@ -16,7 +16,7 @@ import contextlib
 import os
 import time
 
-from ansible_collections.picluster.carrier.plugins.module_utils._board import LINE_NAMES, MAX_SECONDS, slot_summary
+from ansible_collections.picluster.carrier.plugins.module_utils._board import MAX_SECONDS, SLOT_LINE_NAMES, slot_summary
 from ansible_collections.picluster.carrier.plugins.module_utils._bus import file_lock, lock_directory
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, ProtectedSlotError
 from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write
@@ -53,7 +53,7 @@ def stagger_gate(board, stagger, sleep=time.sleep):
 
 def _public(state):
     """A slot's state as returned to users: its lines that exist, and a summary word."""
-    result = {name: state[name] for name in LINE_NAMES if state.get(name) is not None}
+    result = {name: state[name] for name in SLOT_LINE_NAMES if state.get(name) is not None}
     result["state"] = slot_summary(state)
     return result
 
@@ -62,9 +62,16 @@ class PowerRequest(object):
     """What a user asked for; validated against the board before anything is read."""
 
     def __init__(self, board, slot, state, usb_boot=None, stagger=None, off_time=None, reset_pulse=None,
-                 force=False):
-        if state not in STATES:
+                 force=False, identify=None):
+        if state is None and identify is None:
+            raise CarrierError("state: required unless identify is given")
+        if state is not None and state not in STATES:
             raise CarrierError("state: %r is not one of %s" % (state, ", ".join(STATES)))
+        if identify is not None and not isinstance(identify, bool):
+            raise CarrierError("identify: %r is not true or false" % (identify,))
+        if state is None and usb_boot is not None:
+            raise CarrierError("usb_boot: needs a state (on, off, cycle, reset)")
+        self.identify = identify
         self.board = board
         self.state = state
         self.usb_boot = usb_boot
@@ -91,6 +98,11 @@ class PowerRequest(object):
             self.skipped = protected
             slots = [s for s in slots if s not in protected]
         self.slots = slots
+        if identify is not None:
+            lacking = [s for s in slots if "led" not in board.profile.lines(s)]
+            if lacking:
+                raise CarrierError("identify: slot(s) %s of board %s (profile %s) have no led line"
+                                   % (", ".join(map(str, lacking)), board.name, board.profile.name))
         if usb_boot is not None:
             lacking = [s for s in slots if "rpiboot" not in board.profile.lines(s)]
             if lacking:
@@ -115,7 +127,9 @@ def plan(req, before):
     for slot in req.slots:
         current = before[slot]
         has_run = "run" in req.board.profile.lines(slot) or req.board.profile.native_reset
-        if req.state == "off":
+        if req.state is None:
+            actions[slot] = "none"
+        elif req.state == "off":
             actions[slot] = "off" if current["power"] else "none"
         elif req.state == "on":
             delta = _wanted_on(req, slot, current)
@@ -175,6 +189,23 @@ def _pulse_run(req, slots, sleep):
     req.board.set_lines({slot: {"run": True} for slot in slots})
 
 
+def _diff_line(slot, public):
+    led = "" if "led" not in public else ", identify %s" % ("on" if public["led"] else "off")
+    return "slot %d: %s%s\n" % (slot, public["state"], led)
+
+
+def _set_identify(req, after, check_mode):
+    """Light or put out the slots' identify LEDs (after any power change); the slots changed. Updates ``after``."""
+    if req.identify is None:
+        return []
+    changes = {slot: {"led": req.identify} for slot in req.slots if after[slot].get("led") != req.identify}
+    if changes and not check_mode:
+        req.board.set_lines(changes)  # verified by reading the pins back
+    for slot in changes:
+        after[slot]["led"] = req.identify
+    return sorted(changes)
+
+
 def execute(req, check_mode=False, sleep=time.sleep):
     """Carry out a :class:`PowerRequest`. Returns the result dict the module returns.
 
@@ -214,16 +245,17 @@ def execute(req, check_mode=False, sleep=time.sleep):
             _pulse_run(req, resets, sleep)
         _switch_on(req, sorted(ons + cycled), {**before, **after_off}, sleep)
         after = board.read_state(req.slots)
+    leds = _set_identify(req, after, check_mode)
     slots = []
     for slot in req.slots:
         slots.append({
             "slot": slot,
             "action": actions[slot],
-            "changed": actions[slot] != "none",
+            "changed": actions[slot] != "none" or slot in leds,
             "before": _public(before[slot]),
             "after": _public(after[slot]),
         })
-    changed = bool(todo)
+    changed = bool(todo or leds)
     return {
         "changed": changed,
         "board": req.board.name,
@@ -231,7 +263,7 @@ def execute(req, check_mode=False, sleep=time.sleep):
         "slots": slots,
         "skipped": [{"slot": s, "reason": "protected: hosts the controller (use force)"} for s in req.skipped],
         "diff": {
-            "before": "".join("slot %d: %s\n" % (s["slot"], s["before"]["state"]) for s in slots),
-            "after": "".join("slot %d: %s\n" % (s["slot"], s["after"]["state"]) for s in slots),
+            "before": "".join(_diff_line(s["slot"], s["before"]) for s in slots),
+            "after": "".join(_diff_line(s["slot"], s["after"]) for s in slots),
         },
     }

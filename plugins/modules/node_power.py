@@ -15,6 +15,8 @@ description:
   - The state is read from the hardware (the expanders' input registers) before anything is written, so a state
     that already holds reports RV(ignore:changed=false), and check mode reports exactly what a run would do.
   - Runs on the controller that is wired to the board; delegate to it (the inventory sets C(carrier_controller)).
+  - Every successful run of O(state=on), O(state=off) or O(state=cycle) records the slots' intended power state in
+    O(restore_state_file), which M(picluster.carrier.power_restore) applies when the controller starts.
 author:
   - picluster.carrier contributors (@picluster)
 extends_documentation_fragment:
@@ -48,9 +50,22 @@ options:
         Always a change.
       - V(reset) pulses the run line low for O(reset_pulse) on nodes that are on (a profile without a run line
         power-cycles instead); nodes that are off are left alone and unchanged.
+      - Omitted, only O(identify) is acted on (one of the two is required).
     type: str
-    required: true
     choices: ["on", "off", cycle, reset]
+  identify:
+    description:
+      - V(true) lights the slot's identify LED (the profile's C(led) line), V(false) puts it out; a LED already in that
+        state is unchanged. Refused for slots whose profile has no C(led) line.
+      - Omitted, the LED is left as it is.
+    type: bool
+  restore_state_file:
+    description:
+      - The file on the controller keeping each slot's last intended power state (JSON, mode 0644, written atomically).
+      - An empty string records nothing. A file that cannot be written is a warning, not a failure (the power change
+        itself was made).
+    type: path
+    default: /var/lib/picluster-carrier/power-state.json
   usb_boot:
     description:
       - V(true) holds nRPIBOOT low so the node's boot ROM enters USB device boot (rpiboot) at power-on; V(false)
@@ -101,6 +116,14 @@ EXAMPLES = r"""
     state: "on"
     usb_boot: true
 
+- name: Light the identify LED of slot 2 to find it in the rack
+  picluster.carrier.node_power:
+    board: carrier1
+    profile: itx4_monitored
+    bus: 1
+    slot: 2
+    identify: true
+
 - name: Switch a whole 4-slot carrier off, except the slot that hosts the controller
   picluster.carrier.node_power:
     board: carrier1
@@ -130,7 +153,7 @@ board:
   type: str
   sample: rack1
 state:
-  description: The requested state.
+  description: The requested state (V(null) when only O(identify) was given).
   returned: always
   type: str
   sample: "on"
@@ -155,13 +178,19 @@ slots:
     before:
       description:
         - The slot's lines as read from the hardware before the task (V(true) = asserted), and a summary
-          C(state) (V(off), V(on), V(reset), V(usb_boot)). Lines the slot does not have are left out.
+          C(state) (V(off), V(on), V(reset), V(usb_boot)). Lines the slot does not have are left out; C(led) is the
+          identify LED.
       type: dict
       sample: {"power": false, "run": true, "rpiboot": false, "state": "off"}
     after:
       description: The same, read back from the hardware after the task (predicted in check mode).
       type: dict
       sample: {"power": true, "run": true, "rpiboot": false, "state": "on"}
+restore_state:
+  description: Where the intended state was recorded, and whether the file changed.
+  returned: when O(state) is V(on), V(off) or V(cycle), not in check mode, and O(restore_state_file) is set
+  type: dict
+  sample: {"path": "/var/lib/picluster-carrier/power-state.json", "changed": true}
 skipped:
   description: Slots left out of O(slot=all) because they are protected.
   returned: always
@@ -176,12 +205,13 @@ from ansible_collections.picluster.carrier.plugins.module_utils._common import (
     board_argument_spec,
     board_from_params,
 )
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, run_module  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._power import (  # noqa: E402
     STATES,
     PowerRequest,
     execute,
 )
+from ansible_collections.picluster.carrier.plugins.module_utils._restore import record_request  # noqa: E402
 
 
 def _run(module):
@@ -196,8 +226,17 @@ def _run(module):
         off_time=params["off_time"],
         reset_pulse=params["reset_pulse"],
         force=params["force"],
+        identify=params["identify"],
     )
     result = execute(request, check_mode=module.check_mode)
+    if not module.check_mode:
+        try:
+            recorded = record_request(params["restore_state_file"], request, result)
+        except CarrierError as exc:
+            module.warn("the intended power state was not recorded for power_restore: %s" % exc)
+        else:
+            if recorded is not None:
+                result["restore_state"] = recorded
     if not module._diff:
         result.pop("diff")
     return result
@@ -207,13 +246,16 @@ def main():
     module = AnsibleModule(
         argument_spec=board_argument_spec(
             slot=dict(type="raw", required=True),
-            state=dict(type="str", required=True, choices=list(STATES)),
+            state=dict(type="str", choices=list(STATES)),
+            identify=dict(type="bool"),
+            restore_state_file=dict(type="path", default="/var/lib/picluster-carrier/power-state.json"),
             usb_boot=dict(type="bool"),
             stagger=dict(type="float"),
             off_time=dict(type="float"),
             reset_pulse=dict(type="float"),
             force=dict(type="bool", default=False),
         ),
+        required_one_of=[["state", "identify"]],
         supports_check_mode=True,
     )
     run_module(module, _run)

@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
 
 from . import chips as chipmod
+from . import sensors as sensormod
 from .controllers import ClusterCtrl, TuringPi1
 
 
@@ -55,6 +58,44 @@ class SimBoard:
                                             initial=int(self.sim.get("initial_state", 0)))
         else:  # pragma: no cover - the profile validator knows the kinds
             raise ValueError("board %s: unknown profile kind %r" % (self.name, self.kind))
+        self.load = None
+        self.devices.update(sensormod.build(self))
+        # sim.latch_file: the chips' registers outlive the simulator process, as a board that keeps
+        # its power while its controller restarts keeps its latches.
+        self.latch_file = self.sim.get("latch_file")
+        self._restore_latches()
+
+    def _latch_state(self):
+        state = {}
+        for name, dev in self.devices.items():
+            if isinstance(dev, chipmod.RegisterChip):
+                state[name] = {"regs": {str(r): v for r, v in dev.regs.items()}}
+            elif isinstance(dev, chipmod.PCF8574):
+                state[name] = {"latch": dev._latch}
+        return state
+
+    def _restore_latches(self):
+        if not self.latch_file or not os.path.exists(self.latch_file):
+            return
+        with open(self.latch_file) as fh:
+            state = json.load(fh)
+        for name, saved in state.items():
+            dev = self.devices.get(name)
+            if dev is None:
+                continue
+            if "regs" in saved and isinstance(dev, chipmod.RegisterChip):
+                dev.regs.update({int(r): int(v) for r, v in saved["regs"].items() if int(r) in dev.regs})
+            elif "latch" in saved and isinstance(dev, chipmod.PCF8574):
+                dev._latch = int(saved["latch"])
+
+    def persist(self):
+        """Save the chips' registers to sim.latch_file (after every write on the bus)."""
+        if not self.latch_file:
+            return
+        tmp = self.latch_file + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(self._latch_state(), fh, sort_keys=True)
+        os.replace(tmp, self.latch_file)
 
     def chip(self, name):
         try:

@@ -60,6 +60,10 @@ class SimBus:
             counters["nacks"] += 1
             return {"errno": EREMOTEIO, "error": "no device acknowledged address 0x%02x" % addr}
         board = device.board
+        if getattr(device, "missing", False):  # fault: a sensor unplugged or dead
+            counters["nacks"] += 1
+            return {"errno": EREMOTEIO, "error": "no device acknowledged address 0x%02x (%s missing: injected fault)"
+                    % (addr, device.name)}
         rate = getattr(board, "error_rate", 0.0)
         if rate and board.rng.random() < rate:
             counters["errors"] += 1
@@ -74,6 +78,8 @@ class SimBus:
         if self.on_change:
             self.on_change(device)
         if op in WRITE_OPS:
+            if getattr(board, "persist", None):
+                board.persist()
             return {"value": None}
         return {"value": int(result)}
 
