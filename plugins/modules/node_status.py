@@ -1,0 +1,367 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: node_status
+short_description: Tell what carrier-board nodes are doing, from their lines and their consoles
+version_added: 0.2.0
+description:
+  - Reads each slot's lines from the board (as M(picluster.carrier.node_info) does) and what the node printed on
+    its console, and says what the node is doing. V(off), V(held_in_reset) and V(usb_boot) come from the lines;
+    for a powered node the console tells V(bootloader), V(kernel), V(login) (the OS is up), V(halted) (after a
+    power-down), V(panic) (a kernel panic or an Oops it did not get past), V(hung) (powered, not at login and
+    silent longer than its model's boot timeout) and V(boot_loop) (O(loop_boots) boots in a row without a login);
+    V(on) is a powered node whose console says nothing yet. Under-voltage, thermal and Oops warnings, the boot
+    count and the time to login come with it.
+  - The console is the C(picluster.carrier.terminal_server) role's log of the node (O(console=log), read from where
+    the last run stopped; the history is kept in the lock directory), or the console itself (O(console=live): it
+    sends Enter and listens O(listen) seconds; a node at a prompt answers).
+  - Changes nothing on the board or the nodes.
+author:
+  - picluster.carrier contributors (@picluster)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - picluster.carrier.board
+  - picluster.carrier.board.bmc
+attributes:
+  platform:
+    platforms: posix
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+options:
+  slot:
+    description:
+      - The slot, a list of slots, or V(all).
+    type: raw
+    default: all
+  node:
+    description:
+      - The host name of the node in O(slot) (one slot). Its console log is C(<log_dir>/<node>.log).
+      - Slots without a node name are reported from their lines alone.
+    type: str
+  model:
+    description:
+      - The model of O(node) (its boot timeout).
+    type: str
+    default: cm4
+  port:
+    description:
+      - The console port of O(node) for O(console=live) (a device or a pyserial URL, the C(carrier_console) host var).
+    type: str
+  nodes:
+    description:
+      - For several slots, slot number to the node's host name, or to a mapping with C(host), C(model) and C(port).
+      - Mutually exclusive with O(node).
+    type: dict
+  console:
+    description:
+      - Where the console comes from; V(none) reads the lines only.
+    type: str
+    choices: [log, live, none]
+    default: log
+  log_dir:
+    description:
+      - The directory of the consoles' logs (the terminal_server role's C(terminal_server_log_dir)).
+    type: path
+    default: /var/log/picluster/console
+  keep_history:
+    description:
+      - Keep what was read of each log (its offset, boots, times) between runs, in C(<lock dir>/node-state/), so
+        a large log is read once and times are known. Without it every run reads each log whole and no console
+        event is dated.
+    type: bool
+    default: true
+  listen:
+    description:
+      - Seconds to listen on a live console.
+    type: float
+    default: 2.0
+  boot_timeout:
+    description:
+      - Seconds a powered node may stay silent before login before it is V(hung); default per model (120 for
+        cm5 and pi5, 180 for cm4 and pi4, 240 for the older SoCs).
+    type: float
+  loop_boots:
+    description:
+      - Boots in a row without a login that make a V(boot_loop).
+    type: int
+    default: 3
+"""
+
+EXAMPLES = r"""
+- name: What every node of a board is doing
+  picluster.carrier.node_status:
+    board: rack1
+    profile: backplane10
+    bus: 1
+    nodes: {1: node05, 2: node06, 3: {host: node07, model: cm5}}
+  register: rack
+
+- name: The nodes that need a look
+  ansible.builtin.debug:
+    msg: "{{ rack.slots | selectattr('state', 'in', ['hung', 'panic', 'boot_loop']) | map(attribute='host') | list }}"
+
+- name: One node, from its console itself
+  picluster.carrier.node_status:
+    board: "{{ carrier_board }}"
+    profile: "{{ carrier_profile }}"
+    bus: "{{ carrier_bus }}"
+    slot: "{{ carrier_slot }}"
+    node: "{{ inventory_hostname }}"
+    console: live
+    port: "{{ carrier_console }}"
+  delegate_to: "{{ carrier_controller }}"
+"""
+
+RETURN = r"""
+board:
+  description: The board name.
+  returned: always
+  type: str
+  sample: rack1
+slots:
+  description: One entry per slot, in slot order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    slot:
+      description: The slot number.
+      type: int
+    host:
+      description: The node's host name, null when none was given.
+      type: str
+    state:
+      description: What the node is doing.
+      type: str
+      choices: [off, held_in_reset, usb_boot, on, bootloader, kernel, login, halted, panic, hung, boot_loop, unknown]
+    stage:
+      description: The boot stage the console shows (V(bootloader), V(kernel), V(login), V(halted), V(panic)) or null.
+      type: str
+    power:
+      description: Whether the power line is asserted.
+      type: bool
+    run:
+      description: Whether the run line is asserted (slots with a run line).
+      type: bool
+    rpiboot:
+      description: Whether nRPIBOOT is pulled low (slots with an rpiboot line).
+      type: bool
+    boots:
+      description: Boots seen on the console (in the log since it was last rotated).
+      type: int
+    boots_without_login:
+      description: Boots in a row, up to the current one, that did not reach login.
+      type: int
+    last_power_on:
+      description: When the node was last seen powered on or starting to boot (seconds since the epoch), or null.
+      type: float
+    time_to_login:
+      description: Seconds from the start of the boot to the login prompt, as seen by the reads, or null.
+      type: float
+    last_output:
+      description: When the node last printed something (the log's modification time), or null.
+      type: float
+    silent_for:
+      description: Seconds since then.
+      type: float
+    warnings:
+      description: Warnings of the current boot that still hold (V(undervoltage), V(thermal), V(oops)).
+      type: list
+      elements: str
+    events:
+      description: Per warning, its count, last line and (under-voltage) whether it is still active.
+      type: dict
+    panic:
+      description: The panic or Oops line, or null.
+      type: str
+    console:
+      description: Where the console came from (V(log), V(live)) or null when it was not read.
+      type: str
+    console_error:
+      description: Why the console could not be read (a busy port, no log yet), when it could not.
+      type: str
+  sample: [{"slot": 1, "host": "node05", "state": "login", "stage": "login", "power": true, "run": true,
+            "boots": 2, "boots_without_login": 0, "time_to_login": 12.4, "warnings": [], "console": "log"}]
+summary:
+  description: How many slots are in each state.
+  returned: always
+  type: dict
+  sample: {"login": 3, "off": 1, "hung": 1}
+"""
+
+import json  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.picluster.carrier.plugins.module_utils._bus import lock_directory  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils._common import (  # noqa: E402
+    bmc_from_params,
+    board_argument_spec,
+    board_from_params,
+)
+from ansible_collections.picluster.carrier.plugins.module_utils._console import (  # noqa: E402
+    ConsoleError,
+    ConsoleSession,
+)
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, run_module  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils._models import get_model  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils._nodestate import (  # noqa: E402
+    boot_timeout,
+    log_path,
+    node_state,
+    read_log,
+)
+from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import (  # noqa: E402
+    CONSOLE_PREFIX as BMC_CONSOLE_PREFIX,
+)
+from ansible_collections.picluster.carrier.plugins.module_utils._values import check_name, check_number  # noqa: E402
+
+FIELDS = ("stage", "boots", "boots_without_login", "last_power_on", "time_to_login", "last_output", "silent_for",
+          "warnings", "events", "panic")
+
+
+def _node_specs(params, slots):
+    """slot -> {host, model, port} for the slots that name a node; every name and model checked."""
+    if params["node"] is not None:
+        if len(slots) != 1:
+            raise CarrierError("node: %r names one node, but slot is %r (%d slots): give nodes for several"
+                               % (params["node"], params["slot"], len(slots)))
+        given = {slots[0]: {"host": params["node"], "model": params["model"], "port": params["port"]}}
+    else:
+        given = {}
+        for key, value in (params["nodes"] or {}).items():
+            slot = check_number(key, "nodes", minimum=0, integer=True, what="a slot number")
+            spec = {"host": value} if isinstance(value, str) else value
+            if not isinstance(spec, dict) or set(spec) - {"host", "model", "port"} or not spec.get("host"):
+                raise CarrierError("nodes.%s: %r is not a host name or a mapping of host, model and port"
+                                   % (key, value))
+            given[int(slot)] = dict({"model": params["model"], "port": None}, **spec)
+    for slot, spec in given.items():
+        check_name(spec["host"], "nodes.%d.host" % slot if params["node"] is None else "node")
+        get_model(spec["model"], field="model" if params["node"] is not None else "nodes.%d.model" % slot)
+        if slot not in slots and params["node"] is None:
+            raise CarrierError("nodes: slot %d is not one of the slots read (%s)" % (slot, params["slot"]))
+    return given
+
+
+def _history_file(directory, host):
+    return os.path.join(directory, "%s.json" % host)
+
+
+def _load_history(path):
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None  # none yet, or a damaged one: start afresh
+
+
+def _live(params, spec):
+    """(text, written, error) read from the node's console itself."""
+    port = spec.get("port")
+    if not port:
+        return "", None, "console: live needs the node's port (port, or nodes.<slot>.port)"
+    bmc = None
+    if port.startswith(BMC_CONSOLE_PREFIX):
+        bmc = dict(bmc_from_params(params), token_dir=lock_directory(params["lock_dir"]))
+    try:
+        with ConsoleSession(port, bmc=bmc) as session:
+            session.send("")  # a getty or a shell prints its prompt again
+            captured = session.capture(duration=params["listen"])
+    except ConsoleError as exc:
+        return "", None, str(exc)
+    lines = captured["lines"]
+    return "\n".join(lines), (time.time() if session.bytes_received else None), None
+
+
+def _console_read(params, spec, history):
+    """(text, partial, written, history, error) for one node."""
+    if params["console"] == "live":
+        text, written, error = _live(params, spec)
+        return text, "", written, history, error
+    text, partial, written, history = read_log(log_path(params["log_dir"], spec["host"]), history)
+    if text is None:
+        return "", "", None, history, "no console log %s yet" % log_path(params["log_dir"], spec["host"])
+    return text, partial, written, history, None
+
+
+def _slot_entry(params, slot, lines, spec, history_dir):
+    entry = {"slot": slot, "host": spec["host"] if spec else None}
+    entry.update({name: value for name, value in lines.items() if value is not None})
+    history = None
+    reading = bool(spec) and params["console"] != "none"
+    text, partial, written, error = "", "", None, None
+    if reading:
+        path = _history_file(history_dir, spec["host"]) if history_dir else None
+        history = _load_history(path) if path else None
+        text, partial, written, history, error = _console_read(params, spec, history)
+    model = spec["model"] if spec else params["model"]
+    state, history = node_state(lines, text, written=written, now=time.time(), model=model, history=history,
+                                partial=partial, timeout=params["boot_timeout"], loop_boots=params["loop_boots"],
+                                console=reading and error is None)
+    entry["state"] = state["state"]
+    entry.update({name: state[name] for name in FIELDS})
+    entry["console"] = params["console"] if reading and error is None else None
+    if error:
+        entry["console_error"] = error
+    if reading and history_dir and params["console"] == "log" and error is None:
+        atomic_write(path, json.dumps(history, sort_keys=True), mode=0o600)
+    return entry
+
+
+def _run(module):
+    params = module.params
+    check_number(params["listen"], "listen", minimum=0, maximum=600)
+    check_number(params["loop_boots"], "loop_boots", minimum=1, integer=True)
+    if params["boot_timeout"] is not None:
+        check_number(params["boot_timeout"], "boot_timeout", minimum=0)
+    boot_timeout(params["model"], params["boot_timeout"])
+    board = board_from_params(params)
+    slots = board.resolve_slots(params["slot"])
+    specs = _node_specs(params, slots)
+    history_dir = None
+    if params["keep_history"] and params["console"] == "log":
+        history_dir = os.path.join(lock_directory(params["lock_dir"]), "node-state")
+    with board.session() as session:
+        states = session.read_state(slots)
+    result = [_slot_entry(params, slot, states[slot], specs.get(slot), history_dir) for slot in slots]
+    summary = {}
+    for entry in result:
+        summary[entry["state"]] = summary.get(entry["state"], 0) + 1
+    return {"changed": False, "board": board.name, "slots": result, "summary": summary}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=board_argument_spec(
+            slot=dict(type="raw", default="all"),
+            node=dict(type="str"),
+            model=dict(type="str", default="cm4"),
+            port=dict(type="str"),
+            nodes=dict(type="dict"),
+            console=dict(type="str", default="log", choices=["log", "live", "none"]),
+            log_dir=dict(type="path", default="/var/log/picluster/console"),
+            keep_history=dict(type="bool", default=True),
+            listen=dict(type="float", default=2.0),
+            boot_timeout=dict(type="float"),
+            loop_boots=dict(type="int", default=3),
+        ),
+        mutually_exclusive=[("node", "nodes")],
+        supports_check_mode=True,
+    )
+    run_module(module, _run)
+
+
+if __name__ == "__main__":
+    main()
