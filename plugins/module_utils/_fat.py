@@ -95,14 +95,15 @@ def _gpt_candidates(f, path, field):
 
 
 def find_fat_partition(path, field="source"):
-    """``(offset, description)`` of the first FAT partition of an image (MBR or GPT), or of the
+    """``(offset, description)`` of the first FAT partition of an image file or block device (MBR or GPT), or of the
     image itself when it is a bare FAT file system. A partition whose type says FAT is tried
     before the others; each must start with a FAT boot sector. CarrierError naming ``field``
     when there is none."""
     candidates = []
     try:
-        size = os.path.getsize(path)
         with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)  # also the size of a block device (getsize says 0)
+            f.seek(0)
             head = f.read(512)
             if len(head) < 512:
                 raise CarrierError("%s: %s is %d bytes: not a disk image" % (field, path, size))
@@ -202,11 +203,69 @@ def check_fat_path(name, field):
     return name
 
 
+def _existing_dirs(image, offset, what):
+    """The directories of the file system (lower case, FAT names are case-insensitive)."""
+    rc, out, err = _call(["mdir", "-/", "-b", "-i", target(image, offset), "::/"], what, None, None)
+    if rc != 0:
+        if "not found" in (err or out or ""):  # an empty file system: mdir finds nothing to list
+            return set()
+        raise CarrierError("%s: mdir failed (rc %d): %s" % (what, rc, (err or out).strip()[-400:]))
+    return {line[3:].rstrip("/").lower() for line in out.splitlines() if line.startswith("::/") and line.endswith("/")}
+
+
+def _stage(entries, names, staging, timestamp):
+    """Put ``names`` (one directory's files) into ``staging``, one subdirectory each (their base
+    names may repeat); returns the staged paths in the order of ``names``."""
+    paths = []
+    for i, rel in enumerate(names):
+        staged = os.path.join(staging, str(i), rel.rsplit("/", 1)[-1])
+        os.makedirs(os.path.dirname(staged))
+        content = entries[rel]
+        if isinstance(content, (bytes, bytearray)):
+            with open(staged, "wb") as f:
+                f.write(content)
+        else:
+            shutil.copyfile(content, staged)
+        if timestamp is not None:
+            os.utime(staged, (timestamp, timestamp))
+        paths.append(staged)
+    return paths
+
+
+def write_files(image, offset, entries, timestamp=None, what=None, workdir=None):
+    """Write ``entries`` ({relative path: bytes, or the path of a file to copy}) into the FAT file
+    system at ``offset`` of ``image``, replacing files of the same name. Reproducible: missing
+    directories are made in sorted order, then each directory's files are copied in sorted
+    order, so the same input gives the same directory entries, short names and clusters every
+    time; with ``timestamp`` every file gets that time (``SOURCE_DATE_EPOCH`` the directories).
+    The names are not checked here: :func:`copy_in` checks them for callers with user input."""
+    what = what or "%s (FAT at byte %d)" % (image, offset)
+    fs = target(image, offset)
+    env = mtools_env(timestamp)
+    existing = _existing_dirs(image, offset, what)
+    dirs = sorted({"/".join(rel.split("/")[:i]) for rel in entries for i in range(1, rel.count("/") + 1)})
+    for d in dirs:
+        if d.lower() not in existing:
+            run(["mmd", "-i", fs, "::/" + d], what, env=env)
+    by_dir = {}
+    for rel in sorted(entries):
+        by_dir.setdefault(rel.rsplit("/", 1)[0] if "/" in rel else "", []).append(rel)
+    tmp = tempfile.mkdtemp(prefix=".fat-files.", dir=workdir)
+    try:
+        for parent in sorted(by_dir):
+            staging = os.path.join(tmp, "files")
+            paths = _stage(entries, by_dir[parent], staging, timestamp)
+            # -o replaces a file of the same name without asking; -m keeps the staged file's time.
+            run(["mcopy", "-o", "-m", "-i", fs] + paths + ["::/%s" % (parent + "/" if parent else "")], what, env=env)
+            shutil.rmtree(staging)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def copy_in(image, offset, files, timestamp=None, what=None, field="files"):
     """Write ``files`` ({relative path: bytes}) into the FAT file system at ``offset`` of
-    ``image``, replacing files of the same name and making the directories they need. With
-    ``timestamp`` (seconds since 1970, UTC) every file and directory written gets that time."""
-    what = what or "%s (FAT at byte %d)" % (image, offset)
+    ``image`` (see :func:`write_files`), after checking every name (``<field>[<name>]`` in the
+    error) and the timestamp (seconds since 1970, UTC), before anything is written."""
     for name, data in files.items():
         check_fat_path(name, "%s[%r]" % (field, name))
         if not isinstance(data, (bytes, bytearray)):
@@ -214,25 +273,8 @@ def copy_in(image, offset, files, timestamp=None, what=None, field="files"):
     if timestamp is not None:
         timestamp = check_number(timestamp, "timestamp", FAT_TIME_MIN, FAT_TIME_MAX, integer=True,
                                  what="a time FAT can store (from %d to %d)" % (FAT_TIME_MIN, FAT_TIME_MAX))
-    if not files:
-        return
-    tmp = tempfile.mkdtemp(prefix=".fat-copy-in.")
-    try:
-        for name, data in sorted(files.items()):
-            path = os.path.join(tmp, *name.split("/"))
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
-        if timestamp is not None:
-            for dirpath, dirnames, filenames in os.walk(tmp, topdown=False):
-                for n in dirnames + filenames:
-                    os.utime(os.path.join(dirpath, n), (timestamp, timestamp))
-        # -s merges the staged directories into existing ones; -o replaces files without asking.
-        tops = [os.path.join(tmp, n) for n in sorted(os.listdir(tmp))]
-        run(["mcopy", "-s", "-o", "-m", "-i", target(image, offset)] + tops + ["::/"], what,
-            env=mtools_env(timestamp))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if files:
+        write_files(image, offset, files, timestamp, what)
 
 
 def read_file(image, offset, name, what=None, field="name"):

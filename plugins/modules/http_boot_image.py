@@ -76,7 +76,8 @@ options:
     type: str
   size_mb:
     description:
-      - Size of C(boot.img) in MiB, from 1 to 96. Default the smallest size that holds the files with some room.
+      - Size of C(boot.img) in MiB, from 3 (the smallest FAT16 file system) to 96. Default the smallest size that
+        holds the files with some room.
     type: int
   signing_key:
     description:
@@ -99,7 +100,7 @@ requirements:
   - mtools and dosfstools (mkfs.vfat) on the host
   - cryptography
 notes:
-  - HTTP boot facts are in the collection's HARDWARE.md section 7; the C(.sig) format in section 4.
+  - HTTP boot facts are in the collection's docs/hardware.md section 7; the C(.sig) format in section 4.
 seealso:
   - module: picluster.carrier.netboot_assets
   - module: picluster.carrier.eeprom_image
@@ -172,10 +173,9 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module
-from ansible_collections.picluster.carrier.plugins.module_utils._netboot import (
-    module_runner,
+from ansible_collections.picluster.carrier.plugins.module_utils._fat import module_runner, set_runner
+from ansible_collections.picluster.carrier.plugins.module_utils._netboot.bootimg import (
     plan_boot_image,
-    set_runner,
     write_boot_image,
 )
 from ansible_collections.picluster.carrier.plugins.module_utils._keys import (

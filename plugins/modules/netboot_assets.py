@@ -146,7 +146,7 @@ requirements:
 notes:
   - The files are hard links into a shared store; do not edit a file of a node directory in place (it would change
     it for every node). Run the module again instead.
-  - Network boot facts are in the collection's HARDWARE.md sections 6 and 9.
+  - Network boot facts are in the collection's docs/hardware.md sections 6 and 9.
 seealso:
   - module: picluster.carrier.http_boot_image
   - module: picluster.carrier.eeprom_image
@@ -247,12 +247,9 @@ store:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module
-from ansible_collections.picluster.carrier.plugins.module_utils._netboot import (
-    build_tftp_trees,
-    load_template,
-    module_runner,
-    set_runner,
-)
+from ansible_collections.picluster.carrier.plugins.module_utils._fat import module_runner, set_runner
+from ansible_collections.picluster.carrier.plugins.module_utils._netboot.render import load_template
+from ansible_collections.picluster.carrier.plugins.module_utils._netboot.trees import build_tftp_trees
 
 
 def _run(module):

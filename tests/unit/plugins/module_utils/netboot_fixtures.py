@@ -139,6 +139,39 @@ def rsa_key(path=None):
 
 
 def subprocess_runner(argv, env, cwd):
-    """The runner of _netboot outside Ansible (tests, benchmarks): (rc, stdout, stderr)."""
+    """The runner of _fat outside Ansible (tests, benchmarks): (rc, stdout, stderr)."""
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+NODES = [
+    {"name": "node01", "serial": "10000000b7f44626", "nfs_root": "10.0.0.1:/srv/nfs/node01"},
+    {"name": "node02", "serial": "8306d03b", "root": "PARTUUID=4e639091-02", "extra_kernel_args": ["quiet"]},
+    {"name": "node03", "serial": "100000001a466884", "mac": "e4:5f:01:e2:39:e5"},
+]
+
+
+def build(source, tftp, nodes=None, **kw):
+    """``_netboot.trees.build_tftp_trees`` of ``NODES`` (or ``nodes``) with the subprocess runner set."""
+    from ansible_collections.picluster.carrier.plugins.module_utils import _fat
+    from ansible_collections.picluster.carrier.plugins.module_utils._netboot.trees import build_tftp_trees
+
+    _fat.set_runner(subprocess_runner)
+    return build_tftp_trees(str(source), NODES if nodes is None else nodes, str(tftp), **kw)
+
+
+def tree(root):
+    """{relative path: bytes} of every file under ``root`` except the store and lock."""
+    from ansible_collections.picluster.carrier.plugins.module_utils._netboot.store import STORE_DIR
+    from ansible_collections.picluster.carrier.plugins.module_utils._netboot.trees import LOCK_FILE
+
+    out = {}
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != STORE_DIR]
+        for name in files:
+            if name == LOCK_FILE:
+                continue
+            full = os.path.join(dirpath, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, root)] = f.read()
+    return out

@@ -95,11 +95,20 @@ def test_bad_input(tmp_path):
     rsa_key(pem)
     dest = tmp_path / "out"
     r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(pem), size_mb=200), tmp_path)
-    assert r["failed"] and "size_mb: 200 must be from 1 to 96" in r["msg"]
+    assert r["failed"] and r["msg"].startswith("size_mb: 200 must be from 3 (the smallest FAT16 file system) to 96")
+    r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(pem), size_mb=2), tmp_path)
+    assert r["failed"] and r["msg"].startswith("size_mb: 2 must be from 3"), r
     with open(os.path.join(boot, "initramfs8"), "wb") as f:
         f.truncate(100 * 1024 * 1024)
     r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(pem)), tmp_path)
-    assert r["failed"] and "over the bootloader's 96 MB limit" in r["msg"]
+    assert r["failed"] and r["msg"].startswith("source: its 10 files")
+    assert "over the bootloader's limit of 96 MB" in r["msg"]
+    with open(os.path.join(boot, "initramfs8"), "wb") as f:
+        f.write(os.urandom(5 * 1024 * 1024))
+    # mcopy's "Disk full" names the option that set the size, and the size the files need.
+    r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(pem), size_mb=4), tmp_path)
+    assert r["failed"] and r["msg"].startswith("size_mb: a 4 MB boot.img cannot hold the 10 files of source"), r
+    assert "they need about 8 MB" in r["msg"]
     os.unlink(os.path.join(boot, "initramfs8"))
     r = run_http_boot_image(dict(source=boot, dest=str(dest), signing_key=str(tmp_path / "missing.pem")), tmp_path)
     assert r["failed"] and "missing.pem does not exist" in r["msg"]

@@ -97,6 +97,10 @@ def test_templates_from_files(tmp_path):
     ([{"name": "a", "serial": "b7f44626"}], "nostart4", "has no start4.elf"),
     ([{"name": "a", "serial": "b7f44626", "model": "cm5"}], "boot", "no config.txt plus bcm2712 device tree"),
     ([{"name": "a", "serial": "b7f44626"}], "nofat", "has no FAT boot partition (MBR partition 1 (type 0x83)"),
+    ([{"name": "a", "serial": "b7f44626", "config": ["dtoverlay=x\n[none]"]}], "boot",
+     "nodes[0].config[0]: 'dtoverlay=x\\n[none]' holds a line break"),
+    ([{"name": "a", "serial": "b7f44626", "extra_kernel_args": ["quiet", "a\nb"]}], "boot",
+     "nodes[0].extra_kernel_args[1]: 'a\\nb' holds a line break"),
 ])
 def test_bad_input_fails_and_writes_nothing(tmp_path, nodes, source, message):
     paths = {
@@ -108,6 +112,7 @@ def test_bad_input_fails_and_writes_nothing(tmp_path, nodes, source, message):
     r = run_module("netboot_assets", dict(source=paths[source](), tftp_root=str(tftp), nodes=nodes), tmp_path)
     assert r.get("failed") is True, r
     assert message in r["msg"]
+    assert r["msg"].split(":")[0].split("[")[0] in ("nodes", "source"), r["msg"]  # every refusal names its option
     assert not tftp.exists()
 
 
