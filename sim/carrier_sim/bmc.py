@@ -17,7 +17,9 @@ itself still reads on.
 Simulator settings (the board's ``sim:`` mapping): ``bmc_user`` (root), ``bmc_password``
 (turing), ``auth`` (true), ``tls`` (false: plain HTTP; true: HTTPS with a self-signed
 certificate written to ``<state dir>/bmc-<board>-ca.pem``), ``malformed`` (false: answer
-non-JSON, for tests of a broken BMC).
+non-JSON, for tests of a broken BMC), ``usb_write_mbps`` (30: the pace of the flash service's eMMC
+writes) and ``gadget_time`` (2 s: its rpiboot); the flash API (``type=flash``, ``/api/bmc/upload/<handle>``)
+is bmcflash.py's.
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ import secrets
 import ssl
 import urllib.parse
 
+from .bmcflash import BodyReader, FlashService
+
 NODES = 4
 UART_BUFFER = 64 * 1024
 RESET_PULSE = 0.1
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+           411: "Length Required", 500: "Internal Server Error"}
 
 
 class BmcEmulator:
@@ -67,6 +72,7 @@ class BmcEmulator:
         self.created = []
         self.ca_path = None
         self._server = None
+        self.flash = FlashService(self, sim)
         for slot, node in self.nodes.items():
             self._tee(slot, node)
 
@@ -146,6 +152,7 @@ class BmcEmulator:
         self.log("bmc %s listening on %s" % (self.name, self.spec.bus))
 
     def close(self):
+        self.flash.cancel("the BMC stopped")
         if self._server is not None:
             self._server.close()
 
@@ -158,7 +165,8 @@ class BmcEmulator:
         return {"url": self.spec.bus, "auth": self.auth, "tls": self.tls, "ca_path": self.ca_path,
                 "power": {str(s): p for s, p in self.power.items()},
                 "usb_boot": {str(s): u for s, u in self.usb_boot.items()},
-                "requests": self.requests, "malformed": self.malformed}
+                "requests": self.requests, "malformed": self.malformed,
+                "flash": self.flash.status(), "flashes": self.flash.flashes}
 
     async def _client(self, reader, writer):
         try:
@@ -173,12 +181,19 @@ class BmcEmulator:
                     break
                 key, _sep, value = line.decode("latin-1").partition(":")
                 headers[key.strip().lower()] = value.strip()
-            body = b""
-            length = int(headers.get("content-length") or 0)
-            if length:
-                body = await asyncio.wait_for(reader.readexactly(length), 10)
             self.requests += 1
-            status, payload = await self.handle(method, target, headers, body)
+            path = urllib.parse.urlsplit(target).path
+            if method == "POST" and path.startswith("/api/bmc/upload/"):  # an image: streamed, never held
+                status, payload = (await self.flash.upload(path.rsplit("/", 1)[1], headers, BodyReader(reader, headers))
+                                   if self._authorized(headers) else (401, {"error": "unauthorized"}))
+                if status != 200 and isinstance(payload, str):
+                    payload = {"response": [{"result": payload}]}
+            else:
+                body = b""
+                length = int(headers.get("content-length") or 0)
+                if length:
+                    body = await asyncio.wait_for(reader.readexactly(length), 10)
+                status, payload = await self.handle(method, target, headers, body)
             if self.malformed and status == 200:
                 data, ctype = b"<html><body>BMC busy</body></html>", "text/html"
             elif isinstance(payload, (dict, list)):
@@ -193,6 +208,10 @@ class BmcEmulator:
             pass
         finally:
             writer.close()
+
+    def _authorized(self, headers):
+        auth = headers.get("authorization", "")
+        return not self.auth or (auth.startswith("Bearer ") and auth[7:] in self.tokens)
 
     async def handle(self, method, target, headers, body):
         """One request -> (status, payload)."""
@@ -211,10 +230,8 @@ class BmcEmulator:
             return 200, {"id": token, "ttl": 10800}
         if parts.path != "/api/bmc":
             return 404, "not found"
-        if self.auth:
-            auth = headers.get("authorization", "")
-            if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
-                return 401, {"error": "unauthorized"}
+        if not self._authorized(headers):
+            return 401, {"error": "unauthorized"}
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(parts.query).items()}
         opt, kind = query.get("opt"), query.get("type")
         if opt not in ("get", "set"):
@@ -244,6 +261,11 @@ class BmcEmulator:
                 self.power[slot] = on
                 self.apply(slot)
             return 200, ok
+        if (opt, kind) == ("get", "flash"):
+            return 200, json.dumps(self.flash.status())  # bmcd answers the state itself, not wrapped
+        if (opt, kind) == ("set", "flash"):
+            status, text = self.flash.start(node, query)
+            return (status, text) if status == 200 else (status, {"response": [{"result": text}]})
         if node is None and kind in ("reset", "usb_boot", "clear_usb_boot", "uart"):
             return 400, "Missing `node` parameter"
         if (opt, kind) == ("set", "reset"):
