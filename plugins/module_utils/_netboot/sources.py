@@ -69,7 +69,7 @@ class BootSource:
             offset, self.partition = find_fat_partition(path)
             self._tmp = tempfile.mkdtemp(prefix=".netboot-source.", dir=self.workdir)
             top = os.path.join(self._tmp, "fat")
-            extract(path, offset, top)
+            extract(path, offset, top, what="source: %s" % path)
         else:
             raise CarrierError("source: %s is neither a directory nor an image file" % path)
         files = walk_files(top)

@@ -159,3 +159,23 @@ def test_runner_and_tools(tmp_path, monkeypatch):
     monkeypatch.setattr(F, "_RUNNER", lambda argv, env, cwd: calls.append((argv, env["TZ"])) or (0, "ok", ""))
     assert F.run(["mdir"], "x") == "ok" and calls == [(["mdir"], "UTC")]
     assert F.mtools_env(12.0)["SOURCE_DATE_EPOCH"] == "12"
+
+
+def test_the_order_files_are_given_in_does_not_change_the_image(tmp_path):
+    files = {"z.txt": b"z", "a/b.txt": b"b", "a/a.txt": b"a", "m": b"m" * 5000, "A2/x": b"x"}
+    images = []
+    for i, order in enumerate((sorted(files), sorted(files, reverse=True))):
+        img = tmp_path / ("%d.img" % i)
+        img.write_bytes(b"")
+        os.truncate(img, 8 * 1024 * 1024)
+        F.mkfs(str(img), "BOOT", "1234abcd", timestamp=1704067200)
+        F.copy_in(str(img), 0, {name: files[name] for name in order}, timestamp=1704067200)
+        images.append(img.read_bytes())
+    assert images[0] == images[1]
+
+
+def test_size_is_read_from_the_open_file(tmp_path, monkeypatch):
+    # A block device's os.path.getsize is 0: the size comes from seeking to the end instead.
+    image = sfdisk_image(tmp_path / "os.img")
+    monkeypatch.setattr(os.path, "getsize", lambda path: 0)
+    assert F.find_fat_partition(image)[0] == BOOT_START * 512

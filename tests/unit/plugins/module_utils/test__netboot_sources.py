@@ -12,6 +12,7 @@ from netboot_fixtures import NODES, build, make_boot_dir, make_os_image
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _fat
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._netboot.sources import BootSource
 from ansible_collections.picluster.carrier.plugins.module_utils._netboot.store import STORE_DIR
 from ansible_collections.picluster.carrier.plugins.module_utils._netboot.trees import LOCK_FILE
 
@@ -84,3 +85,11 @@ def test_not_an_image(tmp_path):
         _fat.find_fat_partition(str(tmp_path / "tiny"))
     with pytest.raises(CarrierError, match="source: .*/nope does not exist"):
         build(tmp_path / "nope", tmp_path / "tftp", NODES[:1])
+
+
+def test_a_failing_mtools_names_the_source(tmp_path, monkeypatch):
+    image = make_os_image(tmp_path / "os.img", make_boot_dir(tmp_path / "boot"))
+    monkeypatch.setattr(_fat, "_RUNNER", lambda argv, env, cwd: (1, "", "init: bad FAT"))
+    with pytest.raises(CarrierError, match=r"^source: .*os.img: mcopy -s failed \(rc 1\): init: bad FAT"):
+        with BootSource(image):
+            pass
