@@ -63,6 +63,14 @@ def _cloud_user(user):
     return entry
 
 
+_LOCALE_GEN_LINE = '[ ! -f /etc/locale.gen ] || grep -qs "^$1 " /etc/locale.gen || echo "$1 $2" >>/etc/locale.gen'
+
+
+def _locale_charset(locale):
+    """The charset locale.gen names beside a locale (``en_GB.UTF-8`` -> ``UTF-8``)."""
+    return locale.split(".", 1)[1].split("@")[0] if "." in locale else "ISO-8859-1"
+
+
 def user_data(cust):
     """``#cloud-config`` user-data (bytes)."""
     cfg = {}
@@ -80,6 +88,10 @@ def user_data(cust):
         cfg["timezone"] = cust.timezone
     if cust.locale:
         cfg["locale"] = cust.locale
+        # cloud-init's locale module runs Debian's locale-gen, which builds only what /etc/locale.gen
+        # lists (its arguments are ignored): list it first. bootcmd runs before that module; the
+        # values are arguments of the script, not part of it.
+        cfg["bootcmd"] = [["sh", "-c", _LOCALE_GEN_LINE, "sh", cust.locale, _locale_charset(cust.locale)]]
     if cust.keyboard:
         layout, variant, model = cust.keyboard
         cfg["keyboard"] = {"layout": layout, "model": model or "pc105"}
@@ -236,12 +248,13 @@ def _lines_locale(cust):
             "else",
             "   rm -f /etc/localtime",
             "   echo %s >/etc/timezone" % tz,
+            "   ln -s %s /etc/localtime" % q("/usr/share/zoneinfo/" + cust.timezone),
             "   dpkg-reconfigure -f noninteractive tzdata",
             "fi",
         ]
     if cust.locale:
         loc = q(cust.locale)
-        charset = cust.locale.split(".", 1)[1].split("@")[0] if "." in cust.locale else "ISO-8859-1"
+        charset = _locale_charset(cust.locale)
         out += [
             "if command -v raspi-config >/dev/null; then",
             "   raspi-config nonint do_change_locale %s" % loc,

@@ -65,6 +65,11 @@ def test_user_data_content():
     assert ops["ssh_authorized_keys"] == [ssh_key(comment=HOSTILE_COMMENT)]
     assert cfg["ssh_pwauth"] is True
     assert (cfg["timezone"], cfg["locale"]) == ("Europe/London", "en_GB.UTF-8")
+    # Debian's locale-gen builds only what /etc/locale.gen lists: bootcmd lists the locale first,
+    # passing it as an argument of a fixed script.
+    (bootcmd,) = cfg["bootcmd"]
+    assert bootcmd[:2] == ["sh", "-c"] and bootcmd[3:] == ["sh", "en_GB.UTF-8", "UTF-8"]
+    assert "en_GB" not in bootcmd[2]
     assert cfg["keyboard"] == {"layout": "gb", "model": "pc105", "variant": "extd"}
     assert ["systemctl", "enable", "--now", "ssh"] in cfg["runcmd"]
     assert ["rfkill", "block", "wifi"] in cfg["runcmd"]
@@ -179,6 +184,7 @@ def test_firstrun_what_it_does():
     assert "printf 'PasswordAuthentication yes\\n' >/etc/ssh/sshd_config.d/01-picluster-carrier.conf" in lines
     assert "systemctl enable ssh" in lines and "rfkill block wifi" in lines
     assert 'XKBLAYOUT="gb"' in lines and 'XKBVARIANT="extd"' in lines
+    assert "   ln -s /usr/share/zoneinfo/Europe/London /etc/localtime" in lines
     assert "address1=10.0.0.13/24,10.0.0.1" in lines and "static ip_address=10.0.0.13/24" in lines
     # The cleanup is last, and the first line initramfs' imager_fixup looks for (rm ... firstrun.sh).
     assert lines[-3:] == ["rm -f /boot/firstrun.sh", "sed -i 's| systemd.run.*||g' /boot/cmdline.txt", "exit 0"]
@@ -214,6 +220,16 @@ def test_firstrun_hostile_key_comment_run(tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / ".ssh" / "authorized_keys").read_text() == key.replace("/tmp/pwned", str(marker)) + "\n"
     assert not marker.exists()
+
+
+def test_locale_gen_line_runs(tmp_path):
+    """The bootcmd script lists a locale once in a locale.gen (run on a copy, not /etc)."""
+    (bootcmd,) = yaml.safe_load(F.seed_files(full(), "cloud-init")["user-data"])["bootcmd"]
+    script = bootcmd[2].replace("/etc/locale.gen", str(tmp_path / "locale.gen"))
+    (tmp_path / "locale.gen").write_text("# en_GB.UTF-8 UTF-8\n")
+    for _ in range(2):
+        subprocess.run(["sh", "-c", script] + bootcmd[3:], check=True)
+    assert (tmp_path / "locale.gen").read_text() == "# en_GB.UTF-8 UTF-8\nen_GB.UTF-8 UTF-8\n"
 
 
 def test_firstrun_without_keyboard_extras():
