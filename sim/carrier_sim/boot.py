@@ -208,8 +208,20 @@ BOOT_MODES = {
 }
 
 
-def _dmesg(t, text):
+def dmesg(t, text):
+    """A printk line: ``[    2.403311] text``."""
     return "[%5d.%06d] %s" % (int(t), int(round((t - int(t)) * 1e6)), text)
+
+
+_dmesg = dmesg
+
+# What the kernel prints when it cannot mount its root file system (the panic fault).
+PANIC_LINES = (
+    "VFS: Cannot open root device \"PARTUUID=4e639091-02\" or unknown-block(179,2): error -6",
+    "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(179,2)",
+    "CPU: 0 PID: 1 Comm: swapper/0 Not tainted 6.6.51+rpt-rpi-v8 #1 Debian 1:6.6.51-1+rpt3",
+    "---[ end Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(179,2) ]---",
+)
 
 
 async def stage_kernel(node, ctx):
@@ -247,8 +259,18 @@ async def stage_kernel(node, ctx):
     for i, (kt, text) in enumerate(lines):
         if node.hang and i == hang_at:
             return "hung"
+        if node.boot_loop and i == hang_at:  # a reset before login: a fresh boot, nothing printed
+            await node.uart_drain()
+            return "restart"
+        if node.panic and i == hang_at:  # panic=0: the kernel stops there
+            for j, panic_text in enumerate(PANIC_LINES):
+                node.line(_dmesg(kt + 0.001 * j, panic_text))
+            await node.uart_drain()
+            return "panic"
         await node.at(base + kt)
         node.line(_dmesg(kt, text))
+    if node.undervolt:
+        node.line(_dmesg(2.9, "Under-voltage detected! (0x%08x)" % node.throttled()))
     await node.at(base + 3.0)
     node.line(_dmesg(3.012388, "systemd[1]: systemd 252.30-1~deb12u2 running in system mode (+PAM +AUDIT "
                                "+SELINUX +APPARMOR +IMA +SMACK +SECCOMP +GCRYPT -GNUTLS +OPENSSL +ACL +BLKID "
@@ -337,6 +359,11 @@ async def stage_hung(node, ctx):
     await asyncio.Event().wait()
 
 
+async def stage_panic(node, ctx):
+    """After a kernel panic (the panic fault): silent until power or run moves."""
+    await asyncio.Event().wait()
+
+
 DEFAULT_PIPELINE = [
     ("rom", stage_rom),  # not a state name: "recovery" only when it runs recovery.bin
     ("bootloader", stage_bootloader),
@@ -348,6 +375,7 @@ DEFAULT_PIPELINE = [
 JUMP_STAGES = {
     "rpiboot": stage_rpiboot,
     "hung": stage_hung,
+    "panic": stage_panic,
     "error": stage_error,
     "poweroff": stage_poweroff,
     "reboot": stage_reboot,

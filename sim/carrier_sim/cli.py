@@ -334,6 +334,10 @@ def format_status(status):
         for slot, node in board["slots"].items():
             if node["hang"]:
                 faults.append("node %s: hangs while booting" % node["host"])
+            for name, text in (("panic", "panics while booting"), ("boot_loop", "resets before login at every boot"),
+                               ("undervolt", "under-voltage")):
+                if node.get(name):
+                    faults.append("node %s: %s" % (node["host"], text))
     if faults:
         out.append("")
         out.append("FAULTS")
@@ -402,10 +406,12 @@ def cmd_fault(args):
     state_dir = os.path.abspath(args.state_dir)
     request = {"op": "fault"}
     if args.host:
-        if args.hang is None or args.board or args.i2c_error_rate is not None or args.stuck is not False:
-            _err("fault --host HOST takes --hang true|false (and nothing else)")
+        given = {name: getattr(args, name) for name in ("hang", "panic", "boot_loop", "undervolt")
+                 if getattr(args, name) is not None}
+        if not given or args.board or args.i2c_error_rate is not None or args.stuck is not False:
+            _err("fault --host HOST takes --hang, --panic, --boot-loop or --undervolt true|false (and nothing else)")
             return 2
-        request.update({"host": args.host, "hang": args.hang})
+        request.update(dict(given, host=args.host))
     elif args.board:
         request["board"] = args.board
         if args.i2c_error_rate is not None:
@@ -478,9 +484,16 @@ def build_parser():
     p.add_argument("--sensor", help="sensor or fan name of the board's profile (for --missing)")
     p.add_argument("--missing", type=_truth, default=None,
                    help="true: the sensor stops acknowledging its address (unplugged or dead); false: back")
-    p.add_argument("--host", help="node host name (for --hang)")
+    p.add_argument("--host", help="node host name (for --hang, --panic, --boot-loop, --undervolt)")
     p.add_argument("--hang", type=_truth, default=None,
                    help="true: the node stops printing in the middle of booting and never reaches login")
+    p.add_argument("--panic", type=_truth, default=None,
+                   help="true: at its next boot the kernel prints a Kernel panic and stops")
+    p.add_argument("--boot-loop", dest="boot_loop", type=_truth, default=None,
+                   help="true: the node resets in the middle of every boot, never reaching login")
+    p.add_argument("--undervolt", type=_truth, default=None,
+                   help="true: the supply sags: the kernel prints Under-voltage detected! and vcgencmd "
+                        "get_throttled answers 0x50005; false: Voltage normalised")
     p.set_defaults(func=cmd_fault)
     return parser
 

@@ -31,7 +31,8 @@ from . import usb as usb_mod
 from .models import model_info, serial_for
 
 STATES = ("off", "rpiboot", "mass_storage", "reset", "recovery", "error", "bootloader", "kernel", "login", "shell",
-          "halted", "hung")
+          "halted", "hung", "panic")
+UNDERVOLT_THROTTLED = 0x5  # vcgencmd get_throttled while under-voltage: bits 0 (under-voltage) and 2 (throttled)
 DEFAULT_BOOT_TIME = 2.0  # seconds from power-on to the login prompt (scaled from a real ~12 s)
 DEFAULT_USERS = {"pi": "raspberry"}
 DEFAULT_BOOTCONF = {"BOOT_UART": "1", "BOOT_ORDER": "0xf41"}
@@ -57,6 +58,11 @@ class Node:
         self.bootconf = dict(DEFAULT_BOOTCONF)
         self.bootconf.update({str(k): str(v) for k, v in (sim.get("bootconf") or {}).items()})
         self.hang = bool(sim.get("hang", False))
+        # faults for the node state tests: a kernel panic, a reset before login at every boot, a weak supply
+        self.panic = bool(sim.get("panic", False))
+        self.boot_loop = bool(sim.get("boot_loop", False))
+        self.undervolt = bool(sim.get("undervolt", False))
+        self.throttled_since_boot = 0
         # The module's own storage (usb.py): sizes from sim.emmc_gb / sim.nvme_gb, backing files made with the tree.
         self.storage = usb_mod.node_media(self.model, sim)
         self.storage_files = {}
@@ -180,6 +186,20 @@ class Node:
     def uptime(self):
         return time.monotonic() - self.t0
 
+    def throttled(self):
+        """What ``vcgencmd get_throttled`` answers: bits 0-3 now, 16-19 the same since boot."""
+        now = UNDERVOLT_THROTTLED if self.undervolt else 0
+        self.throttled_since_boot |= now
+        return now | self.throttled_since_boot << 16
+
+    def set_undervolt(self, on):
+        """The supply sags (or recovers): a running kernel says so on the console, as raspberrypi-hwmon does."""
+        self.undervolt = bool(on)
+        value = self.throttled()
+        if self.state in ("kernel", "login", "shell"):
+            text = "Under-voltage detected! (0x%08x)" % value if on else "Voltage normalised (0x00000000)"
+            self.line("\r\n" + boot.dmesg(self.clock(), text))
+
     def feed(self, data):
         """Bytes typed on the console. Only a getty or a shell reads them."""
         if self.state not in ("login", "shell"):
@@ -246,6 +266,7 @@ class Node:
             while True:
                 self.t0 = time.monotonic()
                 self.boots += 1
+                self.throttled_since_boot = 0
                 self.os_hostname = None  # set again by whatever this boot loads (diskboot.py)
                 ctx = boot.BootContext(self)
                 jump = await self._run_stages(ctx)
@@ -301,6 +322,9 @@ class Node:
             "lines": dict(self.lines),
             "boots": self.boots,
             "hang": self.hang,
+            "panic": self.panic,
+            "boot_loop": self.boot_loop,
+            "undervolt": self.undervolt,
             "boot_time": self.boot_time,
             "root": self.tree.root if self.tree is not None else None,
             "hostname": self.hostname,

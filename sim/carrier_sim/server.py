@@ -28,6 +28,7 @@ from .nodes import Node
 from .uart import Uart
 from .usb import UsbHost
 
+HOST_FAULTS = ("hang", "panic", "boot_loop", "undervolt")
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes with its NUL
 
 
@@ -359,16 +360,22 @@ class Simulator:
         raise ValueError("unknown op %r (ping, status, fault, reset_counters, stop)" % (op,))
 
     def fault(self, request):
-        """Set a fault: i2c_error_rate or stuck (board), hang (host)."""
+        """Set a fault: i2c_error_rate or stuck (board), hang, panic, boot_loop or undervolt (host)."""
         if request.get("host") is not None:
             node = self.nodes.get(request["host"])
             if node is None:
                 raise ValueError("host %r is not a simulated node (nodes: %s)"
                                  % (request["host"], ", ".join(sorted(self.nodes))))
-            if "hang" not in request:
-                raise ValueError("a host fault needs hang: true|false")
-            node.hang = _bool(request["hang"], "hang")
-            return {"host": node.host, "hang": node.hang}
+            given = [name for name in HOST_FAULTS if name in request]
+            if not given:
+                raise ValueError("a host fault needs one of %s: true|false" % ", ".join(HOST_FAULTS))
+            values = {name: _bool(request[name], name) for name in given}  # every value checked first
+            for name, value in values.items():
+                if name == "undervolt":
+                    node.set_undervolt(value)
+                else:
+                    setattr(node, name, value)
+            return dict({"host": node.host}, **{name: getattr(node, name) for name in HOST_FAULTS})
         board = self.boards.get(request.get("board"))
         if board is None:
             raise ValueError("board %r is not a simulated board (boards: %s)"

@@ -8,7 +8,8 @@ The shell answers ``hostname``, ``cat FILE`` (``/proc/cpuinfo`` with the node's 
 ``uname [-a|-r|-m|-n|-s]``, ``echo [-n]`` (``$?``, ``$HOSTNAME``, ``$USER``, ``$HOME``), ``true``,
 ``false``, ``sleep N``, ``seq [FIRST [STEP]] LAST`` (a long steady output), ``poweroff``/``halt``/
 ``shutdown``, ``reboot``, ``exit``/``logout``, and the filters ``grep [-i|-v|-c] PATTERN [FILE]``,
-``head``/``tail [-n N]``, ``wc [-l]``, ``vcgencmd bootloader_config`` (the config the bootloader
+``head``/``tail [-n N]``, ``wc [-l]``, ``vcgencmd get_throttled`` (the undervolt fault's bits),
+``vcgencmd bootloader_config`` (the config the bootloader
 booted with, from the node's EEPROM) and ``bootloader_version``, ``ls [-1] [-a] [-l] [PATH...]`` and
 ``cat`` of the files of the node's tree (``/boot/firmware`` is the boot partition; eeprom.py).
 Pipelines (``|``) and lists (``;``, ``&&``, ``||``) work,
@@ -163,7 +164,9 @@ class Shell:
             self.emit("Usage: vcgencmd [-t] command\n")
             self.status = 255
             return
-        if node.eeprom is not None and args[0] == "bootloader_config":
+        if args[0] == "get_throttled":
+            self.emit("throttled=0x%x\n" % node.throttled())
+        elif node.eeprom is not None and args[0] == "bootloader_config":
             text = node.live_config or ""
             self.emit(text if text.endswith("\n") else text + "\n")
         elif node.eeprom is not None and args[0] == "bootloader_version":
