@@ -1,0 +1,208 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Writing an image to a device and proving it arrived: chunked writes, fsync, then a read-back
+from the device itself (its cached pages dropped first, so the bytes come from the storage, not
+from the controller's memory) checked against the SHA-256 of what was written, or with a bmap
+against each mapped range's checksum.
+
+Memory stays flat: one chunk in flight (4 MiB) whatever the image size. A write never goes past
+the device's size (a simulated device is a file, which would otherwise grow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from dataclasses import dataclass
+
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._flash.source import CHUNK, ImageError
+
+
+class WriteError(CarrierError):
+    """Writing or reading back the device failed, or what was read back differs from what was written."""
+
+
+@dataclass
+class WriteResult:
+    image_size: int      # bytes of uncompressed image
+    written: int         # bytes written to the device
+    sha256: str | None   # of the whole image (without a bmap)
+    ranges: int          # bmap ranges written and verified (0 without a bmap)
+    seconds: float
+
+
+class Progress(object):
+    """Calls ``report(line)`` at most every ``interval`` seconds (and at each phase's end)."""
+
+    def __init__(self, report=None, interval=10.0, clock=time.monotonic):
+        self.report = report
+        self.interval = interval
+        self.clock = clock
+        self.start = clock()
+        self.last = None
+
+    def __call__(self, phase, done, total, final=False):
+        if self.report is None:
+            return
+        now = self.clock()
+        if not final and self.last is not None and now - self.last < self.interval:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-6) / 1e6
+        if total:
+            line = "%s: %d of %d MiB (%.0f%%), %.1f MB/s" % (phase, done >> 20, total >> 20, 100.0 * done / total, rate)
+        else:
+            line = "%s: %d MiB, %.1f MB/s" % (phase, done >> 20, rate)
+        self.report(line)
+
+
+def open_device(path):
+    """The device opened for writing: never created, never truncated; a block device exclusively
+    (O_EXCL on a block device fails with EBUSY while anything has it mounted)."""
+    try:
+        st = os.stat(path)
+        flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+        if stat.S_ISBLK(st.st_mode):
+            flags |= os.O_EXCL
+        return os.open(path, flags)
+    except OSError as exc:
+        raise WriteError("device: cannot open %s for writing: %s" % (path, exc.strerror or exc)) from None
+
+
+def _pwrite_all(fd, data, offset, path):
+    view = memoryview(data)
+    while view:
+        try:
+            count = os.pwrite(fd, view, offset)
+        except OSError as exc:
+            raise WriteError("device: writing %s at byte %d failed: %s" % (path, offset, exc.strerror or exc)) from None
+        view = view[count:]
+        offset += count
+
+
+def _drop_cache(fd):
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except (AttributeError, OSError):
+        pass
+
+
+def _sync(fd, path):
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise WriteError("device: fsync of %s failed: %s" % (path, exc.strerror or exc)) from None
+    _drop_cache(fd)
+
+
+def _read_back(path, ranges, hash_name, progress, total, chunk=CHUNK):
+    """Yield each range's digest as read from the device (``ranges``: (offset, length))."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise WriteError("device: cannot open %s to read it back: %s" % (path, exc.strerror or exc)) from None
+    try:
+        _drop_cache(fd)
+        done = 0
+        for offset, length in ranges:
+            digest = hashlib.new(hash_name)
+            end = offset + length
+            while offset < end:
+                try:
+                    data = os.pread(fd, min(chunk, end - offset), offset)
+                except OSError as exc:
+                    raise WriteError("device: reading %s back at byte %d failed: %s"
+                                     % (path, offset, exc.strerror or exc)) from None
+                if not data:
+                    raise WriteError("device: %s ended at byte %d while reading it back" % (path, offset))
+                digest.update(data)
+                offset += len(data)
+                done += len(data)
+                progress("verify", done, total)
+            yield digest.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def write_stream(source, path, device_size, progress=None, chunk=CHUNK, image_size=None):
+    """Write the whole image (``source``: an ImageSource) to ``path``, then verify by read-back."""
+    progress = progress or Progress()
+    started = time.monotonic()
+    digest = hashlib.sha256()
+    offset = 0
+    fd = open_device(path)
+    try:
+        with source.open() as reader:
+            while True:
+                data = reader.read(chunk)
+                if not data:
+                    break
+                if offset + len(data) > device_size:
+                    raise ImageError("image: %s holds more than the device's %d bytes: the image is larger than the "
+                                     "node's storage (%s)" % (source.path, device_size, path))
+                digest.update(data)
+                _pwrite_all(fd, data, offset, path)
+                offset += len(data)
+                progress("write", offset, image_size)
+        _sync(fd, path)
+    finally:
+        os.close(fd)
+    progress("write", offset, image_size, final=True)
+    expected = digest.hexdigest()
+    (actual,) = _read_back(path, [(0, offset)], "sha256", progress, offset)
+    if actual != expected:
+        raise WriteError("device: %s read back differs from what was written (SHA-256 %s, written %s)"
+                         % (path, actual, expected))
+    progress("verify", offset, offset, final=True)
+    return WriteResult(offset, offset, expected, 0, time.monotonic() - started)
+
+
+def write_bmap(source, bmap, path, device_size, progress=None, chunk=CHUNK):
+    """Write only the ranges ``bmap`` maps, checking each against its checksum, then verify by read-back."""
+    progress = progress or Progress()
+    started = time.monotonic()
+    if bmap.image_size > device_size:
+        raise ImageError("image: the bmap's image size %d is larger than the node's storage (%s, %d bytes)"
+                         % (bmap.image_size, path, device_size))
+    hash_name = bmap.checksum_type or "sha256"
+    spans = [(bmap.byte_range(first, last), checksum) for first, last, checksum in bmap.ranges]
+    total = sum(length for (_, length), _ in spans)
+    written = position = 0
+    digests_written = []
+    fd = open_device(path)
+    try:
+        with source.open() as reader:
+            for (offset, length), checksum in spans:
+                reader.skip(offset - position)
+                digest = hashlib.new(hash_name)
+                end = offset + length
+                while offset < end:
+                    data = reader.read(min(chunk, end - offset))
+                    if not data:
+                        raise ImageError("image: %s ends at byte %d, inside a range the bmap maps (it does not "
+                                         "match the bmap)" % (source.path, offset))
+                    digest.update(data)
+                    _pwrite_all(fd, data, offset, path)
+                    offset += len(data)
+                    written += len(data)
+                    progress("write", written, total)
+                position = end
+                digests_written.append(digest.hexdigest())
+                if checksum and digest.hexdigest() != checksum:
+                    raise ImageError("image: %s does not match the bmap: blocks at byte %d have %s %s, the bmap "
+                                     "says %s" % (source.path, end - length, hash_name, digest.hexdigest(), checksum))
+        _sync(fd, path)
+    finally:
+        os.close(fd)
+    progress("write", written, total, final=True)
+    digests = _read_back(path, [span for span, _ in spans], hash_name, progress, total)
+    for ((offset, _length), _checksum), expected, actual in zip(spans, digests_written, digests):
+        if actual != expected:
+            raise WriteError("device: %s read back differs at byte %d (%s %s, written %s)"
+                             % (path, offset, hash_name, actual, expected))
+    progress("verify", total, total, final=True)
+    return WriteResult(bmap.image_size, written, None, len(spans), time.monotonic() - started)

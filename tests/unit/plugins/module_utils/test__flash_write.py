@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""_flash.write: whole-image and bmap writes, read-back verification, and what is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.picluster.carrier.plugins.module_utils._flash import bmap as _bmap
+from ansible_collections.picluster.carrier.plugins.module_utils._flash import source, write
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "os.img"
+    with open(path, "wb") as handle:
+        handle.truncate(8 * MIB)
+        handle.seek(MIB)
+        handle.write(os.urandom(300000))
+        handle.seek(6 * MIB)
+        handle.write(b"\x5a" * 8192)
+    return path
+
+
+def _device(tmp_path, size=16 * MIB, fill=b"\xaa"):
+    dev = tmp_path / "dev.img"
+    dev.write_bytes(fill * size)
+    return str(dev)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_write_stream_verifies(tmp_path, image, compressed):
+    path = str(image)
+    if compressed:
+        path = str(image) + ".xz"
+        with open(path, "wb") as handle:
+            handle.write(lzma.compress(image.read_bytes(), preset=0))
+    dev = _device(tmp_path)
+    lines = []
+    result = write.write_stream(source.ImageSource(path), dev, 16 * MIB, write.Progress(lines.append, 0),
+                                chunk=MIB, image_size=8 * MIB)
+    data = open(dev, "rb").read()
+    assert data[:8 * MIB] == image.read_bytes() and data[8 * MIB:] == b"\xaa" * 8 * MIB
+    assert result.written == result.image_size == 8 * MIB
+    assert result.sha256 == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert any(line.startswith("write: 8 of 8 MiB (100%)") for line in lines)
+    assert any(line.startswith("verify: 8 of 8 MiB (100%)") for line in lines)
+    assert os.path.getsize(dev) == 16 * MIB
+
+
+def test_image_larger_than_the_device_is_refused_before_the_excess(tmp_path, image):
+    dev = _device(tmp_path, size=4 * MIB)
+    with pytest.raises(source.ImageError, match="^image: .* holds more than the device's 4194304 bytes"):
+        write.write_stream(source.ImageSource(str(image)), dev, 4 * MIB, chunk=MIB)
+    assert os.path.getsize(dev) == 4 * MIB  # never grown
+
+
+def test_corrupt_xz_half_way_names_image(tmp_path, image):
+    path = tmp_path / "os.img.xz"
+    data = bytearray(lzma.compress(image.read_bytes(), preset=0))
+    middle = len(data) // 2
+    data[middle:middle + 32] = b"\x00" * 32
+    path.write_bytes(bytes(data))
+    with pytest.raises(source.ImageError, match="^image: "):
+        write.write_stream(source.ImageSource(str(path)), _device(tmp_path), 16 * MIB, chunk=MIB)
+
+
+def test_read_back_mismatch_is_an_error(tmp_path, image, monkeypatch):
+    real_pread = os.pread
+
+    def flipping_pread(fd, length, offset):
+        data = real_pread(fd, length, offset)
+        return (bytes([data[0] ^ 0xFF]) + data[1:]) if offset == 0 else data
+
+    monkeypatch.setattr(write.os, "pread", flipping_pread)
+    with pytest.raises(write.WriteError, match="read back differs from what was written"):
+        write.write_stream(source.ImageSource(str(image)), _device(tmp_path), 16 * MIB, chunk=MIB)
+
+
+def test_device_that_vanished_is_not_created(tmp_path, image):
+    with pytest.raises(write.WriteError, match="^device: cannot open .* for writing"):
+        write.write_stream(source.ImageSource(str(image)), str(tmp_path / "gone"), 16 * MIB)
+    assert not (tmp_path / "gone").exists()
+
+
+needs_bmaptool = pytest.mark.skipif(shutil.which("bmaptool") is None, reason="bmaptool not installed")
+
+
+def _bmap_of(image):
+    out = str(image) + ".bmap"
+    subprocess.run(["bmaptool", "create", "-o", out, str(image)], check=True, capture_output=True)
+    return _bmap.parse(out)
+
+
+@needs_bmaptool
+@pytest.mark.parametrize("compressed", [False, True])
+def test_write_bmap_writes_only_mapped_ranges(tmp_path, image, compressed):
+    b = _bmap_of(image)
+    path = str(image)
+    if compressed:
+        path += ".xz"
+        with open(path, "wb") as handle:
+            handle.write(lzma.compress(image.read_bytes(), preset=0))
+    dev = _device(tmp_path)
+    result = write.write_bmap(source.ImageSource(path), b, dev, 16 * MIB, chunk=65536)
+    data = open(dev, "rb").read()
+    img = image.read_bytes()
+    assert result.written == b.mapped_size < 8 * MIB and result.ranges == len(b.ranges) == 2
+    for first, last, _ in b.ranges:
+        offset, length = b.byte_range(first, last)
+        assert data[offset:offset + length] == img[offset:offset + length]
+    assert data[:MIB] == b"\xaa" * MIB  # unmapped: left alone, as bmaptool does
+
+
+@needs_bmaptool
+def test_image_not_matching_its_bmap(tmp_path, image):
+    b = _bmap_of(image)
+    with open(image, "r+b") as handle:
+        handle.seek(MIB + 10)
+        handle.write(b"changed")
+    with pytest.raises(source.ImageError, match="^image: .* does not match the bmap"):
+        write.write_bmap(source.ImageSource(str(image)), b, _device(tmp_path), 16 * MIB)
+
+
+@needs_bmaptool
+def test_bmap_image_larger_than_the_device(tmp_path, image):
+    b = _bmap_of(image)
+    dev = _device(tmp_path, size=4 * MIB)
+    with pytest.raises(source.ImageError, match="^image: the bmap's image size 8388608 is larger"):
+        write.write_bmap(source.ImageSource(str(image)), b, dev, 4 * MIB)
+    assert open(dev, "rb").read() == b"\xaa" * 4 * MIB
+
+
+def test_progress_is_rate_limited():
+    now = [0.0]
+    lines = []
+    progress = write.Progress(lines.append, interval=10, clock=lambda: now[0])
+    for step in range(30):
+        now[0] = float(step)
+        progress("write", step * MIB, 30 * MIB)
+    progress("write", 30 * MIB, 30 * MIB, final=True)
+    assert len(lines) == 4 and lines[-1].startswith("write: 30 of 30 MiB (100%)")
