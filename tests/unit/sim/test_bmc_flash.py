@@ -161,3 +161,44 @@ def test_refusals_of_the_start_request(bmc):
     _status, reply = start(url, 0, "a.img", 10)
     status, text = upload(url, reply["handle"] ^ 1, b"0123456789")
     assert status == 400 and "unauthorized request for handle" in text.decode()
+
+
+def test_broken_xz_and_a_node_without_emmc_end_in_error(run_sim, topology):  # noqa: F811
+    import dataclasses
+
+    spec = topology.boards["tp2"]
+    spec.sim.update({"gadget_time": 0.05, "usb_write_mbps": 0})
+    spec.nodes[2] = dataclasses.replace(spec.nodes[2], model="pi4")
+    sim = run_sim(topology)
+    url = spec.bus
+    packed = lzma.compress(b"\x11" * 300000)
+    broken = packed[:len(packed) // 2] + bytes(len(packed) - len(packed) // 2)  # corrupt half-way
+    _status, reply = start(url, 0, "os.img.xz", len(broken))
+    status, text = upload(url, reply["handle"], broken)
+    final, _seen = wait_done(url)
+    assert final["Error"].startswith("xz stream"), final
+    assert status in (200, 500) and sim.node("t1")["state"] == "off"
+    _status, reply = start(url, 1, "os.img", 10)
+    upload(url, reply["handle"], b"0123456789")
+    final, _seen = wait_done(url)
+    assert final == {"Error": "Node2 (t2, pi4) has no eMMC to flash"}
+
+
+def test_an_image_larger_than_the_emmc_is_refused(tmp_path):
+    import asyncio
+
+    from carrier_sim import bmcflash
+
+    target = tmp_path / "emmc.img"
+    target.write_bytes(bytes(4096))
+
+    async def run():
+        transfer = bmcflash.Transfer(1, "big.img", 8192, None, True)
+        for piece in (b"a" * 4096, b"b" * 4096, None):
+            transfer.queue.put_nowait(piece)
+        service = bmcflash.FlashService(None, {"usb_write_mbps": 0})
+        with pytest.raises(bmcflash.FlashFailed, match="larger than the eMMC of Node1 .4096 bytes"):
+            await service._write(transfer, str(target), 4096)
+
+    asyncio.run(run())
+    assert target.read_bytes() == b"a" * 4096
