@@ -61,7 +61,7 @@ def test_start_status_stop(sim_cluster):
 
     table = sim_cluster.cli("status").stdout
     assert table.splitlines()[1].split() == ["BOARD", "PROFILE", "SLOT", "HOST", "MODEL", "STATE", "BOOTS", "POWER",
-                                             "RUN", "RPIBOOT", "CONSOLE"]
+                                             "RUN", "RPIBOOT", "USB", "CONSOLE"]
     assert "rack1     backplane10  10    node14  cm5    off    0      off    on   off" in table
 
     again = sim_cluster.cli("start", "--topology", sim_cluster.topology, check=False)
