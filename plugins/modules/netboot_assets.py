@@ -97,10 +97,14 @@ options:
         type: str
         default: ext4
       extra_kernel_args:
-        description: Kernel arguments appended to the cmdline (a list, or a space-separated string).
+        description:
+          - Kernel arguments appended to the cmdline (a list, or a space-separated string).
+          - A list item holding a line break or another control character is refused.
         type: raw
       config:
-        description: Lines appended to C(config.txt) under C([all]) by the default template (a list or text).
+        description:
+          - Lines appended to C(config.txt) under C([all]) by the default template (a list or text).
+          - Each list item is one line; one holding a line break or another control character is refused.
         type: raw
       vars:
         description: Any other variables for your templates, as C(vars.<name>).
