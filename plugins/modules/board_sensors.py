@@ -111,8 +111,8 @@ slots:
                  "power": 3.04, "shunt_voltage": 0.006}}
 fans:
   description:
-    - Per fan name, read after any change: C(duty) (percent), C(setting) (0-255), C(rpm) (0 when stalled or
-      stopped), C(tach_count), C(algorithm) (the chip's own RPM control is on), C(channel), C(ok).
+    - "Per fan name, read after any change: C(duty) (percent), C(setting) (0-255), C(rpm) (0 when stalled or
+      stopped), C(tach_count), C(algorithm) (the chip's own RPM control is on), C(channel), C(ok)."
   returned: always
   type: dict
   sample: {"fan": {"type": "emc2301", "address": "0x2f", "ok": true, "duty": 30.2, "setting": 77, "rpm": 1506.3,
