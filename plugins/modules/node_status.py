@@ -141,6 +141,10 @@ slots:
       description: What the node is doing.
       type: str
       choices: [off, held_in_reset, usb_boot, on, bootloader, kernel, login, halted, panic, hung, boot_loop, unknown]
+    lines:
+      description:
+        - The lines in one word, as M(picluster.carrier.node_info)'s C(state) (V(off), V(on), V(reset), V(usb_boot)).
+      type: str
     stage:
       description: The boot stage the console shows (V(bootloader), V(kernel), V(login), V(halted), V(panic)) or null.
       type: str
@@ -226,8 +230,8 @@ from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import
 )
 from ansible_collections.picluster.carrier.plugins.module_utils._values import check_name, check_number  # noqa: E402
 
-FIELDS = ("stage", "boots", "boots_without_login", "last_power_on", "time_to_login", "last_output", "silent_for",
-          "warnings", "events", "panic")
+FIELDS = ("lines", "stage", "boots", "boots_without_login", "last_power_on", "time_to_login", "last_output",
+          "silent_for", "warnings", "events", "panic")
 
 
 def _node_specs(params, slots):

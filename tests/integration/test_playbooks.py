@@ -69,7 +69,7 @@ def test_cycle_one_node_with_limit_and_status_table(sim_cluster):
 
     status = playbook(sim_cluster, "status.yml")
     assert status.returncode == 0, status.stdout + status.stderr
-    rows = re.findall(r'"(\S+)\s+(\d+)\s+(node\d+)\s+(\S+)\s+(on|off|reset|usb_boot)"', status.stdout)
+    rows = re.findall(r'"(\S+)\s+(\d+)\s+(node\d+)\s+(\S+)\s+(on|off|reset|usb_boot)\s', status.stdout)
     table = {row[2]: (row[0], int(row[1]), row[3], row[4]) for row in rows}
     assert len(table) == 14
     assert table["node03"] == ("carrier1", 3, "pihole", "on")
