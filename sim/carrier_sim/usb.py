@@ -32,6 +32,8 @@ import re
 import shutil
 import string
 
+from . import storage
+
 GIB = 1024 ** 3
 DEFAULT_EMMC_GB = 32
 # eMMC sizes sold per model (GB); 0 is the Lite module (no eMMC: its SD slot is on the carrier).
@@ -79,6 +81,24 @@ def create_backing(directory, media):
             f.truncate(size)
         paths[kind] = path
     return paths
+
+
+def _partition_files(block, name, minor, image):
+    """The partitions the kernel lists under the disk (``sda1/`` with dev, partition, start, size) when the
+    disk already holds a partition table, as it reads one when the disk appears."""
+    try:
+        with open(image, "rb") as f:
+            _scheme, _header, parts = storage.partitions(f)
+    except (storage.StorageError, OSError):
+        return {}
+    files = {}
+    for number, part in enumerate(sorted(parts, key=lambda p: p.index), 1):
+        entry = os.path.join(block, "%s%d" % (name, number))
+        files.update({os.path.join(entry, "dev"): "8:%d\n" % (minor + number),
+                      os.path.join(entry, "partition"): "%d\n" % number,
+                      os.path.join(entry, "start"): "%d\n" % part.start,
+                      os.path.join(entry, "size"): "%d\n" % part.sectors})
+    return files
 
 
 class Disk:
@@ -228,7 +248,9 @@ class UsbHost:
                      os.path.join(block, "removable"): "1\n", os.path.join(block, "dev"): "8:%d\n" % minor,
                      os.path.join(block, "uevent"): uevent,
                      os.path.join(scsi, "vendor"): VENDOR + "\n", os.path.join(scsi, "model"): PRODUCT + "\n"}
+            files.update(_partition_files(block, name, minor, node.storage_files[kind]))
             for path, text in files.items():
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "w") as f:
                     f.write(text)
             for directory in (os.path.join(self.sys, "block"), self.dev):

@@ -78,6 +78,18 @@ def test_boots_the_flashed_emmc_to_login_with_the_cloud_init_name(rig, tmp_path)
     sim, lines, base = rig()
     image = make_image(str(tmp_path / "os.img"), rpi_files(hostname="node07"))
     flash(sim, lines, base, 1, "1-1.1", image)
+    # the gadget served again: the kernel lists the partitions of what is now on the disk
+    lines.set(1, power=True, rpiboot=True)
+    sim.wait_state("n1", "rpiboot")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(os.path.join(base, "usb.sock"))
+        sock.sendall(b'{"op": "rpiboot", "port": "1-1.1"}\n')
+        assert json.loads(sock.makefile("rb").readline())["value"]["device"] == "sda"
+    block = os.path.realpath(os.path.join(base, "sys", "block", "sda"))
+    assert sorted(n for n in os.listdir(block) if n.startswith("sda")) == ["sda1", "sda2"]
+    assert [open(os.path.join(block, "sda1", f)).read() for f in ("dev", "partition", "start", "size")] == [
+        "8:1\n", "1\n", "8192\n", "131072\n"]
+    lines.set(1, power=False, rpiboot=False)
     console = sim.console("n1")
     lines.set(1, power=True)
     text = console.read_until("node07 login: ")
