@@ -18,7 +18,7 @@ description:
     V(on) is a powered node whose console says nothing yet. Under-voltage, thermal and Oops warnings, the boot
     count and the time to login come with it.
   - The console is the C(picluster.carrier.terminal_server) role's log of the node (O(console=log), read from where
-    the last run stopped; the history is kept in the lock directory), or the console itself (O(console=live): it
+    the last run stopped; the history is kept in the lock directory), or the console itself (O(console=live), which
     sends Enter and listens O(listen) seconds; a node at a prompt answers).
   - Changes nothing on the board or the nodes.
 author:
