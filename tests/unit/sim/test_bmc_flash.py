@@ -16,14 +16,30 @@ import urllib.request
 
 import pytest
 
+from ansible_collections.picluster.carrier.plugins.module_utils import _topology
+from ansible_collections.picluster.carrier.plugins.module_utils._board import get_profile
 from diskimages import make_image, needs_tools, rpi_files
-from test_turingpi2 import topology  # noqa: F401 - the fixture
+from test_turingpi2 import _free_port, _make
 
 BOUNDARY = "simflashboundary1234"
 
 
 @pytest.fixture
-def bmc(run_sim, topology):  # noqa: F811 - the fixture imported above
+def topology():
+    """A Turing Pi 2 with nodes in slots 1 and 2 (cm4), its emulated BMC on a free loopback port."""
+    url = "http://127.0.0.1:%d" % _free_port()
+    spec = _make(_topology.BoardSpec, name="tp2", controller="c", bus=url, profile=get_profile("turingpi2"),
+                 profile_name="turingpi2", sim={"auth": False})
+    for slot in (1, 2):
+        spec.nodes[slot] = _make(_topology.Node, host="t%d" % slot, board="tp2", slot=slot, controller="c",
+                                 profile="turingpi2", bus=url, model="cm4")
+    return _make(_topology.Topology, source="<test>", controllers={"c": _make(_topology.Controller, name="c")},
+                 profiles={}, boards={"tp2": spec}, nodes={n.host: n for n in spec.nodes.values()},
+                 specializations=())
+
+
+@pytest.fixture
+def bmc(run_sim, topology):
     topology.boards["tp2"].sim.update({"gadget_time": 0.05, "usb_write_mbps": 0})
     sim = run_sim(topology)
     return sim, topology.boards["tp2"].bus
@@ -98,7 +114,7 @@ def test_flash_raw_image_with_progress_and_sha256(bmc, short_dir):
     assert bmc_state["usb_boot"]["1"] is False and bmc_state["power"]["1"] is False and bmc_state["flashes"] == 1
 
 
-def test_paced_upload_reports_progress(run_sim, topology):  # noqa: F811
+def test_paced_upload_reports_progress(run_sim, topology):
     topology.boards["tp2"].sim.update({"gadget_time": 0.05, "usb_write_mbps": 8})
     sim = run_sim(topology)
     url = topology.boards["tp2"].bus
@@ -163,7 +179,7 @@ def test_refusals_of_the_start_request(bmc):
     assert status == 400 and "unauthorized request for handle" in text.decode()
 
 
-def test_broken_xz_and_a_node_without_emmc_end_in_error(run_sim, topology):  # noqa: F811
+def test_broken_xz_and_a_node_without_emmc_end_in_error(run_sim, topology):
     import dataclasses
 
     spec = topology.boards["tp2"]
