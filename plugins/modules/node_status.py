@@ -157,6 +157,9 @@ slots:
     rpiboot:
       description: Whether nRPIBOOT is pulled low (slots with an rpiboot line).
       type: bool
+    eeprom_wp:
+      description: Whether EEPROM write protect is asserted (slots with that line).
+      type: bool
     boots:
       description: Boots seen on the console (in the log since it was last rotated).
       type: int

@@ -36,3 +36,14 @@ def test_health_without_vcgencmd_and_a_hanging_one(tmp_path):
     assert "did not answer in 0.3 s" in result["unavailable"]["throttled"]
     result = run_module("node_health", {"root": root, "timeout": "nan"}, tmp_path)
     assert result.exit_status == 1 and "timeout" in result["msg"]
+
+
+def test_the_return_block_names_what_is_returned(tmp_path):
+    import yaml
+
+    from ansible_collections.picluster.carrier.plugins.modules import node_health
+
+    documented = yaml.safe_load(node_health.RETURN)
+    result = run_module("node_health", {"root": fake_tree(tmp_path / "root")}, tmp_path)
+    assert set(result) - {"changed", "invocation"} == set(documented)
+    assert set(result["throttled"] or documented["throttled"]["contains"]) == set(documented["throttled"]["contains"])

@@ -102,3 +102,15 @@ def test_a_live_console(rig, tmp_path):
 def test_bad_options_are_named(rig, tmp_path, args, message):
     result = status(rig, tmp_path, **args)
     assert result.exit_status == 1 and message in result["msg"], result
+
+
+def test_the_return_block_names_what_is_returned(rig, tmp_path):
+    import yaml
+
+    from ansible_collections.picluster.carrier.plugins.modules import node_status
+
+    documented = yaml.safe_load(node_status.RETURN)
+    result = status(rig, tmp_path, slot=1, node="n1")
+    assert set(result) - {"changed", "invocation"} == set(documented)
+    entry = result["slots"][0]
+    assert set(entry) <= set(documented["slots"]["contains"]), set(entry) - set(documented["slots"]["contains"])
