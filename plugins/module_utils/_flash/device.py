@@ -77,6 +77,16 @@ def read_disk(sys_root, dev_root, name):
                 tuple(partitions))
 
 
+def lun(disk):
+    """The SCSI logical unit of a USB disk (``0:0:0:1`` -> 1): the mass-storage gadget exposes the eMMC as
+    LUN 0 and an NVMe disk after it."""
+    for part in reversed(disk.sys_path.split(os.sep)):
+        fields = part.split(":")
+        if len(fields) == 4 and all(f.isdigit() for f in fields):
+            return int(fields[3])
+    return 0
+
+
 def disks_on_port(sys_root, dev_root, usb_port):
     """The whole disks whose sysfs node is under ``usb_port``, by name."""
     block = os.path.join(sys_root, "block")
@@ -152,8 +162,10 @@ def vet(disk, usb_port, image_size, field="usb_port", sim_root=None, mountinfo="
                               % (where, sim_root, target))
     if disk.read_only:
         raise DeviceError("%s is read-only" % where)
-    own = {disk.numbers} | {n for _, n in disk.partitions}
-    own.discard(None)
+    own = set()
+    if sim_root is None:  # a simulated disk's numbers are made up: only its paths can be mounted
+        own = {disk.numbers} | {n for _, n in disk.partitions}
+        own.discard(None)
     paths = {os.path.realpath(disk.dev_path)}
     paths |= {os.path.realpath(os.path.join(os.path.dirname(disk.dev_path), p)) for p, _ in disk.partitions}
     for dev, source, point in _mounts(mountinfo):

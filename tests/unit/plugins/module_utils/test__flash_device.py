@@ -76,9 +76,19 @@ def test_vet_refuses_a_mounted_disk_or_partition(sim):
     part = os.path.join(os.path.dirname(sim["dev"]), "sda1")
     os.symlink(sim["dev"], part)
     disk = device.Disk(**dict(vars(sim["disk"]), partitions=(("sda1", "8:1"),)))
-    mountinfo.write_text("30 1 8:1 / /media/boot rw - vfat /dev/sda1 rw\n")
+    mountinfo.write_text("30 1 8:1 / /media/boot rw - vfat %s rw\n" % part)
     with pytest.raises(device.DeviceError, match="is mounted on /media/boot"):
         device.vet(disk, "1-1.3", MIB, **sim["kw"])
+
+
+def test_vet_sim_ignores_made_up_device_numbers(sim):
+    (sim["root"] / "mountinfo").write_text("22 1 8:0 / / rw - ext4 /dev/sda rw\n")  # the host's own sda
+    device.vet(device.Disk(**dict(vars(sim["disk"]), numbers="8:0")), "1-1.3", MIB, **sim["kw"])
+
+
+def test_lun():
+    assert device.lun(device.Disk("sdb", SYS.replace("0:0:0:0", "0:0:0:1"), "/dev/sdb", 1, False, None, ())) == 1
+    assert device.lun(device.Disk("sda", SYS, "/dev/sda", 1, False, None, ())) == 0
 
 
 def test_vet_refuses_swap_read_only_and_empty(sim):
