@@ -319,10 +319,10 @@ def _builtin_profiles():
     for slot in range(1, 5):
         # The four spare bits of the PCA9555 drive EEPROM_nWP (active low, pulled up).
         itx4_slots[slot]["eeprom_wp"] = {"chip": "u1", "bit": 11 + slot, "active": "low", "pull": "up"}
-    itx4_monitored_slots = copy.deepcopy(itx4_slots)
+    itx4_hwmon_slots = copy.deepcopy(itx4_slots)
     for slot in range(1, 5):
-        itx4_monitored_slots[slot]["led"] = {"chip": "u2", "bit": slot - 1, "active": "high", "pull": "down"}
-        itx4_monitored_slots[slot]["monitor"] = {"chip": "ina3221_1" if slot < 4 else "ina3221_2",
+        itx4_hwmon_slots[slot]["led"] = {"chip": "u2", "bit": slot - 1, "active": "high", "pull": "down"}
+        itx4_hwmon_slots[slot]["monitor"] = {"chip": "ina3221_1" if slot < 4 else "ina3221_2",
                                                  "channel": slot if slot < 4 else 1}
     clusterhat_slots = {slot: {"power": {"chip": "u1", "bit": slot - 1, "active": "high", "pull": "down"}}
                         for slot in range(1, 5)}
@@ -338,14 +338,14 @@ def _builtin_profiles():
         # current monitors, a board thermometer, identify LEDs and a fan controller. The fan part is the
         # CM4 IO board's (an EMC2301 at 0x2f, its only address); the rest is an assumed design, not a
         # board someone sells.
-        "itx4_monitored": {
-            "name": "itx4_monitored",
+        "itx4_hwmon": {
+            "name": "itx4_hwmon",
             "description": "itx4 with sensors: INA3221 at 0x40 (slots 1-3) and 0x41 (slot 4), 0.01 ohm shunts; "
                            "TMP102 at 0x48; identify LEDs on a TCA9554 at 0x21 bits 0-3; EMC2301 fan at 0x2f "
                            "(as on the CM4 IO board). An assumed reference design: check your board's schematic",
             "kind": "gpio",
             "chips": {"u1": {"type": "pca9555", "address": 0x20}, "u2": {"type": "tca9554", "address": 0x21}},
-            "slots": itx4_monitored_slots,
+            "slots": itx4_hwmon_slots,
             "sensors": {"ina3221_1": {"type": "ina3221", "address": 0x40, "shunt_ohms": 0.01},
                         "ina3221_2": {"type": "ina3221", "address": 0x41, "shunt_ohms": 0.01},
                         "board_temp": {"type": "tmp102", "address": 0x48}},

@@ -183,32 +183,24 @@ class TMP102(LM75):
         return 13 if raw & 0x01 else 12  # bit 0 of the second byte: extended mode (EM)
 
 
-class EMC230x(object):
-    """EMC2301 (one fan) / EMC2305 (five): direct drive setting and TACH read-back."""
-
-    def __init__(self, chip, bus, address, retries=5):
-        if not isinstance(address, int) or isinstance(address, bool) or not 0x03 <= address <= 0x77:
-            raise CarrierError("address: %r is not a 7-bit I2C device address (0x03-0x77)" % (address,))
-        self.chip = chip
-        self.channels = 1 if chip == "emc2301" else 5
-        self.bus = bus
-        self.address = address
-        self.retries = retries
+class EMC230x(SensorChip):
+    """EMC2301 (one fan) / EMC2305 (five): direct drive setting and TACH read-back; byte registers."""
 
     REG_PRODUCT = 0xFD
     REG_MANUFACTURER = 0xFE
     REG_REVISION = 0xFF
 
-    def describe(self):
-        return "%s at 0x%02x" % (self.chip, self.address)
+    def __init__(self, chip, bus, address, retries=5):
+        super().__init__(bus, address, retries=retries)
+        self.chip = chip
+        self.channels = 1 if chip == "emc2301" else 5
 
     def _read(self, reg, name):
-        return with_retries(lambda: self.bus.read_byte_data(self.address, reg),
-                            "%s: read %s (0x%02x)" % (self.describe(), name, reg), attempts=self.retries) & 0xFF
+        return self._do("read %s (0x%02x)" % (name, reg), lambda: self.bus.read_byte_data(self.address, reg)) & 0xFF
 
     def _write(self, reg, name, value):
-        with_retries(lambda: self.bus.write_byte_data(self.address, reg, value),
-                     "%s: write %s (0x%02x) = 0x%02x" % (self.describe(), name, reg, value), attempts=self.retries)
+        self._do("write %s (0x%02x) = 0x%02x" % (name, reg, value),
+                 lambda: self.bus.write_byte_data(self.address, reg, value))
 
     def _base(self, channel):
         if not 1 <= channel <= self.channels:

@@ -67,7 +67,7 @@ EXAMPLES = r"""
 - name: Read the board's temperatures, per-slot currents and fan speed
   picluster.carrier.board_sensors:
     board: carrier1
-    profile: itx4_monitored
+    profile: itx4_hwmon
     bus: 1
   register: sensors
   delegate_to: "{{ carrier_controller }}"
@@ -75,14 +75,14 @@ EXAMPLES = r"""
 - name: Run the fan at 80 %
   picluster.carrier.board_sensors:
     board: carrier1
-    profile: itx4_monitored
+    profile: itx4_hwmon
     bus: 1
     duty: 80
 
 - name: Set the fan from its temperature curve (a cron job or timer can run this)
   picluster.carrier.board_sensors:
     board: carrier1
-    profile: itx4_monitored
+    profile: itx4_hwmon
     bus: 1
     follow_curve: true
 """

@@ -119,7 +119,7 @@ EXAMPLES = r"""
 - name: Light the identify LED of slot 2 to find it in the rack
   picluster.carrier.node_power:
     board: carrier1
-    profile: itx4_monitored
+    profile: itx4_hwmon
     bus: 1
     slot: 2
     identify: true

@@ -44,7 +44,7 @@ def test_builtin_slot_mapping(profile, slot, line, expected):
 
 def test_builtin_profiles_shape():
     counts = {name: len(get_profile(name).slot_numbers) for name in BUILTIN_PROFILES}
-    assert counts == {"itx4": 4, "itx4_monitored": 4, "backplane10": 10, "clusterhat_v2": 4, "clusterhat_v3": 4,
+    assert counts == {"itx4": 4, "itx4_hwmon": 4, "backplane10": 10, "clusterhat_v2": 4, "clusterhat_v3": 4,
                       "clusterctrl": 32, "turingpi1": 7, "turingpi2": 4}
     assert get_profile("backplane10").chips == {"u1": ("pca9555", 0x20), "u2": ("pca9555", 0x21)}
     assert get_profile("clusterhat_v2").chips == {"u1": ("xra1200", 0x20)}

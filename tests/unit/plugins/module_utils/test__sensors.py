@@ -254,7 +254,7 @@ def test_turingpi2_profiles_take_no_sensors():
 # --- a board on the simulator's chips -----------------------------------------------------------------
 
 def test_board_reading_locks_per_chip_and_reads_the_minimum(rig, monkeypatch):
-    r = rig("itx4_monitored", nodes=(1, 2, 3, 4))
+    r = rig("itx4_hwmon", nodes=(1, 2, 3, 4))
     locks = []
     real = _sensors.bus_lock
 
@@ -274,7 +274,7 @@ def test_board_reading_locks_per_chip_and_reads_the_minimum(rig, monkeypatch):
 
 def test_current_rises_when_a_node_is_switched_on(rig):
     from ansible_collections.picluster.carrier.plugins.module_utils._power import PowerRequest, execute
-    r = rig("itx4_monitored", nodes=(1, 2, 3, 4))
+    r = rig("itx4_hwmon", nodes=(1, 2, 3, 4))
     execute(PowerRequest(r.board, [2], "on", stagger=0), sleep=lambda s: None)
     slots = _sensors.SensorReader(r.board).read()["slots"]
     assert slots[2]["current"] == pytest.approx(0.6, abs=0.01) and slots[1]["current"] == 0.0
@@ -282,7 +282,7 @@ def test_current_rises_when_a_node_is_switched_on(rig):
 
 
 def test_missing_sensor_is_reported_and_the_rest_still_read(rig):
-    r = rig("itx4_monitored", nodes=(1, 2, 3, 4))
+    r = rig("itx4_hwmon", nodes=(1, 2, 3, 4))
     r.chip("ina3221_1").missing = True
     readings = _sensors.SensorReader(r.board, retries=1).read()
     assert readings["sensors"]["ina3221_1"]["ok"] is False and readings["sensors"]["ina3221_1"]["missing"] is True
@@ -292,7 +292,7 @@ def test_missing_sensor_is_reported_and_the_rest_still_read(rig):
 
 
 def test_fan_duty_is_written_once_and_read_back(rig):
-    r = rig("itx4_monitored", nodes=(1,))
+    r = rig("itx4_hwmon", nodes=(1,))
     reader = _sensors.SensorReader(r.board)
     assert reader.set_fans({"fan": 60}) == {"fan": (0, 153)}
     writes = [op for op in r.log if op[0].startswith("write")]
@@ -305,20 +305,20 @@ def test_fan_duty_is_written_once_and_read_back(rig):
 
 
 def test_check_mode_writes_no_fan(rig):
-    r = rig("itx4_monitored", nodes=(1,))
+    r = rig("itx4_hwmon", nodes=(1,))
     assert _sensors.SensorReader(r.board).set_fans({"fan": 60}, check_mode=True) == {"fan": (0, 153)}
     assert not [op for op in r.log if op[0].startswith("write")]
 
 
 def test_rpm_control_on_the_chip_is_refused(rig):
-    r = rig("itx4_monitored", nodes=(1,))
+    r = rig("itx4_hwmon", nodes=(1,))
     r.chip("fan").regs[0x32] |= 0x80
     with pytest.raises(CarrierError, match="EN_ALGO"):
         _sensors.SensorReader(r.board).set_fans({"fan": 60})
 
 
 def test_curve_follows_the_board_temperature_and_fails_safe(rig):
-    r = rig("itx4_monitored", nodes=(1,))
+    r = rig("itx4_hwmon", nodes=(1,))
     readings = {"sensors": {"board_temp": {"ok": True, "temperature": 50.0}}}
     assert _sensors.curve_targets(r.board.profile, readings) == {"fan": 45.0}
     readings = {"sensors": {"board_temp": {"ok": False, "missing": True}}}
@@ -326,11 +326,11 @@ def test_curve_follows_the_board_temperature_and_fails_safe(rig):
 
 
 def test_fan_plan_refusals():
-    p = get_profile("itx4_monitored")
+    p = get_profile("itx4_hwmon")
     assert _sensors.fan_plan(p) == {"mode": None, "fans": [], "duty": None}
     assert _sensors.fan_plan(p, duty=20) == {"mode": "duty", "fans": ["fan"], "duty": 20.0}
     assert _sensors.fan_plan(p, follow_curve=True)["mode"] == "curve"
-    with pytest.raises(CarrierError, match=r"fans: \['nope'\] are not fans of profile itx4_monitored"):
+    with pytest.raises(CarrierError, match=r"fans: \['nope'\] are not fans of profile itx4_hwmon"):
         _sensors.fan_plan(p, fans=["nope"], duty=20)
     with pytest.raises(CarrierError, match="duty: nan is not a duty"):
         _sensors.fan_plan(p, duty=float("nan"))
@@ -341,7 +341,7 @@ def test_fan_plan_refusals():
 
 
 def test_read_and_drive_result(rig):
-    r = rig("itx4_monitored", nodes=(1,))
+    r = rig("itx4_hwmon", nodes=(1,))
     plan = _sensors.fan_plan(r.board.profile, duty=30)
     result = _sensors.read_and_drive(r.board, plan)
     assert result["changed"] is True and result["fan_changes"] == [{"fan": "fan", "before": 0, "after": 77}]

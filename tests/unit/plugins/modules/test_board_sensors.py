@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """board_sensors, power_restore and node_power's identify, run as module processes against a simulator
-of the itx4_monitored profile."""
+of the itx4_hwmon profile."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from simkit import SimThread  # noqa: E402
 def lab():
     path = tempfile.mkdtemp(prefix="pcm-", dir="/tmp")
     topology = {"controllers": {"c": {}},
-                "boards": {"b1": {"profile": "itx4_monitored", "bus": "sim:%s/bus.sock" % path,
+                "boards": {"b1": {"profile": "itx4_hwmon", "bus": "sim:%s/bus.sock" % path,
                                   "sim": {"thermal_tau": 0},
                                   "slots": {1: "m1", 2: "m2", 3: "m3", 4: "m4"}}}}
     sim = SimThread(topology, os.path.join(path, "state"), boot_time=0.05)
@@ -33,7 +33,7 @@ def lab():
 
 
 def board(lab, **args):
-    return dict(board="b1", profile="itx4_monitored", bus="sim:%s/bus.sock" % lab["dir"], lock_dir=lab["dir"], **args)
+    return dict(board="b1", profile="itx4_hwmon", bus="sim:%s/bus.sock" % lab["dir"], lock_dir=lab["dir"], **args)
 
 
 def test_board_sensors_reads_everything(lab, tmp_path):
