@@ -25,7 +25,7 @@ from test__health import fake_tree  # noqa: E402
 
 FAULTS = {"node02": "--hang", "node03": "--panic", "node04": "--boot-loop", "node05": "--undervolt"}
 WATCHED = ["node01", "node02", "node03", "node04", "node05"]
-ROW = re.compile(r'"(\S+)\s+(\d+)\s+(node\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+([^"]*?)"')
+ROW = re.compile(r'"(\S+)\s+(\d+)\s+(node\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+([^"]*?)"')
 
 
 class LoggedConsoles:
@@ -105,7 +105,7 @@ def test_status_table_shows_each_fault_state(sim_cluster, tmp_path):
         consoles.stop()
     assert status.returncode == 0, status.stdout + status.stderr
     table = {row[2]: row for row in ROW.findall(status.stdout)}
-    print("\n".join(line for line in status.stdout.splitlines() if "node0" in line or "BOARD" in line))
+    print("\n".join(line for line in status.stdout.splitlines() if re.search("node0|BOARD|sensors of", line)))
     assert len(table) == 14, status.stdout
     states = {host: table[host][5] for host in table}
     assert {h: states[h] for h in WATCHED} == {"node01": "login", "node02": "hung", "node03": "panic",
@@ -114,7 +114,12 @@ def test_status_table_shows_each_fault_state(sim_cluster, tmp_path):
     assert all(table[h][4] == "on" for h in WATCHED)
     assert table["node01"][6] == "1" and int(table["node04"][6]) >= 3
     # health on the nodes at login only; the console's under-voltage warning on node05
-    assert table["node01"][7].startswith("47.2C load 0.15 mem 14% disk "), table["node01"]
-    assert table["node05"][7].startswith("console:undervoltage 47.2C"), table["node05"]
-    assert table["node02"][7] == "-" and table["node06"][7] == "-"
-    assert "BOARD      SLOT  NODE     SPECIALIZATIONS          POWER    STATE      BOOTS HEALTH" in status.stdout
+    assert table["node01"][8].startswith("47.2C load 0.15 mem 14% disk "), table["node01"]
+    assert table["node05"][8].startswith("console:undervoltage 47.2C"), table["node05"]
+    assert table["node02"][8] == "-" and table["node06"][8] == "-"
+    # carrier1 (itx4_hwmon) has a current monitor per slot, rack1 none; its thermometer and fan below the table
+    assert all(re.match(r"^\d+\.\d\dV/\d+\.\d\dA/\d+\.\d\dW$", table[h][7]) for h in WATCHED[:4]), status.stdout
+    assert table["node05"][7] == "-"
+    assert re.search(r'"sensors of carrier1: board_temp \d+\.\dC, fan \d+% \d+rpm"', status.stdout), status.stdout
+    assert ("BOARD      SLOT  NODE     SPECIALIZATIONS          POWER    STATE      BOOTS SENSORS            HEALTH"
+            in status.stdout)
