@@ -33,8 +33,9 @@ PANIC = "[    2.100000] Kernel panic - not syncing: VFS: Unable to mount root fs
 RESTART = "[    2.200000] reboot: Restarting system\r\n"
 
 
-def feed(chunks, lines=ON, model="cm4", start=1000.0, step=5.0, **options):
-    """Feed chunks one call each, ``step`` seconds apart (written = now); the last state."""
+def feed(chunks, lines=None, model="cm4", start=1000.0, step=5.0, **options):
+    """Feed chunks one call each, ``step`` seconds apart (written = now), the lines ON by default; the last state."""
+    lines = ON if lines is None else lines
     history = None
     state = None
     for index, chunk in enumerate(chunks):
