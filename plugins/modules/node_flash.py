@@ -35,6 +35,12 @@ description:
     appears under the simulator's state directory; everything else is the same code.
   - One flash per node at a time (a lock per node host); several nodes of one controller may flash at once, one
     per USB port.
+  - "A Turing Pi 2 node (O(profile=turingpi2)) is flashed by its BMC's OS install service, as C(tpi flash) does:
+    the image is streamed to the BMC (raw or xz as it is, with its SHA-256 for the BMC to check; gzip and zstd
+    decompressed on the way; with O(customize) decompressed into a sparse file under O(state_dir), customised,
+    and uploaded raw), the BMC writes the eMMC, reads it back and compares, and the module waits for it to
+    finish. The controller cannot read that eMMC itself: the BMC's read-back is the verification.
+    O(usb_port) is not used."
 author:
   - picluster.carrier contributors (@picluster)
 extends_documentation_fragment:
@@ -259,6 +265,10 @@ progress_file:
   description: Where progress lines were written.
   returned: when written
   type: str
+uploaded:
+  description: Bytes uploaded to a Turing Pi 2's BMC.
+  returned: when written through a BMC
+  type: int
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402

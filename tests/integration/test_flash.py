@@ -143,3 +143,36 @@ def test_corrupt_xz_half_way_is_not_recorded(node03, image, tmp_path):
     assert node03(image=image["xz"], customize={"hostname": "node03"})["changed"] is False
     check = node03(check=True, image=image["xz"], customize={"hostname": "renamed"})
     assert check["changed"] is True and check["written"] == 0
+
+
+def test_turingpi2_through_the_bmc(sim_cluster_factory, image, tmp_path):
+    from test_turingpi2_backend import topology
+    data = topology()
+    data["boards"]["tpi"]["sim"].update(usb_write_mbps=2000, gadget_time=0.1)
+    data["boards"]["tpi"]["slots"][2] = {"host": "tp02", "model": "cm4"}
+    cluster = sim_cluster_factory(data, boot_time=0.2)
+    base = {"board": "tpi", "profile": "turingpi2", "bus": cluster.data["boards"]["tpi"]["bus"], "slot": 2,
+            "host": "tp02", "bmc_user": "root", "bmc_password": "turing",
+            "lock_dir": os.path.join(cluster.dir, "locks"), "state_dir": str(tmp_path / "flash-state"),
+            "progress_interval": 0.1}
+    os.makedirs(base["lock_dir"], exist_ok=True)
+    first = run_module("node_flash", dict(base, image=image["xz"], boot=True), tmp_path)
+    assert first.get("changed") is True, first
+    assert first["verified"].startswith("by the BMC") and first["uploaded"] == os.path.getsize(image["xz"])
+    emmc = _emmc(cluster, "tp02")
+    size = os.path.getsize(image["raw"])
+    assert _head_sha(emmc, size) == _head_sha(image["raw"], size)
+    cluster.wait_state("tp02", "login", timeout=30)
+    again = run_module("node_flash", dict(base, image=image["xz"], boot=True), tmp_path)
+    assert again["changed"] is False, again
+    # With a customisation: decompressed, customised and uploaded raw; the node takes the name.
+    named = run_module("node_flash", dict(base, image=image["xz"], boot=True, customize={"hostname": "tpnode"}),
+                       tmp_path)
+    assert named.get("changed") is True and named["uploaded"] == size, named
+    cluster.wait_state("tp02", "login", timeout=30)
+    assert cluster.node("tp02")["hostname"] == "tpnode"
+    assert not [n for n in os.listdir(base["state_dir"]) if n.endswith(".customized.img")]  # staging removed
+    progress = (Path(base["state_dir"]) / "tp02.progress").read_text()
+    assert "upload: " in progress
+    wrong = run_module("node_flash", dict(base, image=image["xz"], sha256="0" * 64), tmp_path)
+    assert wrong.get("failed") and "nothing was written" in wrong["msg"]

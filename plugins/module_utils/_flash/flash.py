@@ -29,6 +29,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._flash import bm
 from ansible_collections.picluster.carrier.plugins.module_utils._flash import device as _device
 from ansible_collections.picluster.carrier.plugins.module_utils._flash import source as _source
 from ansible_collections.picluster.carrier.plugins.module_utils._flash import state as _state
+from ansible_collections.picluster.carrier.plugins.module_utils._flash import turingpi as _turingpi
 from ansible_collections.picluster.carrier.plugins.module_utils._flash import usb as _usb
 from ansible_collections.picluster.carrier.plugins.module_utils._flash import write as _write
 from ansible_collections.picluster.carrier.plugins.module_utils._topology import USB_PORT_RE
@@ -91,17 +92,6 @@ class FlashRequest(object):
         }
 
 
-def _progress_writer(path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as handle:
-        handle.write("")
-
-    def report(line):
-        with open(path, "a") as handle:
-            handle.write("%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), line))
-    return report
-
-
 def image_sha256(req, record):
     """The image file's SHA-256 (from the record when the file is the one hashed then); a mismatch
     with ``sha256`` is refused here, before anything is touched."""
@@ -150,7 +140,8 @@ def run(req, board, access=None, check_mode=False, sleep=time.sleep, flasher=Non
             return result
         if size is None:
             size = req.source.measure()
-        flasher = flasher or flash_usb
+        if flasher is None:
+            flasher = _turingpi.flash_bmc if board.profile.kind == "turingpi2" else flash_usb
         with parallel_slot(board.lock_dir, req.max_parallel, req.timeout * 30, sleep):
             result.update(flasher(req, board, access, size, wanted, sleep))
         result.update(changed=True, image_size=size)
@@ -248,7 +239,7 @@ def flash_usb(req, board, access, size, wanted, sleep=time.sleep):
 def write_and_record(req, path, device_size, size, wanted):
     """Invalidate the record, write and verify, customise, then record what was verified."""
     _state.invalidate(req.record_path)
-    progress = _write.Progress(_progress_writer(req.progress_path), req.progress_interval)
+    progress = _write.Progress(_write.progress_file(req.progress_path), req.progress_interval)
     if req.bmap:
         res = _write.write_bmap(req.source, req.bmap, path, device_size, progress)
     else:

@@ -60,6 +60,18 @@ class Progress(object):
         self.report(line)
 
 
+def progress_file(path):
+    """A ``report(line)`` appending time-stamped lines to ``path`` (emptied now)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w"):
+        pass
+
+    def report(line):
+        with open(path, "a") as handle:
+            handle.write("%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), line))
+    return report
+
+
 def open_device(path):
     """The device opened for writing: never created, never truncated; a block device exclusively
     (O_EXCL on a block device fails with EBUSY while anything has it mounted)."""
