@@ -114,6 +114,8 @@ class Fat:
         root_sectors = (self.root_entries * 32 + self.bytes_per_sector - 1) // self.bytes_per_sector
         self.first_data = self.reserved + self.fats * self.fat_size + root_sectors
         self.clusters = (self.total - self.first_data) // self.sectors_per_cluster
+        if self.clusters < 1 or not self.fat_size:
+            raise StorageError("not a FAT file system at byte %d (no data clusters)" % offset)
         self.bits = 12 if self.clusters < 4085 else 16 if self.clusters < 65525 else 32
         if self.bits == 32:
             self.root_cluster, = struct.unpack("<I", bpb[44:48])
@@ -135,6 +137,8 @@ class Fat:
 
     def _next(self, cluster):
         table = self._table()
+        if (cluster * self.bits + 7) // 8 + 4 > len(table):
+            raise StorageError("cluster %d is past the end of the FAT (%d bytes)" % (cluster, len(table)))
         if self.bits == 32:
             return struct.unpack_from("<I", table, cluster * 4)[0] & 0x0FFFFFFF
         if self.bits == 16:

@@ -69,3 +69,34 @@ def test_blank_and_foreign_disks_are_refused(tmp_path):
         f.write(b"\x00" * 512)  # the FAT boot sector gone
     with pytest.raises(storage.StorageError, match="no FAT boot sector"):
         storage.BootVolume(wiped)
+
+
+def test_a_corrupt_fat_is_a_storage_error_never_a_crash(images, tmp_path):
+    """Whatever the bytes, the reader answers or raises StorageError: the node's boot must fail as a Pi's does."""
+    import random
+    import shutil
+
+    paths, _files = images
+    path = tmp_path / "corrupt.img"
+    shutil.copyfile(paths[("dos", 32)], path)
+    start, length = 8192 * 512, 1024 * 1024 + 16384  # the boot sector, the FATs and the root directory
+    with open(path, "rb") as f:
+        f.seek(start)
+        region = f.read(length)
+    rng = random.Random(3)
+    for _round in range(200):
+        data = bytearray(region)
+        for _ in range(rng.choice((1, 4, 16))):
+            data[rng.randrange(11, 48)] = rng.randrange(256)  # the BIOS parameter block
+        for _ in range(64):
+            data[rng.randrange(0, length)] = rng.randrange(256)
+        with open(path, "r+b") as f:
+            f.seek(start)
+            f.write(data)
+        try:
+            with storage.BootVolume(str(path)) as vol:
+                for name in vol.fat.listdir():
+                    vol.fat.read(name)
+                vol.fat.read("start4.elf")
+        except storage.StorageError:
+            pass  # anything else (struct.error, a negative seek) fails the test
