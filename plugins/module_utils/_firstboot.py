@@ -30,8 +30,11 @@ from ansible_collections.picluster.carrier.plugins.module_utils import _fat
 from ansible_collections.picluster.carrier.plugins.module_utils import _firstboot_render as R
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, InvalidValue
 from ansible_collections.picluster.carrier.plugins.module_utils._fileio import KEEP, atomic_write_many, read_optional
-from ansible_collections.picluster.carrier.plugins.module_utils._firstboot_check import (  # noqa: F401 (re-exported)
+from ansible_collections.picluster.carrier.plugins.module_utils._firstboot_check import (
     HIDDEN, Customization, Network, User, check_customize)
+
+__all__ = ["HIDDEN", "Applied", "Customization", "Network", "User", "apply_to_dir", "apply_to_image", "check_customize",
+           "edit_cmdline", "fingerprint", "is_empty", "resolve_style", "seed_files"]
 
 SEED_NAMES = ("user-data", "meta-data", "network-config")
 FIRSTRUN = "firstrun.sh"

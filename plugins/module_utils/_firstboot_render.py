@@ -24,8 +24,6 @@ from __future__ import annotations
 import hashlib
 import shlex
 
-import yaml
-
 FIRSTRUN_HOOK = ("systemd.run=/boot/firstrun.sh", "systemd.run_success_action=reboot",
                  "systemd.unit=kernel-command-line.target")
 # Kernel command line words this library owns: replaced, never duplicated.
@@ -37,6 +35,9 @@ USERCONF = "/usr/lib/userconf-pi/userconf"
 
 
 def _dump(data):
+    # Imported here: module_utils are imported where only the standard library is sure to be (as _topology does).
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=False, width=1 << 16)
 
 

@@ -227,8 +227,8 @@ def test_locale_gen_line_runs(tmp_path):
     (bootcmd,) = yaml.safe_load(F.seed_files(full(), "cloud-init")["user-data"])["bootcmd"]
     script = bootcmd[2].replace("/etc/locale.gen", str(tmp_path / "locale.gen"))
     (tmp_path / "locale.gen").write_text("# en_GB.UTF-8 UTF-8\n")
-    for _ in range(2):
-        subprocess.run(["sh", "-c", script] + bootcmd[3:], check=True)
+    subprocess.run(["sh", "-c", script] + bootcmd[3:], check=True)
+    subprocess.run(["sh", "-c", script] + bootcmd[3:], check=True)  # a second boot adds nothing
     assert (tmp_path / "locale.gen").read_text() == "# en_GB.UTF-8 UTF-8\nen_GB.UTF-8 UTF-8\n"
 
 
