@@ -32,6 +32,7 @@ attributes:
     platforms: posix
   check_mode:
     support: full
+    details: It only reads; the history of what it read (its cache in the lock directory) is kept in check mode too.
   diff_mode:
     support: none
 options:
