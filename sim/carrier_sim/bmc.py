@@ -184,6 +184,9 @@ class BmcEmulator:
             self.requests += 1
             path = urllib.parse.urlsplit(target).path
             if method == "POST" and path.startswith("/api/bmc/upload/"):  # an image: streamed, never held
+                if headers.get("expect", "").lower() == "100-continue":  # curl -F asks before a big body
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    await writer.drain()
                 status, payload = (await self.flash.upload(path.rsplit("/", 1)[1], headers, BodyReader(reader, headers))
                                    if self._authorized(headers) else (401, {"error": "unauthorized"}))
                 if status != 200 and isinstance(payload, str):

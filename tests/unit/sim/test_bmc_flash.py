@@ -9,6 +9,8 @@ import http.client
 import json
 import lzma
 import os
+import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -218,3 +220,24 @@ def test_an_image_larger_than_the_emmc_is_refused(tmp_path):
 
     asyncio.run(run())
     assert target.read_bytes() == b"a" * 4096
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="needs curl")
+def test_curl_upload_with_expect_100_continue(bmc, tmp_path):
+    """curl -F, as a user would upload by hand: multipart with its own boundary, Expect: 100-continue."""
+    sim, url = bmc
+    image = tmp_path / "curl.img"
+    data = os.urandom(1536 * 1024)
+    image.write_bytes(data)
+    _status, reply = start(url, 0, "curl.img", len(data))
+    began = time.monotonic()
+    proc = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Expect: 100-continue",
+                           "--expect100-timeout", "15", "-F", "file=@%s" % image,
+                           "%s/api/bmc/upload/%d" % (url, reply["handle"])],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert proc.stdout == "200", proc.stderr
+    assert time.monotonic() - began < 10  # answered 100 Continue: curl did not wait out its timeout
+    final, _seen = wait_done(url)
+    assert "Done" in final
+    with open(os.path.join(sim.state_dir, "nodes", "t1", "emmc.img"), "rb") as f:
+        assert f.read(len(data)) == data
