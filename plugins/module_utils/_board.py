@@ -323,7 +323,7 @@ def _builtin_profiles():
     for slot in range(1, 5):
         itx4_hwmon_slots[slot]["led"] = {"chip": "u2", "bit": slot - 1, "active": "high", "pull": "down"}
         itx4_hwmon_slots[slot]["monitor"] = {"chip": "ina3221_1" if slot < 4 else "ina3221_2",
-                                                 "channel": slot if slot < 4 else 1}
+                                             "channel": slot if slot < 4 else 1}
     clusterhat_slots = {slot: {"power": {"chip": "u1", "bit": slot - 1, "active": "high", "pull": "down"}}
                         for slot in range(1, 5)}
     return {
