@@ -184,6 +184,7 @@ class Simulator:
             await self._listen(self.control_path, self._control_client)
             for host in self.usb_hosts.values():
                 await self._listen(host.path, lambda r, w, host=host: self._tracked(host.client, r, w))
+                host.clear_stale()
             for board in self.boards.values():
                 if isinstance(board, BmcBoard):
                     await board.bmc.start()

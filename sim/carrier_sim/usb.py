@@ -102,13 +102,13 @@ def _partition_files(block, name, minor, image):
 
 
 class Disk:
-    def __init__(self, name, node, kind, host_no, lun, sys_dir):
+    def __init__(self, name, node, kind, host_no, lun, port_dir):
         self.name = name
         self.node = node
         self.kind = kind
         self.host_no = host_no
         self.lun = lun
-        self.sys_dir = sys_dir
+        self.port_dir = port_dir  # sys/devices/.../usb1/<port>: the USB device, gone with the gadget
         self.size = node.storage[kind]
 
     def describe(self):
@@ -203,7 +203,12 @@ class UsbHost:
             if port in self.aborted or node.state != "rpiboot":
                 return {"errno": errno.ENODEV, "error": "%s on port %s went away while the gadget booted (%s)"
                         % (node.host, port, node.state)}
-            disks = self._attach(node, kinds)
+            try:
+                disks = self._attach(node, kinds)
+            except OSError as exc:
+                self.released(node)  # what was made of the tree goes again
+                return {"errno": exc.errno or errno.EIO, "error": "port %s: the disk could not be exposed: %s"
+                        % (port, exc)}
         finally:
             self.pending.pop(port, None)
         node.usb_devices = [d.describe() for d in disks]
@@ -241,6 +246,8 @@ class UsbHost:
             scsi = os.path.join(target, "%d:0:0:%d" % (host_no, lun))
             block = os.path.join(scsi, "block", name)
             os.makedirs(block)
+            disk = Disk(name, node, kind, host_no, lun, os.path.dirname(iface))
+            self.disks[name] = disk  # from here on, released() undoes what a failure leaves
             size = node.storage[kind]
             minor = 16 * (ord(name[2]) - ord("a"))
             uevent = "MAJOR=8\nMINOR=%d\nDEVNAME=%s\nDEVTYPE=disk\n" % (minor, name)
@@ -260,8 +267,6 @@ class UsbHost:
             link = os.path.join(self.sys, "block", name)
             os.symlink(os.path.relpath(block, os.path.dirname(link)), link)
             os.symlink(node.storage_files[kind], os.path.join(self.dev, name))
-            disk = Disk(name, node, kind, host_no, lun, os.path.dirname(iface))
-            self.disks[name] = disk
             disks.append(disk)
         return disks
 
@@ -272,17 +277,25 @@ class UsbHost:
             self.aborted.add(port)
         gone = [d for d in self.disks.values() if d.node is node]
         for disk in gone:
-            for link in (os.path.join(self.sys, "block", disk.name), os.path.join(self.dev, disk.name)):
-                if os.path.islink(link):
-                    os.unlink(link)
+            block = os.path.join(self.sys, "block", disk.name)
+            if os.path.islink(block) and "/sim-xhci/" in os.readlink(block):
+                os.unlink(block)
+            dev = os.path.join(self.dev, disk.name)  # only our link: a failed attach may have met another one
+            if os.path.islink(dev) and os.readlink(dev) == disk.node.storage_files.get(disk.kind):
+                os.unlink(dev)
             del self.disks[disk.name]
         node.usb_devices = []
         if gone:
-            shutil.rmtree(gone[0].sys_dir, ignore_errors=True)
+            shutil.rmtree(gone[0].port_dir, ignore_errors=True)
             self.log("usb %s: %s removed" % (port, ", ".join(d.name for d in gone)))
 
-    def snapshot_of(self, node):
-        return [d.describe() for d in sorted(self.disks.values(), key=lambda d: d.name) if d.node is node]
+    def clear_stale(self):
+        """Remove the gadget disks a killed simulator left in this directory (called once usb.sock is ours)."""
+        shutil.rmtree(os.path.join(self.sys, "devices", "platform", "sim-xhci"), ignore_errors=True)
+        for folder in (os.path.join(self.sys, "block"), self.dev):
+            for name in (os.listdir(folder) if os.path.isdir(folder) else ()):
+                if name.startswith("sd") and os.path.islink(os.path.join(folder, name)):
+                    os.unlink(os.path.join(folder, name))
 
     def close(self):
         for node in {d.node for d in self.disks.values()}:

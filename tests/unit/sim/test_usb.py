@@ -200,3 +200,28 @@ def test_bad_size_in_a_topology_names_the_slot(run_sim):
 
     with pytest.raises(SimError, match=r"boards.b1.slots.1.sim: sim.emmc_gb: 12 is not an eMMC size of a cm4"):
         run_sim(topology({1: {"host": "n1", "model": "cm4", "sim": {"emmc_gb": 12}}}))
+
+
+def test_stale_disks_of_a_killed_simulator_are_cleared_and_a_failed_attach_is_undone(run_sim, short_dir):
+    stale_dev = os.path.join(short_dir, "dev")
+    stale_port = os.path.join(short_dir, "sys/devices/platform/sim-xhci/usb1/1-1.1/1-1.1:1.0/host0")
+    os.makedirs(stale_port)
+    os.makedirs(stale_dev)
+    os.symlink("/nonexistent", os.path.join(stale_dev, "sda"))
+    sim = run_sim(topology())
+    assert not os.path.lexists(os.path.join(stale_dev, "sda")) and not os.path.exists(stale_port)
+    bus = sim.bus("b1")
+    try:
+        lines = Lines(bus)
+        lines.set(1, power=True, rpiboot=True)
+        sim.wait_state("n1", "rpiboot")
+        os.symlink("/nonexistent", os.path.join(stale_dev, "sda"))  # something else took the name
+        reply = call(short_dir, {"op": "rpiboot", "port": "1-1.1"})
+        assert reply["errno"] == 17 and "could not be exposed" in reply["error"]
+        assert not os.path.exists(os.path.join(short_dir, "sys/devices/platform/sim-xhci/usb1/1-1.1"))
+        assert not os.path.lexists(os.path.join(short_dir, "sys", "block", "sda"))
+        assert sim.node("n1")["state"] == "rpiboot"
+        os.unlink(os.path.join(stale_dev, "sda"))
+        assert call(short_dir, {"op": "rpiboot", "port": "1-1.1"})["value"]["device"] == "sda"
+    finally:
+        bus.close()
