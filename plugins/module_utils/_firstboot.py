@@ -131,7 +131,8 @@ def fingerprint(cust):
 
 
 def _plan(cust, present, where):
-    """(style, {name: bytes to write}, names to remove) from ``present`` ({name: bytes} of MANAGED)."""
+    """From ``present`` ({name: bytes or None} of MANAGED): the style, every file it wants
+    ({name: bytes}), those of them that differ from what is there, and the names to remove."""
     style = resolve_style(cust, [n for n, v in present.items() if v is not None], where)
     files = seed_files(cust, style)
     if files or cust.wifi_country:

@@ -34,11 +34,22 @@ IMAGER_CUSTOM = "/usr/lib/raspberrypi-sys-mods/imager_custom"
 USERCONF = "/usr/lib/userconf-pi/userconf"
 
 
+def _plain(data):
+    """``data`` with plain str, list and dict: safe_dump refuses subclasses (Ansible's tagged strings)."""
+    if isinstance(data, dict):
+        return {str(k): _plain(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_plain(v) for v in data]
+    if isinstance(data, str):
+        return str(data)
+    return data
+
+
 def _dump(data):
     # Imported here: module_utils are imported where only the standard library is sure to be (as _topology does).
     import yaml
 
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=False, width=1 << 16)
+    return yaml.safe_dump(_plain(data), sort_keys=False, default_flow_style=False, allow_unicode=False, width=1 << 16)
 
 
 def _ssh_enabled(cust):
@@ -177,7 +188,7 @@ def _lines_first_user(user):
         "   %s %s ''" % (USERCONF, name),
         'elif [ -n "$FIRSTUSER" ] && [ "$FIRSTUSER" != %s ]; then' % name,
         '   usermod -l %s "$FIRSTUSER"' % name,
-        "   usermod -m -d /home/%s %s" % (user.name, name),
+        "   usermod -m -d %s %s" % (q("/home/" + user.name), name),
         '   groupmod -n %s "$(getent group 1000 | cut -d: -f1)"' % name,
         'elif [ -z "$FIRSTUSER" ]; then',
         "   useradd -m -s /bin/bash %s" % name,

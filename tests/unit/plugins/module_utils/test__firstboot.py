@@ -75,6 +75,19 @@ def test_user_data_content():
     assert ["rfkill", "block", "wifi"] in cfg["runcmd"]
 
 
+class TaggedStr(str):
+    """Stands for the str subclasses Ansible's templating hands over."""
+
+
+def test_str_subclasses_are_written_as_plain_strings():
+    c = F.check_customize({"hostname": TaggedStr("node03"), "users": [{"name": TaggedStr("admin")}],
+                           "timezone": TaggedStr("UTC"), "network": {"address": TaggedStr("10.0.0.13/24")}})
+    files = F.seed_files(c, "cloud-init")
+    assert yaml.safe_load(files["user-data"])["users"][0]["name"] == "admin"
+    assert yaml.safe_load(files["meta-data"])["local-hostname"] == "node03"
+    assert "admin" in F.seed_files(c, "firstrun")["firstrun.sh"].decode()
+
+
 def test_meta_data_and_instance_id():
     files = F.seed_files(full(), "cloud-init")
     md = yaml.safe_load(files["meta-data"])
