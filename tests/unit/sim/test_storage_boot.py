@@ -151,3 +151,33 @@ def test_default_hostname_without_customisation_and_stock_tree_when_never_writte
     lines.set(1, power=True)
     console.read_until("raspberrypi login: ")
     console.close()
+
+
+class _Files:
+    """A boot partition as diskboot reads it (read(name) -> bytes or None)."""
+
+    def __init__(self, files):
+        self.files = {k: v.encode() for k, v in files.items()}
+
+    def read(self, name):
+        return self.files.get(name)
+
+
+@pytest.mark.parametrize("files,cmdline,expected", [
+    ({"meta-data": "instance-id: a\nlocal-hostname: meta1\n", "user-data": "#cloud-config\nhostname: user1\n"},
+     "", "user1"),  # cloud-config's hostname wins over the meta-data, as cc_set_hostname does
+    ({"meta-data": "local-hostname: 'meta2'  # quoted\n"}, "", "meta2"),
+    ({"meta-data": "local-hostname: node9.example.com\n"}, "", "node9"),
+    ({"meta-data": "instance-id: a\n", "firstrun.sh": "hostnamectl set-hostname fr1\n"},
+     "systemd.run=/boot/firstrun.sh", "fr1"),
+    ({"firstrun.sh": "CURRENT_HOSTNAME=`cat /etc/hostname`\necho fr2 >/etc/hostname\n"},
+     "systemd.run=/boot/firmware/firstrun.sh", "fr2"),
+    ({"firstrun.sh": "CURRENT_HOSTNAME=fr3\n"}, "systemd.run=/boot/firstrun.sh", "fr3"),
+    ({"firstrun.sh": "hostnamectl set-hostname fr4\n"}, "rootwait", "raspberrypi"),  # not run by cmdline.txt
+    ({"meta-data": "local-hostname: bad_name!\n"}, "", "raspberrypi"),
+    ({}, "", "raspberrypi"),
+])
+def test_first_boot_hostname(files, cmdline, expected):
+    from carrier_sim.diskboot import first_boot_hostname
+
+    assert first_boot_hostname(_Files(files), cmdline) == expected
