@@ -83,7 +83,8 @@ boards:
       1: {host: node01, specializations: [k3s_server], serial: "10000000b7f44626", mac: "dc:a6:32:01:36:c2"}
       2: {host: node02, specializations: [k3s_agent, ceph_storage]}
 
-# The same, with the live power state and extra groups.
+---
+# Another cluster.carrier.yml: the live power state and extra groups.
 plugin: picluster.carrier.boards
 probe: true
 keyed_groups:
