@@ -49,3 +49,21 @@ def test_the_collections_finder_reads_the_simulated_disks(run_sim, short_dir, tm
         assert device.disks_on_port(sys_root, dev_root, "1-1.2") == []
     finally:
         bus.close()
+
+
+@pytest.mark.parametrize("style", ["cloud-init", "firstrun"])
+def test_the_simulator_reads_the_host_name_the_collection_writes(style):
+    """The collection's first-boot files (_firstboot.seed_files), as the simulated OS reads them on its first boot."""
+    from ansible_collections.picluster.carrier.plugins.module_utils import _firstboot
+    from carrier_sim.diskboot import first_boot_hostname
+
+    class Partition:
+        def __init__(self, files):
+            self.files = files
+
+        def read(self, name):
+            return self.files.get(name)
+
+    cust = _firstboot.check_customize({"hostname": "node05", "fqdn": "node05.lab.example", "style": style})
+    cmdline = "console=serial0,115200 rootwait systemd.run=/boot/firmware/firstrun.sh" if style == "firstrun" else ""
+    assert first_boot_hostname(Partition(_firstboot.seed_files(cust)), cmdline) == "node05"
