@@ -38,7 +38,7 @@ options:
   protected_slots:
     description:
       - Slots that host the controller itself. Acting on one needs C(force=true) where the module has that option;
-        with O(slot=all) they are skipped.
+        with C(slot=all) they are skipped.
     type: list
     elements: int
     default: []

@@ -473,7 +473,7 @@ class Board(object):
         for slot in self.protected_slots:
             self.profile.lines(slot)
 
-    def open_bus(self):
+    def new_bus(self):
         """A new open bus of this board (the caller closes it; take ``bus_lock`` around each chip's access)."""
         return self._bus_opener(self.bus_spec)
 

@@ -452,7 +452,7 @@ class SensorReader(object):
         result = {"sensors": {}, "slots": {}, "fans": {}}
         if not (self.profile.sensors or self.profile.fans):
             return result
-        bus = self.board.open_bus()
+        bus = self.board.new_bus()
         try:
             channels = {}
             for slot, mon in sorted(self.profile.monitors.items()):
@@ -502,7 +502,7 @@ class SensorReader(object):
         a setting already in place is not written."""
         settings = {name: duty_setting(duty, "duty") for name, duty in wanted.items()}
         done = {}
-        bus = self.board.open_bus()
+        bus = self.board.new_bus()
         try:
             for name, setting in sorted(settings.items()):
                 spec = self.profile.fans[name]

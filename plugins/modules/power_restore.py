@@ -45,7 +45,8 @@ options:
     choices: [last, "off", "on"]
   state_file:
     description:
-      - The file of intended power states that M(picluster.carrier.node_power) keeps (its O(restore_state_file)).
+      - The file of intended power states that M(picluster.carrier.node_power) keeps (its
+        O(picluster.carrier.node_power#module:restore_state_file)).
     type: path
     default: /var/lib/picluster-carrier/power-state.json
   slot:
