@@ -12,6 +12,7 @@ import socket
 import pytest
 
 from ansible_collections.picluster.carrier.plugins.module_utils._flash import device
+from diskimages import make_image, needs_tools, rpi_files
 from test_usb import Lines, topology
 
 
@@ -67,3 +68,36 @@ def test_the_simulator_reads_the_host_name_the_collection_writes(style):
     cust = _firstboot.check_customize({"hostname": "node05", "fqdn": "node05.lab.example", "style": style})
     cmdline = "console=serial0,115200 rootwait systemd.run=/boot/firmware/firstrun.sh" if style == "firstrun" else ""
     assert first_boot_hostname(Partition(_firstboot.seed_files(cust)), cmdline) == "node05"
+
+
+@needs_tools
+@pytest.mark.parametrize("style", ["cloud-init", "firstrun"])
+def test_a_customised_image_written_through_the_gadget_boots_with_its_name(
+        run_sim, short_dir, tmp_path, monkeypatch, plain_modes, style):
+    """The collection customises a Raspberry Pi OS-shaped image (mtools), the image goes to the eMMC through the
+    gadget's /dev link, and the node boots to a login prompt with the customised name."""
+    import subprocess
+
+    from ansible_collections.picluster.carrier.plugins.module_utils import _fat, _firstboot
+    from test_storage_boot import flash
+
+    def runner(argv, env, cwd):
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    monkeypatch.setattr(_fat, "_RUNNER", runner)
+    image = make_image(str(tmp_path / "os.img"), rpi_files())
+    _firstboot.apply_to_image(image, _firstboot.check_customize({"hostname": "node05", "style": style}))
+    sim = run_sim(topology())
+    bus = sim.bus("b1")
+    try:
+        lines = Lines(bus)
+        flash(sim, lines, short_dir, 1, "1-1.1", image)
+        console = sim.console("n1")
+        lines.set(1, power=True)
+        console.read_until("node05 login: ")
+        console.login("node05")
+        assert console.run("hostname") == "node05"
+        console.close()
+    finally:
+        bus.close()
