@@ -331,6 +331,9 @@ def format_status(status):
         for dname, dev in board["devices"].items():
             for bit, level in (dev.get("stuck") or {}).items():
                 faults.append("board %s: %s bit %s stuck at %s" % (bname, dname, bit, level))
+            if dev.get("missing"):
+                faults.append("board %s: sensor %s missing (does not acknowledge 0x%02x)"
+                              % (bname, dname, dev["address"]))
         for slot, node in board["slots"].items():
             if node["hang"]:
                 faults.append("node %s: hangs while booting" % node["host"])

@@ -101,3 +101,41 @@ def test_role_refuses_no_boards(tmp_path):
                          capture_output=True, text=True, env=env(), timeout=300)
     assert run.returncode != 0 and "power_restore needs at least one board" in run.stdout
     assert not (tmp_path / "etc").exists()
+
+
+def test_controller_restart_of_the_simulator_daemon_writes_nothing(sim_cluster_factory, tmp_path):
+    """The simulator process itself stopped and started again (carrier-sim stop/start) with its latches
+    kept: the nodes that were on are on, and power_restore reads the board and writes nothing."""
+    from ansible_collections.picluster.carrier.plugins.module_utils import _restore
+    from ansible_collections.picluster.carrier.plugins.module_utils._power import PowerRequest, execute
+
+    topology = {"controllers": {"ctrl0": {}},
+                "boards": {"b1": {"profile": "itx4_hwmon", "bus": "sim:{dir}/bus.sock",
+                                  "sim": {"latch_file": "{dir}/latches.json"},
+                                  "slots": {1: {"host": "d1"}, 2: {"host": "d2"}, 3: {"host": "d3"}}}}}
+    cluster = sim_cluster_factory(topology, boot_time=0.2)
+    intents = str(tmp_path / "power-state.json")
+    req = PowerRequest(cluster.board("b1"), [1, 3], "on", stagger=0, identify=True)
+    _restore.record_request(intents, req, execute(req, sleep=lambda s: None))
+    cluster.wait_state("d1", "login")
+    cluster.stop()
+    cluster.start()
+    socket = cluster.boards["b1"]["socket"]
+    assert cluster.status()["buses"][socket]["transactions"] == 0
+    assert cluster.node("d1")["state"] != "off" and cluster.node("d3")["state"] != "off"
+    result = _restore.restore(cluster.board("b1"), state_file=intents, sleep=lambda s: None)
+    assert result["changed"] is False
+    none = "policy last: no intended state recorded"
+    assert [s["reason"] for s in result["slots"]] == ["already on: not touched", none, "already on: not touched", none]
+    counters = cluster.status()["buses"][socket]
+    assert counters["writes"] == 0 and counters["reads"] > 0
+    assert cluster.board("b1").read_state([1])[1]["led"] is True  # the identify LED kept its latch too
+    # the sensors see the two running nodes
+    from ansible_collections.picluster.carrier.plugins.module_utils._sensors import SensorReader
+    slots = SensorReader(cluster.board("b1")).read()["slots"]
+    assert slots[1]["current"] > 0.5 and slots[3]["current"] > 0.5 and slots[2]["current"] == 0.0
+    missing = cluster.fault("--board", "b1", "--sensor", "board_temp", "--missing", "true")
+    assert missing.returncode == 0
+    assert "sensor board_temp missing" in cluster.cli("status").stdout
+    readings = SensorReader(cluster.board("b1"), retries=1).read()
+    assert readings["sensors"]["board_temp"]["missing"] is True
