@@ -249,3 +249,24 @@ def test_firstrun_script_runs(tmp_path):
     # It removed itself and its hook, as systemd.run_success_action=reboot expects.
     assert not (root / "boot" / "firstrun.sh").exists()
     assert read(root, "boot/cmdline.txt") == CMDLINE.rstrip("\n") + " cfg80211.ieee80211_regdom=GB\n"
+
+
+def test_apply_to_a_block_device(tmp_path):
+    """node_flash hands apply_to_image the node's disk (/dev/sdX): a loop device stands for it."""
+    if shutil.which("losetup") is None:
+        pytest.skip("losetup is not installed")
+    cust = customisation("auto")
+    image = make_image(tmp_path / "os.img", {"cmdline.txt": CMDLINE.encode()})
+    proc = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip("no loop device: %s" % proc.stderr.strip())
+    device = proc.stdout.strip()
+    try:
+        applied = F.apply_to_image(device, cust)
+        assert applied.style == "firstrun" and applied.changed
+        assert not F.apply_to_image(device, cust).changed
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=True)
+    out = subprocess.run(["mtype", "-i", "%s@@%d" % (image, BOOT_START * 512), "::/firstrun.sh"], capture_output=True,
+                         env=MTOOLS_ENV, check=True)
+    assert out.stdout == F.seed_files(cust, "firstrun")["firstrun.sh"]

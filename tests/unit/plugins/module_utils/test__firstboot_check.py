@@ -6,12 +6,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from firstboot_fixtures import BCRYPT, SHA512, YESCRYPT, crypt_hash, sk_ecdsa_key, sk_ed25519_key, ssh_key
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, InvalidValue
 from ansible_collections.picluster.carrier.plugins.module_utils._firstboot_check import (
-    Customization, Network, check_customize)
+    TOP_KEYS, Customization, Network, check_customize)
 
 
 def refused(value, field, *words):
@@ -264,3 +268,48 @@ def test_field_prefix_and_type():
     with pytest.raises(CarrierError) as e:
         check_customize({"hostname": "Bad"}, field="nodes[2].customize")
     assert str(e.value).startswith("nodes[2].customize.hostname: ")
+
+
+# --- Whatever arrives, the answer is a Customization or an InvalidValue --------------------------
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=40),
+                  st.sampled_from(["node03", "admin", "UTC", "en_GB.UTF-8", "gb", "dhcp", "off", "10.0.0.13/24",
+                                   "10.0.0.1", SHA512, "cloud-init", ssh_key()]))
+_values = st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                      st.dictionaries(st.sampled_from(
+                                                          ["name", "layout", "address", "enabled", "country",
+                                                           "dhcp", "gateway", "sudo", "groups", "x"]),
+                                                          inner, max_size=3)), max_leaves=8)
+_top = st.dictionaries(st.sampled_from(list(TOP_KEYS)), _values, max_size=5)
+
+
+@given(_top)
+@settings(deadline=None, max_examples=300)
+def test_any_input_is_checked_or_refused(value):
+    try:
+        c = check_customize(value)
+    except InvalidValue as e:
+        assert e.field.startswith("customize"), e.field
+        return
+    assert isinstance(c, Customization)
+
+
+@given(st.one_of(st.text(min_size=12, max_size=120), st.just(SHA512 + "x"), st.just("$6$" + SHA512)))
+@settings(deadline=None, max_examples=300)
+def test_any_password_hash_never_echoed(text):
+    try:
+        check_customize({"users": [{"name": "admin", "password_hash": text}]})
+    except InvalidValue as e:
+        assert e.value == "<hidden>"
+        message = str(e).replace("<hidden>", "")
+        assert text not in message
+
+
+@given(st.text(max_size=70))
+@settings(deadline=None, max_examples=300)
+def test_any_text_as_hostname(text):
+    try:
+        name = check_customize({"hostname": text}).hostname
+    except InvalidValue:
+        return
+    assert re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name) and len(name) <= 63
