@@ -75,6 +75,10 @@ def test_states_from_the_logs_and_a_history_between_runs(rig, tmp_path):
 def test_one_node_without_a_log_and_the_lines_only(rig, tmp_path):
     result = status(rig, tmp_path, slot=2, node="n2")
     assert result["slots"][0]["state"] == "on" and "no console log" in result["slots"][0]["console_error"]
+    (tmp_path / "logs" / "n2.log").mkdir(parents=True)  # a log that cannot be read: the lines still count
+    result = status(rig, tmp_path, slot=2, node="n2")
+    assert result.exit_status == 0 and result["slots"][0]["state"] == "on"
+    assert result["slots"][0]["console_error"].startswith("log_dir: cannot read ")
     result = status(rig, tmp_path, console="none")
     assert [e["state"] for e in result["slots"]] == ["on", "on", "on", "off"]
     assert all(e["host"] is None and e["console"] is None for e in result["slots"])
