@@ -86,9 +86,9 @@ def test_a_corrupt_fat_is_a_storage_error_never_a_crash(images, tmp_path):
     rng = random.Random(3)
     for _round in range(200):
         data = bytearray(region)
-        for _ in range(rng.choice((1, 4, 16))):
+        for _byte in range(rng.choice((1, 4, 16))):
             data[rng.randrange(11, 48)] = rng.randrange(256)  # the BIOS parameter block
-        for _ in range(64):
+        for _byte in range(64):
             data[rng.randrange(0, length)] = rng.randrange(256)
         with open(path, "r+b") as f:
             f.seek(start)
