@@ -113,6 +113,9 @@ def _bool(value, field):
 
 
 def _list(value, field, what):
+    """A list; None (a key given empty in YAML) is an empty one."""
+    if value is None:
+        return []
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise InvalidValue(field, "%r is a %s, not a list of %s" % (value, _type_name(value), what), value)
     return list(value)
@@ -264,13 +267,13 @@ def check_user(value, field):
         raise InvalidValue(field + ".name", "'root' cannot be customised: give a user of your own (sudo: true "
                            "gives it root rights)", name)
     keys = []
-    for i, key in enumerate(_list(value.get("ssh_authorized_keys", []), field + ".ssh_authorized_keys", "keys")):
+    for i, key in enumerate(_list(value.get("ssh_authorized_keys"), field + ".ssh_authorized_keys", "keys")):
         keys.append(check_ssh_key(key, "%s.ssh_authorized_keys[%d]" % (field, i)))
     password_hash = value.get("password_hash")
     if password_hash is not None:
         check_password_hash(password_hash, field + ".password_hash")
     groups = []
-    for i, group in enumerate(_list(value.get("groups", []), field + ".groups", "group names")):
+    for i, group in enumerate(_list(value.get("groups"), field + ".groups", "group names")):
         gfield = "%s.groups[%d]" % (field, i)
         _string(group, gfield, "a group name")
         if not _POSIX_NAME_RE.fullmatch(group):
@@ -343,7 +346,7 @@ def check_network(value, field):
             raise InvalidValue(field + ".gateway", "%r is not in the network %s of the address" % (gateway, net),
                                gateway)
     nameservers = tuple(_ip(ns, "%s.nameservers[%d]" % (field, i), None)
-                        for i, ns in enumerate(_list(value.get("nameservers", []), field + ".nameservers",
+                        for i, ns in enumerate(_list(value.get("nameservers"), field + ".nameservers",
                                                      "addresses")))
     return Network(dhcp=False, interface=interface, address=str(iface), gateway=gateway, nameservers=nameservers)
 
@@ -399,7 +402,7 @@ def check_customize(value, field="customize"):
         fqdn = check_fqdn(fqdn, field + ".fqdn", hostname)
         hostname = hostname or fqdn.split(".")[0]
     users = [check_user(u, "%s.users[%d]" % (field, i))
-             for i, u in enumerate(_list(value.get("users", []), field + ".users", "users"))]
+             for i, u in enumerate(_list(value.get("users"), field + ".users", "users"))]
     names = [u.name for u in users]
     for i, name in enumerate(names):
         if name in names[:i]:

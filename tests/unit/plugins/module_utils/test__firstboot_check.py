@@ -55,6 +55,13 @@ def test_full_customisation():
     assert c.has_secrets
 
 
+def test_empty_lists():
+    c = check_customize({"users": None})
+    assert c.users == ()
+    c = check_customize({"users": [{"name": "a", "ssh_authorized_keys": None, "groups": None}]})
+    assert c.users[0].ssh_authorized_keys == () and c.users[0].groups == ()
+
+
 def test_shorthands():
     c = check_customize({"keyboard": "us", "network": "dhcp", "wifi": False, "ssh": True})
     assert c.keyboard == ("us", None, None)
