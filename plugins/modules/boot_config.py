@@ -22,7 +22,7 @@ description:
     repeatable keys C(dtoverlay), C(dtparam) and C(include) are never rewritten, a line is added when no line of
     the section has that exact value.
   - The order is removals, then O(cmdline_set)/O(config_set), then O(cmdline_add). Files are replaced atomically
-    (temp file and rename in the same directory), and together: both are written out before either is renamed, so
+    (temp file and rename in the same directory), and together; both are written out before either is renamed, so
     an error leaves both as they were. Changes take effect at the next boot (RV(reboot_required)).
   - Fails, changing nothing, when a file an option concerns is missing or a value is not valid.
 author:
