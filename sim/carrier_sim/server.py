@@ -436,6 +436,10 @@ class Simulator:
             "buses": {path: bus.snapshot() for path, bus in self.buses.items()},
             "boards": boards,
             "skipped_boards": list(self.skipped),
+            "usb": {host.path: {"ports": {port: node.host for port, node in sorted(host.ports.items())},
+                                "gadget_time": host.gadget_time,
+                                "disks": [d.describe() for _n, d in sorted(host.disks.items())]}
+                    for host in self.usb_hosts.values()},
             "nodes": {host: {"board": n.board, "slot": n.slot, "state": n.state} for host, n in self.nodes.items()},
         }
 

@@ -92,6 +92,8 @@ def test_rpiboot_exposes_the_emmc_as_the_kernel_shows_a_usb_disk(rig):
     from carrier_sim.cli import format_status
     assert "1-1.1 sda" in format_status(sim.status())
     assert call(base, {"op": "list"})["value"][0]["host"] == "n1"
+    usb_status = sim.status()["usb"][os.path.join(base, "usb.sock")]
+    assert usb_status["ports"]["1-1.1"] == "n1" and [d["device"] for d in usb_status["disks"]] == ["sda"]
     # power-off: the disk goes, the backing file (the eMMC) stays
     lines.set(1, power=False)
     assert sim.node("n1")["state"] == "off"
