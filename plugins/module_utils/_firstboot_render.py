@@ -63,6 +63,8 @@ def _ssh_enabled(cust):
 
 
 def _cloud_user(user):
+    """One ``users`` entry. Raspberry Pi OS's cloud-init renames the image's preseeded uid-1000 account
+    into the first user it creates (its raspberry-pi-os distro), so groups and home follow."""
     entry = {"name": user.name, "shell": "/bin/bash"}
     if user.groups:
         entry["groups"] = list(user.groups)
@@ -153,7 +155,8 @@ def instance_id(user_data_bytes, network_bytes, hostname):
 
 
 def meta_data(iid, hostname):
-    data = {"instance-id": iid}
+    # dsmode local, as the meta-data Raspberry Pi OS ships: user-data is applied before the network is up.
+    data = {"instance-id": iid, "dsmode": "local"}
     if hostname:
         data["local-hostname"] = hostname
     return _dump(data).encode("ascii")

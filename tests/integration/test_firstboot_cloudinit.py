@@ -27,6 +27,7 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 
 from ansible_collections.picluster.carrier.plugins.module_utils import _fat
 from ansible_collections.picluster.carrier.plugins.module_utils import _firstboot as F
@@ -197,7 +198,7 @@ def test_cloud_init_runs_the_seed(tmp_path):
     rc, out = run_in_root(tmp_path, root, "cloud-init init --local && cloud-init init && "
                                           "cloud-init modules --mode config; echo stages-rc=$?")
     assert rc == 0 and "stages-rc=0" in out, out[-4000:]
-    iid = F.seed_files(cust, "cloud-init")["meta-data"].decode().split()[1]
+    iid = yaml.safe_load(F.seed_files(cust, "cloud-init")["meta-data"])["instance-id"]
     assert os.readlink(root / "var/lib/cloud/instance") == "/var/lib/cloud/instances/" + iid, out[-2000:]
     assert read(root, "etc/hostname").strip() == "node03"
     assert "node03.cluster.lan" in read(root, "etc/hosts")

@@ -92,6 +92,7 @@ def test_meta_data_and_instance_id():
     files = F.seed_files(full(), "cloud-init")
     md = yaml.safe_load(files["meta-data"])
     assert md["local-hostname"] == "node03" and md["instance-id"].startswith("iid-picluster-")
+    assert md["dsmode"] == "local"
     assert F.seed_files(full(), "cloud-init")["meta-data"] == files["meta-data"]
     # A changed customisation is a new instance, so cloud-init runs again.
     for other in (full(timezone="UTC"), full(hostname="node04", fqdn=None), full(network="dhcp")):
