@@ -17,7 +17,7 @@ block number) with a ``chksum`` attribute over the range's bytes.
 from __future__ import annotations
 
 import hashlib
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 from dataclasses import dataclass
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
@@ -41,7 +41,7 @@ class Bmap:
     @property
     def mapped_size(self):
         """Bytes the ranges cover, the last block cut at the image's end."""
-        return sum(self.byte_range(first, last)[1] for first, last, _ in self.ranges)
+        return sum(self.byte_range(first, last)[1] for first, last, _checksum in self.ranges)
 
     def byte_range(self, first, last):
         """(offset, length) of blocks ``first..last`` in the image."""
@@ -113,7 +113,7 @@ def parse(path, field="bmap"):
             raise BmapError("%s: %s: unknown checksum type %r" % (field, path, cs_type))
         _verify_file_checksum(raw, xml, cs_type, file_tag, path, field)
     ranges = _ranges(xml, attr, blocks_count, path, field)
-    counted = sum(last - first + 1 for first, last, _ in ranges)
+    counted = sum(last - first + 1 for first, last, _checksum in ranges)
     if counted != mapped:
         raise BmapError("%s: %s: its ranges cover %d blocks, MappedBlocksCount says %d"
                         % (field, path, counted, mapped))

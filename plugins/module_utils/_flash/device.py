@@ -164,10 +164,10 @@ def vet(disk, usb_port, image_size, field="usb_port", sim_root=None, mountinfo="
         raise DeviceError("%s is read-only" % where)
     own = set()
     if sim_root is None:  # a simulated disk's numbers are made up: only its paths can be mounted
-        own = {disk.numbers} | {n for _, n in disk.partitions}
+        own = {disk.numbers} | {n for _name, n in disk.partitions}
         own.discard(None)
     paths = {os.path.realpath(disk.dev_path)}
-    paths |= {os.path.realpath(os.path.join(os.path.dirname(disk.dev_path), p)) for p, _ in disk.partitions}
+    paths |= {os.path.realpath(os.path.join(os.path.dirname(disk.dev_path), p)) for p, _numbers in disk.partitions}
     for dev, source, point in _mounts(mountinfo):
         if dev in own or (source.startswith("/") and os.path.realpath(source) in paths):
             raise DeviceError("%s (or a partition of it) is mounted on %s: unmount it first" % (where, point))

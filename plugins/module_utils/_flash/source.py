@@ -112,7 +112,7 @@ def xz_uncompressed_size(path):
                     return None
                 count, pos = _read_varint(index, 1)
                 blocks = 0
-                for _ in range(count):
+                for _record in range(count):
                     unpadded, pos = _read_varint(index, pos)
                     size, pos = _read_varint(index, pos)
                     blocks += (unpadded + 3) & ~3

@@ -6,15 +6,19 @@ from the device itself (its cached pages dropped first, so the bytes come from t
 from the controller's memory) checked against the SHA-256 of what was written, or with a bmap
 against each mapped range's checksum.
 
-Memory stays flat: one chunk in flight (4 MiB) whatever the image size. A write never goes past
-the device's size (a simulated device is a file, which would otherwise grow).
+Memory stays flat: a few 4 MiB chunks in flight whatever the image size. The device is written and
+read by a second thread, so that reading, decompressing and hashing one chunk overlap the I/O of the
+next (hashlib, the decompressors and the system calls release the GIL). A write never goes past the
+device's size (a simulated device is a file, which would otherwise grow).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import stat
+import threading
 import time
 from dataclasses import dataclass
 
@@ -96,6 +100,93 @@ def _pwrite_all(fd, data, offset, path):
         offset += count
 
 
+DEPTH = 2  # chunks queued between the two threads
+
+
+class _Writer(object):
+    """pwrite in a thread; ``put`` re-raises the first error the thread met, ``close`` waits for every write."""
+
+    def __init__(self, fd, path):
+        self.fd, self.path = fd, path
+        self.queue = queue.Queue(DEPTH)
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    _pwrite_all(self.fd, item[1], item[0], self.path)
+                except BaseException as exc:  # handed to the caller's thread
+                    self.error = exc
+
+    def put(self, offset, data):
+        if self.error is not None:
+            raise self.error
+        self.queue.put((offset, data))
+
+    def close(self):
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def close_quietly(self):
+        """Stop the thread after an error elsewhere (its own error, if any, is not the one to report)."""
+        self.error = self.error or WriteError("device: %s: writing stopped" % self.path)
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+
+def _prefetch(fd, path, ranges, chunk):
+    """(range index, bytes) read ahead by a thread, in order, over every (offset, length) of ``ranges``."""
+    out = queue.Queue(DEPTH)
+    stop = threading.Event()
+
+    def reader():
+        try:
+            for index, (offset, length) in enumerate(ranges):
+                end = offset + length
+                while offset < end and not stop.is_set():
+                    try:
+                        data = os.pread(fd, min(chunk, end - offset), offset)
+                    except OSError as exc:
+                        raise WriteError("device: reading %s back at byte %d failed: %s"
+                                         % (path, offset, exc.strerror or exc)) from None
+                    if not data:
+                        raise WriteError("device: %s ended at byte %d while reading it back" % (path, offset))
+                    out.put((index, data))
+                    offset += len(data)
+            out.put(None)
+        except BaseException as exc:  # handed to the caller's thread
+            out.put(exc)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                out.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
 def _drop_cache(fd):
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
@@ -112,30 +203,20 @@ def _sync(fd, path):
 
 
 def _read_back(path, ranges, hash_name, progress, total, chunk=CHUNK):
-    """Yield each range's digest as read from the device (``ranges``: (offset, length))."""
+    """Each range's digest as read from the device (``ranges``: (offset, length)), in order."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise WriteError("device: cannot open %s to read it back: %s" % (path, exc.strerror or exc)) from None
     try:
         _drop_cache(fd)
+        digests = [hashlib.new(hash_name) for _range in ranges]
         done = 0
-        for offset, length in ranges:
-            digest = hashlib.new(hash_name)
-            end = offset + length
-            while offset < end:
-                try:
-                    data = os.pread(fd, min(chunk, end - offset), offset)
-                except OSError as exc:
-                    raise WriteError("device: reading %s back at byte %d failed: %s"
-                                     % (path, offset, exc.strerror or exc)) from None
-                if not data:
-                    raise WriteError("device: %s ended at byte %d while reading it back" % (path, offset))
-                digest.update(data)
-                offset += len(data)
-                done += len(data)
-                progress("verify", done, total)
-            yield digest.hexdigest()
+        for index, data in _prefetch(fd, path, ranges, chunk):
+            digests[index].update(data)
+            done += len(data)
+            progress("verify", done, total)
+        return [d.hexdigest() for d in digests]
     finally:
         os.close(fd)
 
@@ -147,6 +228,7 @@ def write_stream(source, path, device_size, progress=None, chunk=CHUNK, image_si
     digest = hashlib.sha256()
     offset = 0
     fd = open_device(path)
+    writer = _Writer(fd, path)
     try:
         with source.open() as reader:
             while True:
@@ -156,12 +238,14 @@ def write_stream(source, path, device_size, progress=None, chunk=CHUNK, image_si
                 if offset + len(data) > device_size:
                     raise ImageError("image: %s holds more than the device's %d bytes: the image is larger than the "
                                      "node's storage (%s)" % (source.path, device_size, path))
+                writer.put(offset, data)
                 digest.update(data)
-                _pwrite_all(fd, data, offset, path)
                 offset += len(data)
                 progress("write", offset, image_size)
+        writer.close()
         _sync(fd, path)
     finally:
+        writer.close_quietly()
         os.close(fd)
     progress("write", offset, image_size, final=True)
     expected = digest.hexdigest()
@@ -182,10 +266,11 @@ def write_bmap(source, bmap, path, device_size, progress=None, chunk=CHUNK):
                          % (bmap.image_size, path, device_size))
     hash_name = bmap.checksum_type or "sha256"
     spans = [(bmap.byte_range(first, last), checksum) for first, last, checksum in bmap.ranges]
-    total = sum(length for (_, length), _ in spans)
+    total = sum(length for (_offset, length), _checksum in spans)
     written = position = 0
     digests_written = []
     fd = open_device(path)
+    writer = _Writer(fd, path)
     try:
         with source.open() as reader:
             for (offset, length), checksum in spans:
@@ -197,8 +282,8 @@ def write_bmap(source, bmap, path, device_size, progress=None, chunk=CHUNK):
                     if not data:
                         raise ImageError("image: %s ends at byte %d, inside a range the bmap maps (it does not "
                                          "match the bmap)" % (source.path, offset))
+                    writer.put(offset, data)
                     digest.update(data)
-                    _pwrite_all(fd, data, offset, path)
                     offset += len(data)
                     written += len(data)
                     progress("write", written, total)
@@ -207,11 +292,13 @@ def write_bmap(source, bmap, path, device_size, progress=None, chunk=CHUNK):
                 if checksum and digest.hexdigest() != checksum:
                     raise ImageError("image: %s does not match the bmap: blocks at byte %d have %s %s, the bmap "
                                      "says %s" % (source.path, end - length, hash_name, digest.hexdigest(), checksum))
+        writer.close()
         _sync(fd, path)
     finally:
+        writer.close_quietly()
         os.close(fd)
     progress("write", written, total, final=True)
-    digests = _read_back(path, [span for span, _ in spans], hash_name, progress, total)
+    digests = _read_back(path, [span for span, _checksum in spans], hash_name, progress, total)
     for ((offset, _length), _checksum), expected, actual in zip(spans, digests_written, digests):
         if actual != expected:
             raise WriteError("device: %s read back differs at byte %d (%s %s, written %s)"

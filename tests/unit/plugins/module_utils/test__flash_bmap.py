@@ -44,7 +44,7 @@ def test_parses_bmaptool_output(image, bmap_file):
     b = bmap.parse(str(bmap_file))
     assert b.image_size == 8 * MIB + 1000 and b.block_size == 4096
     assert b.blocks_count == (8 * MIB + 1000 + 4095) // 4096
-    assert [(first, last) for first, last, _ in b.ranges] == [(256, 258), (1280, 1280), (2048, 2048)]
+    assert [(first, last) for first, last, _checksum in b.ranges] == [(256, 258), (1280, 1280), (2048, 2048)]
     assert b.mapped_size == 12288 + 4096 + 1000  # the last block cut at the image's end
     data = image.read_bytes()
     for first, last, checksum in b.ranges:

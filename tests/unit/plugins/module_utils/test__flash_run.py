@@ -35,7 +35,7 @@ class UsbHost(threading.Thread):
     def run(self):
         while True:
             try:
-                conn, _ = self.server.accept()
+                conn = self.server.accept()[0]
             except OSError:
                 return
             with conn:
@@ -223,7 +223,7 @@ def test_customize_is_written_and_recorded(node, tmp_path):
                        node["access"], sleep=lambda s: None)
     assert {"meta-data", "user-data"} <= set(result["customized"]["files"])
     dev = result["device"]
-    offset, _ = _fat.find_fat_partition(dev)
+    offset = _fat.find_fat_partition(dev)[0]
     assert b"node03" in _fat.read_file(dev, offset, "meta-data")
     record = state.load(os.path.join(node["state_dir"], "n1.json"))
     assert record["customize_fingerprint"]

@@ -115,7 +115,7 @@ def test_write_bmap_writes_only_mapped_ranges(tmp_path, image, compressed):
     data = open(dev, "rb").read()
     img = image.read_bytes()
     assert result.written == b.mapped_size < 8 * MIB and result.ranges == len(b.ranges) == 2
-    for first, last, _ in b.ranges:
+    for first, last, _checksum in b.ranges:
         offset, length = b.byte_range(first, last)
         assert data[offset:offset + length] == img[offset:offset + length]
     assert data[:MIB] == b"\xaa" * MIB  # unmapped: left alone, as bmaptool does
