@@ -231,6 +231,9 @@ async def stage_kernel(node, ctx):
     cmdline = ("coherent_pool=1M 8250.nr_uarts=1 snd_bcm2835.enable_headphones=0 cgroup_disable=memory "
                "numa_policy=interleave console=ttyS0,115200 console=tty1 root=PARTUUID=4e639091-02 "
                "rootfstype=ext4 fsck.repair=yes rootwait")
+    if getattr(ctx, "disk", None) and ctx.cmdline:  # booted from its storage: the image's cmdline.txt,
+        # after the arguments the firmware puts first (serial0 is the firmware's alias of the UART)
+        cmdline = " ".join(cmdline.split()[:5] + [ctx.cmdline.replace("serial0", "ttyS0")])
     lines = [
         (0.000000, "Booting Linux on physical CPU 0x0000000000 [0x410fd083]"),
         (0.000000, "Linux version %s (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld "

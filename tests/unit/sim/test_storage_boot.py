@@ -98,6 +98,9 @@ def test_boots_the_flashed_emmc_to_login_with_the_cloud_init_name(rig, tmp_path)
     assert "Trying partition: 0" in text and "volume: 'bootfs     '" in text and "FAT32 clusters" in text
     assert "Read start4.elf bytes     8004" in text and "Read kernel8.img bytes     4096" in text
     assert "Hostname set to <node07>" in text and "Debian GNU/Linux 12 node07 ttyS0" in text
+    assert ("Kernel command line: coherent_pool=1M 8250.nr_uarts=1 snd_bcm2835.enable_headphones=0 "
+            "cgroup_disable=memory numa_policy=interleave console=ttyS0,115200 console=tty1 "
+            "root=PARTUUID=4e639091-02 rootfstype=ext4 rootwait\r\n") in text  # the image's cmdline.txt
     console.login("node07")
     assert console.run("hostname") == "node07"
     assert sim.node("n1")["hostname"] == "node07"
