@@ -491,7 +491,7 @@ def test_shipped_topologies_are_valid(name):
 def test_sim_cluster_shape():
     topo = load_topology(REPO / "inventory/sim/cluster.carrier.yml")
     assert [(b.name, b.profile_name, len(b.nodes)) for b in topo.boards.values()] == [
-        ("carrier1", "itx4", 4), ("rack1", "backplane10", 10)]
+        ("carrier1", "itx4_hwmon", 4), ("rack1", "backplane10", 10)]
     assert len(topo.nodes) == 14
     count = {s: sum(s in n.specializations for n in topo.nodes.values()) for s in BUILTIN_SPECIALIZATIONS}
     assert count["ceph_storage"] == 3 and count["k3s_server"] >= 1 and count["pihole"] == 2
