@@ -17,11 +17,14 @@ node's file tree instead (boot.py), as it did before any flash.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 
 from . import storage
 from .netboot import _config_values as config_values
 
+MIRROR_CONTENT_MAX = 1024 * 1024  # bigger files (firmware, kernel) are mirrored sparse, at their size
 DEFAULT_HOSTNAME = "raspberrypi"  # what Raspberry Pi OS images ship in /etc/hostname (ext4: not read here)
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"  # a name or an FQDN: the first label is the name
 _QUOTED = r"""["']?(%s)["']?""" % _NAME
@@ -154,7 +157,35 @@ async def _load(node, ctx, t, say, fat, partition):
     ctx.cmdline = cmdline
     ctx.disk = {"kernel": loaded}
     node.os_hostname = first_boot_hostname(fat, cmdline)
+    if node.tree is not None:
+        mirror_boot_partition(fat, node.tree.boot_partition)
     return True, t
+
+
+def mirror_boot_partition(fat, directory):
+    """Make the node's /boot/firmware (its file tree, what the shell and eeprom_config read) the image's
+    boot partition: its root files and one level of directories (overlays/). Files over 1 MiB are sparse
+    files of their size. Nothing written there later goes back to the image."""
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory)
+
+    def copy(entries, prefix, target, depth):
+        for name, (is_dir, _cluster, size) in entries.items():
+            if "/" in name or name in (".", ".."):
+                continue
+            path = os.path.join(target, name)
+            if is_dir:
+                if depth == 0:
+                    os.makedirs(path, exist_ok=True)
+                    copy(fat.listdir(_cluster), prefix + name + "/", path, 1)
+                continue
+            with open(path, "wb") as f:
+                if size <= MIRROR_CONTENT_MAX:
+                    f.write(fat.read(prefix + name) or b"")
+                else:
+                    f.truncate(size)
+
+    copy(fat.listdir(), "", directory, 0)
 
 
 async def mode_nvme(node, ctx, t, say):

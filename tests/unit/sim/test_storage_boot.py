@@ -103,6 +103,9 @@ def test_boots_the_flashed_emmc_to_login_with_the_cloud_init_name(rig, tmp_path)
             "root=PARTUUID=4e639091-02 rootfstype=ext4 rootwait\r\n") in text  # the image's cmdline.txt
     console.login("node07")
     assert console.run("hostname") == "node07"
+    listing = console.run("ls /boot/firmware").split()  # the image's boot partition, not the stock tree
+    assert "meta-data" in listing and "bootcode.bin" not in listing
+    assert console.run("cat /boot/firmware/meta-data") == "instance-id: sim\r\nlocal-hostname: node07"
     assert sim.node("n1")["hostname"] == "node07"
     console.close()
 
@@ -184,3 +187,29 @@ def test_first_boot_hostname(files, cmdline, expected):
     from carrier_sim.diskboot import first_boot_hostname
 
     assert first_boot_hostname(_Files(files), cmdline) == expected
+
+
+def test_the_boot_partition_is_mirrored_into_the_nodes_tree(tmp_path):
+    import subprocess
+
+    from carrier_sim import diskboot, storage
+
+    files = rpi_files()
+    files["kernel8.img"] = b"\x01" * (2 * 1024 * 1024)  # over 1 MiB: mirrored sparse, at its size
+    image = make_image(str(tmp_path / "os.img"), files)
+    overlay = tmp_path / "vc4-kms-v3d.dtbo"
+    overlay.write_bytes(b"\xd0\x0d\xfe\xed overlay")
+    target = "%s@@%d" % (image, 8192 * 512)
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    subprocess.run(["mmd", "-i", target, "::/overlays"], check=True, env=env)
+    subprocess.run(["mcopy", "-i", target, str(overlay), "::/overlays/"], check=True, env=env)
+    boot = tmp_path / "root" / "boot" / "firmware"
+    boot.mkdir(parents=True)
+    (boot / "stale.txt").write_text("from before")
+    with storage.BootVolume(image) as vol:
+        diskboot.mirror_boot_partition(vol.fat, str(boot))
+    assert sorted(os.listdir(boot)) == sorted(list(files) + ["overlays"])
+    assert (boot / "config.txt").read_bytes() == files["config.txt"]
+    assert (boot / "overlays" / "vc4-kms-v3d.dtbo").read_bytes() == overlay.read_bytes()
+    kernel = boot / "kernel8.img"
+    assert kernel.stat().st_size == 2 * 1024 * 1024 and kernel.stat().st_blocks == 0
