@@ -46,7 +46,7 @@ TRACE_RE = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (?:OPEN|CLOSE)(?: \w+)? \
 # flag; the thermal core when a trip point is crossed).
 PANIC_RE = re.compile(r"Kernel panic - not syncing")
 OOPS_RE = re.compile(r"Internal error: Oops|(?:^|\] )Oops(?: - BUG)?: ")
-UNDERVOLT_RE = re.compile(r"Under-?voltage detected!", re.IGNORECASE)
+UNDERVOLT_RE = re.compile(r"(?i:Under-?voltage detected!)")
 VOLTAGE_OK_RE = re.compile(r"Voltage normalised")
 THERMAL_RE = re.compile(r"critical temperature reached|temperature above threshold|[Oo]ver-?temperature")
 BOOT_START_RE = re.compile(r"^\s*(?:\d+\.\d+\s+)?RPi: BOOTLOADER release")
@@ -122,10 +122,18 @@ EVENTS = (
 )
 
 
+# All of EVENTS in one pattern: one search per line instead of one per event (a log is mostly lines that
+# are no event). Where two could match one line, the one matching further left wins.
+_EVENT_RE = re.compile("|".join("(?P<%s>%s)" % (name, regex.pattern) for name, regex in EVENTS))
+# A word every event line has: a line without any is no event, and is not searched for one.
+_EVENT_WORDS = ("BOOTLOADER", "Booting Linux", "panic", "Oops", "oltage", "OLTAGE", "emperature", "reboot: ")
+
+
 def event(line):
     """The event a complete, cleaned line is (``boot``, ``linux``, ``panic``, ``oops``, ``undervoltage``,
     ``voltage_ok``, ``thermal``, ``restart``, ``halt``), else its :func:`classify` state, else None."""
-    for name, regex in EVENTS:
-        if regex.search(line):
-            return name
+    if any(word in line for word in _EVENT_WORDS):
+        match = _EVENT_RE.search(line)
+        if match:
+            return match.lastgroup
     return classify(line)
