@@ -24,7 +24,7 @@ import shutil
 from . import storage
 from .netboot import _config_values as config_values
 
-MIRROR_CONTENT_MAX = 1024 * 1024  # bigger files (firmware, kernel) are mirrored sparse, at their size
+MIRROR_CONTENT_MAX = 4 * 1024 * 1024  # bigger files (a kernel) are mirrored sparse; a 2 MiB pieeprom.upd is not
 DEFAULT_HOSTNAME = "raspberrypi"  # what Raspberry Pi OS images ship in /etc/hostname (ext4: not read here)
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"  # a name or an FQDN: the first label is the name
 _QUOTED = r"""["']?(%s)["']?""" % _NAME
@@ -164,7 +164,7 @@ async def _load(node, ctx, t, say, fat, partition):
 
 def mirror_boot_partition(fat, directory):
     """Make the node's /boot/firmware (its file tree, what the shell and eeprom_config read) the image's
-    boot partition: its root files and one level of directories (overlays/). Files over 1 MiB are sparse
+    boot partition: its root files and one level of directories (overlays/). Files over 4 MiB are sparse
     files of their size. Nothing written there later goes back to the image."""
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory)

@@ -195,7 +195,8 @@ def test_the_boot_partition_is_mirrored_into_the_nodes_tree(tmp_path):
     from carrier_sim import diskboot, storage
 
     files = rpi_files()
-    files["kernel8.img"] = b"\x01" * (2 * 1024 * 1024)  # over 1 MiB: mirrored sparse, at its size
+    files["kernel8.img"] = b"\x01" * (5 * 1024 * 1024)  # over 4 MiB: mirrored sparse, at its size
+    files["pieeprom.upd"] = b"\x02" * (2 * 1024 * 1024)  # a BCM2712 update: copied whole
     image = make_image(str(tmp_path / "os.img"), files)
     overlay = tmp_path / "vc4-kms-v3d.dtbo"
     overlay.write_bytes(b"\xd0\x0d\xfe\xed overlay")
@@ -212,4 +213,5 @@ def test_the_boot_partition_is_mirrored_into_the_nodes_tree(tmp_path):
     assert (boot / "config.txt").read_bytes() == files["config.txt"]
     assert (boot / "overlays" / "vc4-kms-v3d.dtbo").read_bytes() == overlay.read_bytes()
     kernel = boot / "kernel8.img"
-    assert kernel.stat().st_size == 2 * 1024 * 1024 and kernel.stat().st_blocks == 0
+    assert kernel.stat().st_size == 5 * 1024 * 1024 and kernel.stat().st_blocks == 0
+    assert (boot / "pieeprom.upd").read_bytes() == files["pieeprom.upd"]
