@@ -198,7 +198,12 @@ class Topology:
         return [n for n in self.nodes.values() if n.controller == name]
 
 
-def _yaml_load(path: str) -> Any:
+def read_yaml(path: str, text: bytes | None = None) -> Any:
+    """The topology file parsed with libyaml's safe loader where present, duplicate keys refused.
+
+    ``text``: the file's bytes when the caller has read them already (the inventory plugin does,
+    to see whether Ansible's own loader is needed for vault values).
+    """
     import yaml
 
     loader_base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -219,8 +224,10 @@ def _yaml_load(path: str) -> Any:
 
     _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
     try:
-        with open(path, "rb") as fh:
-            return yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        if text is None:
+            with open(path, "rb") as fh:
+                text = fh.read()
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except OSError as exc:
         raise TopologyError(path, "", "cannot read the topology file: %s" % exc.strerror) from exc
     except yaml.YAMLError as exc:
@@ -236,7 +243,7 @@ def load_topology(data_or_path: Any, source: str | None = None) -> Topology:
     if isinstance(data_or_path, (str, os.PathLike)):
         path = os.fspath(data_or_path)
         source = source or path
-        data = _yaml_load(path)
+        data = read_yaml(path)
     else:
         data = data_or_path
         source = source or "<topology>"
