@@ -25,6 +25,7 @@ author:
   - picluster.carrier contributors (@picluster)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
   - picluster.carrier.board
   - picluster.carrier.board.bmc
 attributes:
@@ -35,6 +36,10 @@ attributes:
     details: It only reads; the history of what it read (its cache in the lock directory) is kept in check mode too.
   diff_mode:
     support: none
+  action_group:
+    support: full
+    membership:
+      - picluster.carrier.board
 options:
   slot:
     description:
