@@ -35,7 +35,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._console import 
 )
 from console_rig import PtyPair, Ser2net  # noqa: E402
 
-LINE_RATE = 11520  # bytes/s: 115200 baud, 8N1 = 10 bits a byte (HARDWARE.md section 8)
+LINE_RATE = 11520  # bytes/s: 115200 baud, 8N1 = 10 bits a byte (docs/hardware.md section 8)
 SECONDS = float(os.environ.get("BENCH_CONSOLE_SECONDS", "60"))
 LATENCY_ROUNDS = int(os.environ.get("BENCH_CONSOLE_LATENCY_ROUNDS", "20"))
 

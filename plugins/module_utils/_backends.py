@@ -26,11 +26,11 @@ from ansible_collections.picluster.carrier.plugins.module_utils._bus import with
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import BusError, CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._expanders import make_chip
 
-# HARDWARE.md section 3, Turing Pi 1: register 0xF2, one bit per node, nodes 1-7.
+# docs/hardware.md section 3, Turing Pi 1: register 0xF2, one bit per node, nodes 1-7.
 TURINGPI1_BITS = (1, 2, 3, 4, 7, 6, 5)  # masks 0x02, 0x04, 0x08, 0x10, 0x80, 0x40, 0x20
 TURINGPI1_REG_POWER = 0xF2
 
-# HARDWARE.md section 3, ClusterCTRL: a command protocol over an emulated I2C device.
+# docs/hardware.md section 3, ClusterCTRL: a command protocol over an emulated I2C device.
 CC_REG_VERSION = 0x00
 CC_REG_MAXPI = 0x01
 CC_REG_DATA0 = 0x0C
@@ -160,7 +160,7 @@ class CommandDevice(object):
 
 
 class TuringPi1Session(object):
-    """HARDWARE.md section 3: one power bit per node in register 0xF2 (bit set = on)."""
+    """docs/hardware.md section 3: one power bit per node in register 0xF2 (bit set = on)."""
 
     def __init__(self, board, bus):
         self.board = board
@@ -198,7 +198,7 @@ class TuringPi1Session(object):
 
 
 class ClusterCtrlSession(object):
-    """HARDWARE.md section 3: write the node to DATA0, the command to CMD; the firmware runs it
+    """docs/hardware.md section 3: write the node to DATA0, the command to CMD; the firmware runs it
     from its main loop, clears CMD when done and leaves STATUS 0 for OK; GET commands answer in
     DATA0 (read from the firmware source). A write while a command is pending is NACKed, which
     the bus retries absorb."""
@@ -267,7 +267,7 @@ class ClusterCtrlSession(object):
 
 
 class TuringPi2Session(object):
-    """HARDWARE.md section 3, Turing Pi 2: the BMC's HTTP API. Power is what the BMC last switched
+    """docs/hardware.md section 3, Turing Pi 2: the BMC's HTTP API. Power is what the BMC last switched
     (it does not sense it); the USB boot mode cannot be read back, so it reads as unknown (None)."""
 
     def __init__(self, board, client):

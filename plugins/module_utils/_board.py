@@ -6,11 +6,11 @@
 A profile is data (the built-ins below, or a user's dict of the same shape, see docs/internals.md).
 A :class:`Board` is a profile on a bus. All access to the hardware goes through a
 :meth:`Board.session`, which holds the bus lock and one open bus for its whole duration, so a
-read-modify-write-verify is never interleaved with another process's (HARDWARE.md section 2).
+read-modify-write-verify is never interleaved with another process's (docs/hardware.md section 2).
 
 Line meanings (a line is *asserted* when its bit is at its ``active`` level):
 
-- ``power``: the node is powered (a load switch enable or GLOBAL_EN, HARDWARE.md section 1);
+- ``power``: the node is powered (a load switch enable or GLOBAL_EN, docs/hardware.md section 1);
 - ``run``: the node may run; de-asserted holds RUN_PG low, the SoC in reset;
 - ``rpiboot``: nRPIBOOT is pulled low, so the boot ROM enters USB device boot at the next start;
 - ``eeprom_wp``: EEPROM_nWP is pulled low (write protect, when the EEPROM config enables it);
@@ -43,7 +43,7 @@ SLOT_LINE_NAMES = LINE_NAMES + ("led",)
 RESTORE_POLICIES = ("last", "off", "on")
 KINDS = ("gpio", "clusterctrl", "turingpi1", "turingpi2")
 
-# HARDWARE.md section 1: timing is not confirmed electrically; conservative defaults.
+# docs/hardware.md section 1: timing is not confirmed electrically; conservative defaults.
 DEFAULT_TIMING = {"reset_pulse": 0.1, "off_time": 1.0, "stagger": 0.5}
 MAX_SECONDS = 600
 
@@ -224,7 +224,7 @@ class Profile(object):
                 active = _choice(spec.get("active", "high"), lfield + ".active", ("high", "low"))
                 pull = _choice(spec.get("pull", "up"), lfield + ".pull", ("up", "down"))
                 if self.chips[chip_name][0].startswith("pcf8574") and active == "high" and pull == "down":
-                    # HARDWARE.md section 2: a PCF8574 bit at 1 is only a weak high; a pull-down wins.
+                    # docs/hardware.md section 2: a PCF8574 bit at 1 is only a weak high; a pull-down wins.
                     raise CarrierError("%s: a %s drives only low (a 1 is a weak pull-up), so an active-high line "
                                        "with a pull-down could never be asserted" % (lfield, self.chips[chip_name][0]))
                 parsed[line_name] = Line(line_name, chip_name, bit, active == "high", pull == "up")
@@ -358,7 +358,7 @@ def _builtin_profiles():
             "chips": {"u1": {"type": "pca9555", "address": 0x20}, "u2": {"type": "pca9555", "address": 0x21}},
             "slots": _carrier_slots(["u1", "u2"], 5),
         },
-        # HARDWARE.md section 3: XRA1200 (some batches PCA9554, same register layout) at 0x20,
+        # docs/hardware.md section 3: XRA1200 (some batches PCA9554, same register layout) at 0x20,
         # bits 0-3 = power of P1-P4, 1 = on. Bits 4-7 (LED, hub, alert, HAT EEPROM WP) are not slot
         # lines and are never touched.
         "clusterhat_v2": {
@@ -382,7 +382,7 @@ def _builtin_profiles():
             "device": {"address": 0x20},
             "max_slots": 32,
         },
-        # HARDWARE.md section 3: four nodes behind the BMC's HTTP API (the bus is the BMC's URL).
+        # docs/hardware.md section 3: four nodes behind the BMC's HTTP API (the bus is the BMC's URL).
         "turingpi2": {
             "name": "turingpi2",
             "description": "Turing Pi 2: four nodes behind the BMC's HTTP API (bus = the BMC's URL)",

@@ -6,7 +6,7 @@
 ``cmdline.txt`` is one line of kernel parameters (the firmware passes it to the kernel as it is);
 tokens after a lone ``--`` go to init and are never touched. ``config.txt`` is ``key=value`` lines
 under conditional section filters (``[all]``, ``[pi4]``, ``[cm4]``, ``[gpio4=1]`` ...; the syntax of
-HARDWARE.md section 5, read by ``_sections`` as for the bootloader EEPROM config); lines before the
+docs/hardware.md section 5, read by ``_sections`` as for the bootloader EEPROM config); lines before the
 first filter apply to all boards, like ``[all]``.
 
 Every edit keeps the lines and tokens it does not own byte for byte, so a second run with the same
@@ -32,7 +32,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._sections import
 from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number
 
 #: Searched in this order when no boot directory is given: Raspberry Pi OS bookworm and later
-#: mount the boot partition at /boot/firmware, older releases at /boot (HARDWARE.md section 4).
+#: mount the boot partition at /boot/firmware, older releases at /boot (docs/hardware.md section 4).
 BOOT_DIR_CANDIDATES = ("/boot/firmware", "/boot")
 CMDLINE_FILE = "cmdline.txt"
 CONFIG_FILE = "config.txt"

@@ -8,7 +8,7 @@ tracker (``_nodestate``: the terminal server's console logs). Text given here is
 ``clean`` turns raw console text (``\\r\\n``, ANSI colour and cursor sequences, ser2net's trace
 lines) into plain lines.
 
-HARDWARE.md section 8: the EEPROM bootloader prefixes each line (BOOT_UART=1) with the seconds since
+docs/hardware.md section 8: the EEPROM bootloader prefixes each line (BOOT_UART=1) with the seconds since
 reset (``  0.96 RPi: BOOTLOADER release ...``); the kernel's printk lines carry ``[    0.000000]``;
 the getty prints ``Debian GNU/Linux 12 <hostname> ttyS0``, a blank line, ``<hostname> login:``.
 """

@@ -257,7 +257,7 @@ def file_lock(path, timeout=60.0):
 
 
 def bus_lock(spec, lock_dir=None, timeout=60.0):
-    """The inter-process lock of one bus (HARDWARE.md section 2: read-modify-write is not atomic)."""
+    """The inter-process lock of one bus (docs/hardware.md section 2: read-modify-write is not atomic)."""
     return file_lock(os.path.join(lock_directory(lock_dir), bus_id(spec) + ".lock"), timeout=timeout)
 
 

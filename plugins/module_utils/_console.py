@@ -9,7 +9,7 @@ A ``ConsoleSession`` opens one port (a device path such as ``/dev/ttyUSB0``, or 
 
 - Local devices are opened with exclusive access (``flock``); a device another process holds, or
   one with a live UUCP lock file (``/var/lock/LCK..name``, as ser2net and minicom make) is busy.
-- ser2net lets one client in at a time (HARDWARE.md section 8): a second client is accepted,
+- ser2net lets one client in at a time (docs/hardware.md section 8): a second client is accepted,
   told ``Port already in use`` and disconnected. That is reported as a busy port, not a hang.
 - Text is decoded as UTF-8 with ``errors='replace'``; ``\\r\\n`` and lone ``\\r`` become ``\\n``;
   ANSI colour and cursor sequences (systemd's ``[  OK  ]``) are removed.
@@ -50,7 +50,7 @@ try:
 except ImportError:  # reported when a session is opened, so the module can say which package is missing
     serial = None
 
-DEFAULT_BAUDRATE = 115200  # HARDWARE.md section 8: UART0 at 115200 8N1
+DEFAULT_BAUDRATE = 115200  # docs/hardware.md section 8: UART0 at 115200 8N1
 BUSY_BANNER = b"Port already in use"  # what ser2net 4 sends a second client before closing it
 HISTORY_LINES = 20  # lines kept for error messages
 BUFFER_LIMIT = 256 * 1024  # characters of unmatched text kept for matching

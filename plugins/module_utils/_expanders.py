@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Drivers for the I2C GPIO expanders used on carrier boards (HARDWARE.md section 2).
+"""Drivers for the I2C GPIO expanders used on carrier boards (docs/hardware.md section 2).
 
 Every driver works on an smbus2-like bus object (see _bus.py) and exposes full-width integers:
 bit N of a 16-bit chip is port N // 8, bit N % 8. Direction bits are 1 = input, 0 = output.
@@ -62,7 +62,7 @@ class Expander(object):
         return 0
 
     def configure_outputs(self, mask, direction=None, polarity=None, latch=None, pins=None):
-        """Make the ``mask`` bits outputs without a glitch (HARDWARE.md section 2).
+        """Make the ``mask`` bits outputs without a glitch (docs/hardware.md section 2).
 
         The latch of every bit that is still an input gets the pin's present level first, and only
         then does the bit become an output, so a running node never sees its line move. Returns
@@ -139,13 +139,13 @@ class RegisterExpander(Expander):
 
 class PCA9554(RegisterExpander):
     """PCA9554/TCA9554 (0x20-0x27) and PCA9554A (0x38-0x3F): input 0x00, output 0x01,
-    polarity 0x02, configuration 0x03 (HARDWARE.md section 2)."""
+    polarity 0x02, configuration 0x03 (docs/hardware.md section 2)."""
 
     chip = "pca9554"
 
 
 class XRA1200(RegisterExpander):
-    """XRA1200(P): the PCA9554 register layout; pull-up enable at 0x04 (HARDWARE.md section 2)."""
+    """XRA1200(P): the PCA9554 register layout; pull-up enable at 0x04 (docs/hardware.md section 2)."""
 
     chip = "xra1200"
     REG_PULLUP = 0x04
@@ -153,7 +153,7 @@ class XRA1200(RegisterExpander):
 
 class PCA9555(RegisterExpander):
     """PCA9555/TCA9535/TCA6416: register pairs input 0x00/0x01, output 0x02/0x03, polarity
-    0x04/0x05, configuration 0x06/0x07, port 0 then port 1 (HARDWARE.md section 2)."""
+    0x04/0x05, configuration 0x06/0x07, port 0 then port 1 (docs/hardware.md section 2)."""
 
     chip = "pca9555"
     width = 16
@@ -164,7 +164,7 @@ class PCA9555(RegisterExpander):
 
 
 class MCP23008(RegisterExpander):
-    """MCP23008: IODIR 0x00, IPOL 0x01, GPPU 0x06, GPIO 0x09, OLAT 0x0A (HARDWARE.md section 2)."""
+    """MCP23008: IODIR 0x00, IPOL 0x01, GPPU 0x06, GPIO 0x09, OLAT 0x0A (docs/hardware.md section 2)."""
 
     chip = "mcp23008"
     REG_DIRECTION = 0x00
@@ -176,7 +176,7 @@ class MCP23008(RegisterExpander):
 
 class MCP23017(RegisterExpander):
     """MCP23017 with IOCON.BANK=0 (its power-on mode): IODIRA/B 0x00/0x01, IPOLA/B 0x02/0x03,
-    GPPUA/B 0x0C/0x0D, GPIOA/B 0x12/0x13, OLATA/B 0x14/0x15 (HARDWARE.md section 2)."""
+    GPPUA/B 0x0C/0x0D, GPIOA/B 0x12/0x13, OLATA/B 0x14/0x15 (docs/hardware.md section 2)."""
 
     chip = "mcp23017"
     width = 16
@@ -188,7 +188,7 @@ class MCP23017(RegisterExpander):
 
 
 class PCF8574(Expander):
-    """PCF8574 (0x20-0x27) / PCF8574A (0x38-0x3F): no registers (HARDWARE.md section 2).
+    """PCF8574 (0x20-0x27) / PCF8574A (0x38-0x3F): no registers (docs/hardware.md section 2).
 
     A read returns the pins; a write sets the latch. The pins are quasi-bidirectional: a latch
     bit of 1 is a weak high that anything outside can pull low (so it doubles as an input), a 0

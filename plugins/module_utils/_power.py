@@ -5,7 +5,7 @@
 
 The plan is computed from the state read from the hardware before anything is written, so
 check mode reports exactly what a real run would do, and a state that already holds is
-``changed: false``. Power-on of several slots is staggered (HARDWARE.md section 1: limit the
+``changed: false``. Power-on of several slots is staggered (docs/hardware.md section 1: limit the
 inrush) and the stagger is honoured across processes: every process switching a node of one
 board on passes through one gate file, so Ansible forks running in parallel still space out.
 """

@@ -4,7 +4,7 @@
 """The config.txt-style text shared by ``config.txt`` on the boot partition and the bootloader
 EEPROM config (``bootconf.txt``): lines, section filters, and section names given by users.
 
-Both files have the same syntax (HARDWARE.md section 5): one ``key=value`` per line, ``#`` at the
+Both files have the same syntax (docs/hardware.md section 5): one ``key=value`` per line, ``#`` at the
 start of a line for a comment, and conditional section filters in brackets (``[all]``, ``[none]``,
 ``[pi4]``, ``[cm4]``, ``[gpio4=1]``, ``[0x12345678]``, ``[board-type=0x14]``, ``[HDMI:0]``,
 ``[EDID=DEL-DELL_U2422H]``, ``[tryboot]``, ``[partition=1]``, and the bootloader's expression

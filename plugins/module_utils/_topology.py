@@ -135,7 +135,7 @@ class Node:
 
     @property
     def tftp_dir(self) -> str | None:
-        """The TFTP directory name of the node: the last 8 hex digits of its serial (HARDWARE.md section 9)."""
+        """The TFTP directory name of the node: the last 8 hex digits of its serial (docs/hardware.md section 9)."""
         return _models.serial_dirname(self.serial) if self.serial else None
 
     def hostvars(self) -> dict:

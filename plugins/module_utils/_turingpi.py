@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A client of the Turing Pi 2 BMC's HTTP API (HARDWARE.md section 3), the board backend of
+"""A client of the Turing Pi 2 BMC's HTTP API (docs/hardware.md section 3), the board backend of
 profile ``turingpi2``.
 
 The API: ``GET /api/bmc?opt=get|set&type=<power|reset|usb_boot|clear_usb_boot|uart|other|...>``.

@@ -124,7 +124,7 @@ options:
 requirements:
   - cryptography (only with O(signing_key) or O(signing_key_content))
 notes:
-  - The image format is described in the collection's HARDWARE.md section 4; the config keys in section 5.
+  - The image format is described in the collection's docs/hardware.md section 4; the config keys in section 5.
 seealso:
   - module: picluster.carrier.eeprom_config
 """

@@ -4,8 +4,8 @@
 """The picluster.carrier carrier-board simulator (a digital twin of boards and nodes).
 
 Modules:
-- ``chips``: I2C GPIO expanders with the register semantics of HARDWARE.md section 2.
-- ``controllers``: ClusterCTRL and Turing Pi 1 (HARDWARE.md section 3).
+- ``chips``: I2C GPIO expanders with the register semantics of docs/hardware.md section 2.
+- ``controllers``: ClusterCTRL and Turing Pi 1 (docs/hardware.md section 3).
 - ``boards``: a board built from a profile: its devices, pulls, and the level of each slot's lines.
 - ``bus``: one simulated I2C bus (devices by address, faults, transaction counters).
 - ``bmc``: the emulated Turing Pi 2 BMC.

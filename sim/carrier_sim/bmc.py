@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """An emulated Turing Pi 2 BMC: its HTTP API in front of the simulator's node state machines.
 
-The API shape of HARDWARE.md section 3: ``GET /api/bmc?opt=get|set&type=...``, answers wrapped as
+The API shape of docs/hardware.md section 3: ``GET /api/bmc?opt=get|set&type=...``, answers wrapped as
 ``{"response": [{"result": ...}]}``; ``POST /api/bmc/authenticate`` with a JSON username and
 password answers ``{"id": <token>, "ttl": ...}``; every other request needs
 ``Authorization: Bearer <token>`` (401 otherwise). Power ``set`` takes ``node1..node4=0|1`` and

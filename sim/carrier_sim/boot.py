@@ -11,14 +11,14 @@ to go on with the next one.
 
 - :meth:`Node.eeprom_config` supplies BOOT_ORDER and the other keys from the node's EEPROM image
   (eeprom.py); the "rom" stage before "bootloader" runs recovery.bin from the boot partition, which
-  flashes a staged update (HARDWARE.md section 4);
+  flashes a staged update (docs/hardware.md section 4);
 - :data:`BOOT_MODES` is the one table of boot modes: BOOT_ORDER code -> handler
   ``async def mode(node, ctx, t, say) -> (loaded, t)``; SD is here, NETWORK in netboot.py, HTTP in
   httpboot.py, the eMMC (a CM's SD) and NVMe images in diskboot.py; the modes the simulator has no device
   for are tried and skipped.
 
 Times: each line is printed at the time a real node prints it (seconds since reset, the
-bootloader's own prefix), scaled so a whole boot takes ``boot_time`` seconds (HARDWARE.md
+bootloader's own prefix), scaled so a whole boot takes ``boot_time`` seconds (docs/hardware.md
 section 8 for the bootloader lines and the login prompt).
 """
 
@@ -34,7 +34,7 @@ from .httpboot import mode_http
 from .netboot import mode_network
 from .shell import getty
 
-# HARDWARE.md section 5: BOOT_ORDER codes, read right (first) to left.
+# docs/hardware.md section 5: BOOT_ORDER codes, read right (first) to left.
 BOOT_MODE_NAMES = {0x1: "SD", 0x2: "NETWORK", 0x3: "USB-DEV", 0x4: "USB-MSD", 0x5: "BCM-USB-MSD", 0x6: "NVME",
                    0x7: "HTTP", 0xE: "STOP", 0xF: "RESTART"}
 
@@ -60,7 +60,7 @@ class BootContext:
 
 async def stage_rom(node, ctx):
     """The boot ROM (BCM2711/BCM2712): with a valid recovery.bin in the SD/eMMC boot partition it runs that
-    instead of the EEPROM bootloader (HARDWARE.md section 4); recovery.bin flashes a staged pieeprom.upd,
+    instead of the EEPROM bootloader (docs/hardware.md section 4); recovery.bin flashes a staged pieeprom.upd,
     renames itself recovery.000 and resets. Otherwise it goes on to the EEPROM bootloader at once."""
     if not eeprom.pending_recovery(node):
         return None

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The bootloader's reading of its config (``bootconf.txt``, HARDWARE.md section 5).
+"""The bootloader's reading of its config (``bootconf.txt``, docs/hardware.md section 5).
 
 The simulator's own reading, written from the documented behaviour and independent of the
 collection's config code, so that tests can check one against the other.

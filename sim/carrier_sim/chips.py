@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Emulated I2C targets: the base :class:`Device` and the GPIO expanders (HARDWARE.md section 2).
+"""Emulated I2C targets: the base :class:`Device` and the GPIO expanders (docs/hardware.md section 2).
 The board controllers (ClusterCTRL, Turing Pi 1) are in controllers.py.
 
 Every target implements the six smbus2 operations. A target that does not take a transaction

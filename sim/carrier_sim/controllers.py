@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Emulated board controllers on I2C: ClusterCTRL and Turing Pi 1 (HARDWARE.md section 3).
+"""Emulated board controllers on I2C: ClusterCTRL and Turing Pi 1 (docs/hardware.md section 3).
 
 They take the same six smbus2 operations as the expanders of chips.py (a transaction they do not
 take is not acknowledged, errno 121), but drive the slots through their own registers.
@@ -15,7 +15,7 @@ from .chips import Device
 
 
 class ClusterCtrl(Device):
-    """ClusterCTRL firmware (HARDWARE.md section 3) at 0x20: registers and the command protocol.
+    """ClusterCTRL firmware (docs/hardware.md section 3) at 0x20: registers and the command protocol.
 
     A command: DATA0 (0x0C) = node number, then CMD (0x0D) = code. The firmware runs it from its
     main loop ``pending_time`` seconds later: until then CMD reads back the code (non-zero) and

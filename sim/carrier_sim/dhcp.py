@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The DHCP client of a simulated node's bootloader (HARDWARE.md section 6; RFC 2131, 2132, PXE options of
+"""The DHCP client of a simulated node's bootloader (docs/hardware.md section 6; RFC 2131, 2132, PXE options of
 RFC 4578): a DISCOVER with option 60 ``PXEClient:Arch:00000:UNDI:002001`` and option 97, waiting for an
 offer whose option 43 holds "Raspberry Pi Boot" (proxy DHCP is enough: an address offer from another
 server completes it), then a REQUEST for the address.
@@ -36,7 +36,7 @@ def dhcp_packet(msg_type, xid, mac, uuid, extra=()):
                          b"\0" * 4, b"\0" * 4, chaddr, b"", b"")
     options = _option(53, bytes([msg_type]))
     options += _option(57, struct.pack("!H", 1472))  # maximum message size
-    options += _option(93, b"\x00\x00")  # client system architecture 0 (HARDWARE.md section 6: Arch:00000)
+    options += _option(93, b"\x00\x00")  # client system architecture 0 (docs/hardware.md section 6: Arch:00000)
     options += _option(94, b"\x01\x02\x01")  # network interface identifier: UNDI 2.1
     options += _option(97, b"\x00" + uuid)  # client machine identifier
     options += _option(60, PXE_VENDOR_CLASS)
@@ -71,7 +71,7 @@ def parse_dhcp(data):
 
 
 def is_rpi_offer(reply):
-    """An offer for a Pi: option 43 holds "Raspberry Pi Boot" (HARDWARE.md section 6)."""
+    """An offer for a Pi: option 43 holds "Raspberry Pi Boot" (docs/hardware.md section 6)."""
     return RPI_BOOT in reply["options"].get(43, b"")
 
 

@@ -74,7 +74,7 @@ def first_boot_hostname(fat, cmdline):
 
 
 def _table_lines(vol):
-    """The bootloader's lines for the partition table (HARDWARE.md section 8 style)."""
+    """The bootloader's lines for the partition table (docs/hardware.md section 8 style)."""
     lines = []
     if vol.scheme == "gpt":
         lines.append("MBR: 0x%08x,%8d type: 0x%02x" % (1, 0xFFFFFFFF, 0xEE))

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A simulated node's bootloader EEPROM, its file tree, and recovery.bin (HARDWARE.md sections 4, 5, 8).
+"""A simulated node's bootloader EEPROM, its file tree, and recovery.bin (docs/hardware.md sections 4, 5, 8).
 
 The EEPROM is an image in the real format (``pieeprom.synthetic_image``: BCM2711 512 KiB, BCM2712
 2 MiB A/B) whose ``bootconf.txt`` starts as ``[all]`` + ``BOOT_UART=1`` + ``BOOT_ORDER=0xf41`` with the
@@ -43,7 +43,7 @@ from .pieeprom import SECTOR, Pieeprom, parse_sig, synthetic_image
 
 # The config of a node that the topology says nothing about (the simulator's nodes print their boot).
 DEFAULT_CONFIG = "[all]\nBOOT_UART=1\nBOOT_ORDER=0xf41\n"
-# The config the rpi-eeprom package's default image carries (HARDWARE.md section 5 defaults).
+# The config the rpi-eeprom package's default image carries (docs/hardware.md section 5 defaults).
 PACKAGE_CONFIG = {
     "bcm2711": "[all]\nBOOT_UART=0\nWAKE_ON_GPIO=1\nPOWER_OFF_ON_HALT=0\n",
     "bcm2712": "[all]\nBOOT_UART=1\nPOWER_OFF_ON_HALT=0\nBOOT_ORDER=0xf461\n",
@@ -52,7 +52,7 @@ RECOVERY_MAGIC = b"carrier-sim recovery.bin"
 RECOVERY_SIZE = 102400
 NVMEM_SIZE = 4096  # the blconfig reserved-memory region
 BLCONFIG_NODE = "/reserved-memory/nvram@0"
-# Where Raspberry Pi OS keeps what eeprom_config reads (HARDWARE.md section 4).
+# Where Raspberry Pi OS keeps what eeprom_config reads (docs/hardware.md section 4).
 DT_BASE = "/sys/firmware/devicetree/base"
 NVMEM_DEVICES = "/sys/bus/nvmem/devices"
 FIRMWARE_DIR = "/lib/firmware/raspberrypi"

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The release of the bootloader and firmware that every simulated node runs (HARDWARE.md section 8).
+"""The release of the bootloader and firmware that every simulated node runs (docs/hardware.md section 8).
 
 One place for what the bootloader prints at boot (boot.py), what ``vcgencmd bootloader_version``
 answers (shell.py) and the date in the name of the rpi-eeprom package's image in a node's tree

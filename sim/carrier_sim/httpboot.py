@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The HTTP (0x7) boot mode of a simulated node (HARDWARE.md section 7).
+"""The HTTP (0x7) boot mode of a simulated node (docs/hardware.md section 7).
 
 ``http://HTTP_HOST:HTTP_PORT/HTTP_PATH/boot.sig`` then ``boot.img``; the image is refused unless its
 ``.sig`` holds an ``rsa2048:`` signature that verifies with the ``pubkey.bin`` of the node's EEPROM
@@ -69,7 +69,7 @@ async def _http_get(net, host, port, path, timeout):
 
 
 async def mode_http(node, ctx, t, say):
-    """BOOT_ORDER 0x7: HTTP boot of a signed boot.img (HARDWARE.md section 7)."""
+    """BOOT_ORDER 0x7: HTTP boot of a signed boot.img (docs/hardware.md section 7)."""
     try:
         net = await node_network(node, ctx)
         if net is None:

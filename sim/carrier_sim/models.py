@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a simulated node reports about itself, per model (HARDWARE.md section 9)."""
+"""What a simulated node reports about itself, per model (docs/hardware.md section 9)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ _A76 = {"implementer": "0x41", "architecture": "8", "variant": "0x4", "part": "0
 _A53 = {"implementer": "0x41", "architecture": "8", "variant": "0x0", "part": "0xd03", "revision": "4",
         "bogomips": "38.40", "features": "fp asimd evtstrm crc32 cpuid"}
 
-# boardrev: the revision code (board type = bits 4-11, HARDWARE.md section 9); eeprom: boots from
+# boardrev: the revision code (board type = bits 4-11, docs/hardware.md section 9); eeprom: boots from
 # the SPI EEPROM bootloader (BCM2711/BCM2712) rather than bootcode.bin.
 MODELS = {
     "cm4": {"boardrev": "c03141", "name": "Raspberry Pi Compute Module 4 Rev 1.1", "soc": "BCM2711",

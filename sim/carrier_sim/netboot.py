@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The NETWORK (0x2) boot mode of a simulated node: real DHCP and TFTP (HARDWARE.md section 6).
+"""The NETWORK (0x2) boot mode of a simulated node: real DHCP and TFTP (docs/hardware.md section 6).
 
 A node whose BOOT_ORDER reaches NETWORK does what a Pi 4/CM4 bootloader does: DHCP (dhcp.py), then
 reads over TFTP (tftp.py) ``<serial8>/start4.elf`` (an existence test), falling back to the TFTP root
@@ -12,7 +12,7 @@ config.txt and the device tree. A file that is missing fails the boot mode the w
 bootloader goes on to the next mode of BOOT_ORDER (after NET_BOOT_MAX_RETRIES more tries). Where the
 node's cable goes: netlink.py.
 
-Self-update (HARDWARE.md section 4): when the TFTP directory holds ``pieeprom.sig`` for an image that
+Self-update (docs/hardware.md section 4): when the TFTP directory holds ``pieeprom.sig`` for an image that
 differs from the node's EEPROM, the bootloader reads ``pieeprom.upd``, checks it against the ``.sig``
 (pieeprom.py, the simulator's own reading), flashes it and resets.
 
@@ -157,7 +157,7 @@ async def _network_boot(node, ctx, say, t, net):
         say(t + 0.3, "LINK STATUS: speed: 1000 full duplex")
         say(t + 0.3, "Link ready")
         if fixed is not None:
-            # TFTP_IP, CLIENT_IP, SUBNET and GATEWAY all set: no DHCP (HARDWARE.md section 5).
+            # TFTP_IP, CLIENT_IP, SUBNET and GATEWAY all set: no DHCP (docs/hardware.md section 5).
             lease = DhcpLease(fixed["CLIENT_IP"], fixed["SUBNET"], fixed["GATEWAY"], fixed["TFTP_IP"], None)
         else:
             lease = await dhcp(node, net, True, say, t)
@@ -170,7 +170,7 @@ async def _network_boot(node, ctx, say, t, net):
         say(t, "NET %s %s gw %s tftp %s" % (lease.ip, lease.mask, lease.gateway, tftp_ip))
     session = _Session(node, ctx, net, tftp_ip, say, t)
     soc = node.info.get("soc")
-    # The directory: <serial8>/ when it has the boot files, else the TFTP root (HARDWARE.md section 6).
+    # The directory: <serial8>/ when it has the boot files, else the TFTP root (docs/hardware.md section 6).
     serial8 = node.serial[-8:]
     if str(ctx.config.get("TFTP_PREFIX", "0")) == "2":
         serial8 = net["mac"].replace(":", "-")
@@ -186,7 +186,7 @@ async def _network_boot(node, ctx, say, t, net):
             raise NetbootFailed("no %s in %s/ or the TFTP root" % (probe_name, serial8))
     _size, config = await session.get("config.txt", required=soc != "BCM2711")
     config_text = (config or b"").decode("utf-8", "replace")
-    # Self-update: pieeprom.sig names the image the node should have (HARDWARE.md section 4).
+    # Self-update: pieeprom.sig names the image the node should have (docs/hardware.md section 4).
     if str(ctx.config.get("ENABLE_SELF_UPDATE", "1")) != "0" and str(ctx.config.get("FREEZE_VERSION", "0")) != "1":
         flashed = await _self_update(node, session)
         if flashed:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A simulated node's network interface: where its cable goes, and its own IP stack (HARDWARE.md section 6).
+"""A simulated node's network interface: where its cable goes, and its own IP stack (docs/hardware.md section 6).
 
 Where the node's network is (the slot's ``sim:`` settings in the topology):
 
@@ -25,7 +25,7 @@ import re
 import socket
 import threading
 
-# HARDWARE.md section 5: the bootloader's network timeouts (ms), their defaults and minimums.
+# docs/hardware.md section 5: the bootloader's network timeouts (ms), their defaults and minimums.
 DEFAULT_TIMEOUTS = {"DHCP_TIMEOUT": 45000, "DHCP_REQ_TIMEOUT": 4000, "TFTP_FILE_TIMEOUT": 30000}
 MIN_TIMEOUTS = {"DHCP_TIMEOUT": 5000, "DHCP_REQ_TIMEOUT": 500, "TFTP_FILE_TIMEOUT": 5000}
 # Real seconds: the network waits are scaled like the rest of the boot, but never below these.

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A simulated node: a state machine driven by its slot's lines (HARDWARE.md section 1).
+"""A simulated node: a state machine driven by its slot's lines (docs/hardware.md section 1).
 
 - power de-asserted: off at once (what was on its way out of the UART is lost);
 - power asserted with run asserted: it boots (the pipeline of boot.py); with rpiboot asserted
@@ -69,7 +69,7 @@ class Node:
         self.usb_devices = []  # the disks the mass-storage gadget exposes (state mass_storage)
         self.on_stop = []  # called with the node at power-off and reset (the gadget's disks go away)
         self.os_hostname = None  # the name the booted OS took from its storage (diskboot.py); None: the host
-        # The bootloader EEPROM (HARDWARE.md section 4): the config starts from sim.bootconf (or the image
+        # The bootloader EEPROM (docs/hardware.md section 4): the config starts from sim.bootconf (or the image
         # of sim.eeprom_image with those keys set).
         self.eeprom = None
         self._eeprom_raw = None  # netboot's sim.eeprom_image of a model without an EEPROM

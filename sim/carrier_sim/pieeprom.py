@@ -2,7 +2,7 @@
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The bootloader EEPROM image and ``.sig`` files as the bootloader and recovery.bin read them
-(HARDWARE.md section 4).
+(docs/hardware.md section 4).
 
 The simulator is the oracle that the collection's EEPROM code is tested against, so this is its own
 reading of the format, written from the documented facts, with none of the collection's code:

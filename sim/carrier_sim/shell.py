@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The serial getty (login prompt, HARDWARE.md section 8) and a minimal shell.
+"""The serial getty (login prompt, docs/hardware.md section 8) and a minimal shell.
 
 The shell answers ``hostname``, ``cat FILE`` (``/proc/cpuinfo`` with the node's Serial,
 ``/etc/hostname``, ``/etc/os-release``, ``/proc/uptime``, the device-tree serial-number), ``uptime``,

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The TFTP client of a simulated node's bootloader (HARDWARE.md section 6; RFC 1350, 2347 options,
+"""The TFTP client of a simulated node's bootloader (docs/hardware.md section 6; RFC 1350, 2347 options,
 2348 blksize, 2349 tsize): every request asks for ``tsize`` and ``blksize``; an existence test stops
 after the option acknowledgement with an "Early terminate" error.
 """

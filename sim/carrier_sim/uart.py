@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A node's UART: a pty paced like a 115200 8N1 line (HARDWARE.md section 8).
+"""A node's UART: a pty paced like a 115200 8N1 line (docs/hardware.md section 8).
 
 The node writes to the pty's master; a client (pyserial, ser2net, picocom) opens the slave
 (``/dev/pts/N``, symlinked at ``<state-dir>/console/<host>``). Like a real line:

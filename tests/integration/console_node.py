@@ -1,7 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The node end of a test console: run by socat on a pty (``EXEC:...,pty,setsid,ctty``).
 
-Waits for its trigger file (power on), prints the boot of HARDWARE.md section 8 (bootloader lines with
+Waits for its trigger file (power on), prints the boot of docs/hardware.md section 8 (bootloader lines with
 their seconds since reset, kernel lines, ``Debian GNU/Linux 12 <host> ttyS0``, a blank line,
 ``<host> login:``), reads a user name (echoed) and a password (not echoed) in raw mode like agetty,
 then execs a real ``bash -i`` on the same terminal with the prompt ``user@host:~$``: what the console

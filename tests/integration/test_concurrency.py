@@ -1,7 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Many processes toggling different slots of one chip at once, through the simulator's bus socket.
 
-HARDWARE.md section 2: a read-modify-write of an output latch is not atomic on the bus, and the
+docs/hardware.md section 2: a read-modify-write of an output latch is not atomic on the bus, and the
 simulator (like a real bus) does not make it so. With the per-bus lock every process's writes
 survive; the same test with the lock disabled must show lost updates, which proves the test can
 see the race it guards against.

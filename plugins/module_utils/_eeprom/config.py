@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The bootloader config text (``bootconf.txt``, HARDWARE.md section 5): lines and sections, BOOT_ORDER,
+"""The bootloader config text (``bootconf.txt``, docs/hardware.md section 5): lines and sections, BOOT_ORDER,
 the known keys and their ranges, and edits that keep every line they do not own.
 
 The syntax is config.txt's (``_sections``). A ``#`` starts a comment only at the start of a line
@@ -45,7 +45,7 @@ def decode_config(raw, label):
 
 
 def encode_config(text):
-    """The bytes of a config text; CarrierError when over 4076 bytes (HARDWARE.md section 5)."""
+    """The bytes of a config text; CarrierError when over 4076 bytes (docs/hardware.md section 5)."""
     data = text.encode("utf-8")
     if len(data) > MAX_CONFIG_SIZE:
         raise CarrierError("config: too big: %d bytes, the maximum is %d" % (len(data), MAX_CONFIG_SIZE))
@@ -147,7 +147,7 @@ def split_number(value):
     return value, ""
 
 
-# --- BOOT_ORDER (HARDWARE.md section 5) -------------------------------------------------------
+# --- BOOT_ORDER (docs/hardware.md section 5) -------------------------------------------------------
 
 BOOT_MODES = {
     "sd": 0x1,
@@ -259,7 +259,7 @@ def read_boot_order(value, field_name="BOOT_ORDER"):
     return names, notes
 
 
-# --- Known keys (HARDWARE.md section 5) --------------------------------------------------------
+# --- Known keys (docs/hardware.md section 5) --------------------------------------------------------
 
 
 def _numeric(check):

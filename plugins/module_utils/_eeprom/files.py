@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What ``eeprom_image`` writes, computed as a :class:`Plan` without writing anything (check mode), then
 written by :func:`write_planned`: an image file and its ``.sig``, an rpiboot recovery directory
-(HARDWARE.md section 4) or a node's TFTP self-update files.
+(docs/hardware.md section 4) or a node's TFTP self-update files.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def default_sig_path(image_path):
 
 
 def recovery_config_txt(recovery_reboot=True, eeprom_write_protect=None):
-    """config.txt for rpiboot recovery (HARDWARE.md section 4)."""
+    """config.txt for rpiboot recovery (docs/hardware.md section 4)."""
     lines = ["# Written by picluster.carrier.eeprom_image for rpiboot EEPROM recovery"]
     lines.append("recovery_reboot=%d" % (1 if recovery_reboot else 0))
     if eeprom_write_protect is not None:

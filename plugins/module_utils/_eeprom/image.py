@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The pieeprom image format (HARDWARE.md section 4): the section chain, named files, BCM2712 A/B images.
+"""The pieeprom image format (docs/hardware.md section 4): the section chain, named files, BCM2712 A/B images.
 
 :class:`EepromImage` parses an image (both sizes), lists its sections, reads and replaces its named
 files (``bootconf.txt``, ``pubkey.bin`` ...) with the padding rules of Raspberry Pi's own tools, so
@@ -203,7 +203,7 @@ class EepromImage:
         return bytes(self._data[s.data_offset:s.data_offset + s.data_length])
 
     def replace_file(self, name, content):
-        """Replace the data of the named file in place (HARDWARE.md section 4).
+        """Replace the data of the named file in place (docs/hardware.md section 4).
 
         The length and data are rewritten and padded with 0xFF to the next 8-byte boundary.
         When sections follow, the gap up to the next non-padding section (or the end of the
@@ -231,7 +231,7 @@ class EepromImage:
                 "%s: new %s (%d bytes) does not fit: %d bytes of room before the next section at 0x%x"
                 % (self.label, name, len(content), next_offset - s.data_offset, next_offset)
             )
-        if next_offset > self.size - SCRATCH_SIZE:  # the bootloader's last 4 KiB (HARDWARE.md section 4)
+        if next_offset > self.size - SCRATCH_SIZE:  # the bootloader's last 4 KiB (docs/hardware.md section 4)
             raise CarrierError("%s: refusing to write into the last 4 KiB (up to 0x%x)" % (self.label, next_offset))
         d = self._data
         struct.pack_into(">I", d, s.offset + 4, len(content) + FILE_LENGTH_EXTRA)

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The node side of ``eeprom_config`` (HARDWARE.md section 4): which SoC and firmware images a node has,
+"""The node side of ``eeprom_config`` (docs/hardware.md section 4): which SoC and firmware images a node has,
 its live bootloader config, a pending update, and the files that stage a new one, as a :class:`Plan`.
 """
 
@@ -117,7 +117,7 @@ class NodePaths:
 def pending_update(paths):
     """The staged ``pieeprom.upd`` that the next boot will flash, or None.
 
-    HARDWARE.md section 4: recovery.bin flashes the update and renames itself recovery.000, and
+    docs/hardware.md section 4: recovery.bin flashes the update and renames itself recovery.000, and
     pieeprom.upd stays behind. So an update is pending only while recovery.bin is there too.
     """
     pending = os.path.join(paths.boot_partition, "pieeprom.upd")

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``.sig`` files (HARDWARE.md section 4), as Raspberry Pi's ``rpi-eeprom-digest`` writes them.
+"""``.sig`` files (docs/hardware.md section 4), as Raspberry Pi's ``rpi-eeprom-digest`` writes them.
 
 Line 1 is the lowercase sha256 hex of the file, then ``ts: <unix seconds>``, then, for a firmware
 update (``pieeprom.sig``), ``target-soc: 2711`` or ``2712`` (the SoC the image is for, which lets a

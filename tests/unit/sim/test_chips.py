@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Register semantics of the emulated expanders (HARDWARE.md section 2), through a bus socket."""
+"""Register semantics of the emulated expanders (docs/hardware.md section 2), through a bus socket."""
 
 from __future__ import annotations
 

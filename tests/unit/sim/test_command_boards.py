@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""ClusterCTRL's command protocol and Turing Pi 1's power register (HARDWARE.md section 3),
+"""ClusterCTRL's command protocol and Turing Pi 1's power register (docs/hardware.md section 3),
 through a bus socket, and the nodes they power."""
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def test_initial_image_is_a_real_image_with_the_slot_keys():
     assert EI.EepromImage(package).with_config(image.config).to_bytes() == data
     cm5 = EI.EepromImage(sim_eeprom.initial_image("bcm2712"))
     assert len(cm5.to_bytes()) == 2097152 and cm5.soc == "bcm2712"
-    assert cm5.to_bytes()[0x10008:0x1000f] == b"bootsys"  # an A/B image (HARDWARE.md section 4)
+    assert cm5.to_bytes()[0x10008:0x1000f] == b"bootsys"  # an A/B image (docs/hardware.md section 4)
 
 
 def test_initial_image_from_a_given_image_keeps_its_other_files():

@@ -52,7 +52,7 @@ def test_power_on_boots_to_login_with_the_slot_identity(sim, lines):
     node = sim.node("n1")
     assert node["state"] == "login" and node["boots"] == 1
     assert "RPi: BOOTLOADER release VERSION:" in text
-    assert "serial %s boardrev c03141" % node["serial"][-8:] in text  # HARDWARE.md section 8 BOOTMODE line
+    assert "serial %s boardrev c03141" % node["serial"][-8:] in text  # docs/hardware.md section 8 BOOTMODE line
     assert "Boot mode: SD (01) order f4" in text
     assert "Machine model: Raspberry Pi Compute Module 4 Rev 1.1" in text
     assert text.endswith("\r\nDebian GNU/Linux 12 n1 ttyS0\r\n\r\nn1 login: ")

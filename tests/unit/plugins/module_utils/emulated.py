@@ -2,7 +2,7 @@
 """Boards on emulated chips, in process: the simulator's chip models behind smbus2's interface.
 
 The chips are the simulator's own (sim/carrier_sim/chips.py, the register semantics of
-HARDWARE.md section 2); only the socket is left out, so a test sees every transaction.
+docs/hardware.md section 2); only the socket is left out, so a test sees every transaction.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from console_rig import NodeOnPty, PtyPair, free_port  # noqa: E402
 
-# HARDWARE.md section 8, as the EEPROM bootloader prints them (seconds since reset first).
+# docs/hardware.md section 8, as the EEPROM bootloader prints them (seconds since reset first).
 BOOT = [
     "  0.96 RPi: BOOTLOADER release VERSION:5f18ffb6 DATE: 2024/07/30 TIME: 14:02:35",
     "  0.97 BOOTMODE: 0x06 partition 0 build-ts BUILD_TIMESTAMP=1722344555 serial f0560721 boardrev c03141 "

@@ -12,7 +12,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._bus import Coun
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import BusError, CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._expanders import CHIP_TYPES, chip_width, make_chip
 
-# chip type -> (input, output, polarity, direction) registers, HARDWARE.md section 2
+# chip type -> (input, output, polarity, direction) registers, docs/hardware.md section 2
 REGISTER_MAPS = {
     "pca9554": (0x00, 0x01, 0x02, 0x03),
     "tca9554": (0x00, 0x01, 0x02, 0x03),

@@ -128,3 +128,26 @@ def test_root_disk_numbers(tmp_path):
     mountinfo = tmp_path / "mountinfo"
     mountinfo.write_text("22 1 259:2 / / rw - ext4 /dev/nvme0n1p2 rw\n30 22 0:5 / /proc rw - proc proc rw\n")
     assert device.root_disk_numbers(str(mountinfo), str(sys_root)) == {"259:2", "259:0"}
+
+
+def test_vet_real_mode_refuses_the_root_disk_and_a_stale_node(sim, monkeypatch):
+    import stat as stat_module
+    real_stat = os.stat
+
+    class Blk:
+        st_mode = stat_module.S_IFBLK | 0o660
+        st_rdev = os.makedev(8, 0)
+
+    monkeypatch.setattr(device.os, "stat", lambda p, *a, **k: Blk() if p == sim["dev"] else real_stat(p, *a, **k))
+    disk = device.Disk(**dict(vars(sim["disk"]), numbers="8:0"))
+    kw = dict(sim["kw"], sim_root=None)
+    monkeypatch.setattr(device, "root_disk_numbers", lambda *a: {"8:0", "8:2"})
+    with pytest.raises(device.DeviceError, match="holds the controller's own root file system"):
+        device.vet(disk, "1-1.3", MIB, **kw)
+    monkeypatch.setattr(device, "root_disk_numbers", lambda *a: {"259:0", "259:2"})
+    device.vet(disk, "1-1.3", MIB, **kw)
+    with pytest.raises(device.DeviceError, match="the device node is 8:0 but sysfs says 8:16"):
+        device.vet(device.Disk(**dict(vars(disk), numbers="8:16")), "1-1.3", MIB, **kw)
+    (sim["root"] / "mountinfo").write_text("40 1 8:0 / /srv rw - ext4 /dev/sdx rw\n")
+    with pytest.raises(device.DeviceError, match="is mounted on /srv"):
+        device.vet(disk, "1-1.3", MIB, **kw)

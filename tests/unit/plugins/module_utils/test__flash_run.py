@@ -255,3 +255,48 @@ def test_parallel_slots_limit_concurrent_flashes(tmp_path):
         assert again == 0
     with flash.parallel_slot(lock_dir, 0, 10) as unlimited:
         assert unlimited is None
+
+
+def test_real_rpiboot_command_and_its_failures(tmp_path):
+    gadget = tmp_path / "mass-storage-gadget64"
+    calls = []
+
+    def runner(argv, timeout):
+        calls.append((argv, timeout))
+        return 1, "", "Waiting for BCM2835/6/7/2711/2712...\nno device\n"
+
+    access = usb.Access("1", rpiboot_command="/opt/rpiboot", gadget_dir=str(gadget), runner=runner)
+    assert (access.sys_root, access.dev_root, access.sim_root) == ("/sys", "/dev", None)
+    with pytest.raises(CarrierError, match="^gadget_dir: .* is not a directory: install Raspberry Pi's usbboot"):
+        access.rpiboot("1-1.3", 5)
+    gadget.mkdir()
+    with pytest.raises(CarrierError, match="(?s)^usb_port: /opt/rpiboot -d .* -p 1-1.3 exited 1 .*no device"):
+        access.rpiboot("1-1.3", 5)
+    assert calls == [(["/opt/rpiboot", "-d", str(gadget), "-p", "1-1.3"], 5)]
+    missing = usb.Access("1", rpiboot_command=str(tmp_path / "no-rpiboot"), gadget_dir=str(gadget))
+    with pytest.raises(CarrierError, match="^rpiboot_command: .*no-rpiboot is not installed"):
+        missing.rpiboot("1-1.3", 5)
+    slow = tmp_path / "slow-rpiboot"
+    slow.write_text("#!/bin/sh\nsleep 5\n")
+    slow.chmod(0o755)
+    with pytest.raises(CarrierError, match="^usb_port: .* found no node in USB boot mode within 0.2 s"):
+        usb.Access("1", rpiboot_command=str(slow), gadget_dir=str(gadget)).rpiboot("1-1.3", 0.2)
+
+
+def test_record_is_removed_before_the_first_byte_is_written(node, image, monkeypatch):
+    req = _request(node, image)
+    flash.run(req, node["board"], node["access"], sleep=lambda s: None)
+    assert state.load(req.record_path) is not None
+    from ansible_collections.picluster.carrier.plugins.module_utils._flash import write
+    seen = []
+    real = write.write_stream
+
+    def spy(*args, **kwargs):
+        seen.append(os.path.exists(req.record_path))
+        raise KeyboardInterrupt  # the task killed half-way
+    monkeypatch.setattr(write, "write_stream", spy)
+    with pytest.raises(KeyboardInterrupt):
+        flash.run(_request(node, image, force=True), node["board"], node["access"], sleep=lambda s: None)
+    assert seen == [False] and state.load(req.record_path) is None
+    monkeypatch.setattr(write, "write_stream", real)
+    assert flash.run(_request(node, image), node["board"], node["access"], sleep=lambda s: None)["changed"]

@@ -496,7 +496,7 @@ def test_sim_cluster_shape():
     count = {s: sum(s in n.specializations for n in topo.nodes.values()) for s in BUILTIN_SPECIALIZATIONS}
     assert count["ceph_storage"] == 3 and count["k3s_server"] >= 1 and count["pihole"] == 2
     assert count["k3s_agent"] >= 1
-    ouis = {"b8:27:eb", "dc:a6:32", "e4:5f:01", "28:cd:c1", "d8:3a:dd", "2c:cf:67"}  # HARDWARE.md section 9
+    ouis = {"b8:27:eb", "dc:a6:32", "e4:5f:01", "28:cd:c1", "d8:3a:dd", "2c:cf:67"}  # docs/hardware.md section 9
     assert all(n.mac[:8] in ouis for n in topo.nodes.values())
     assert all(len(n.serial) == 16 for n in topo.nodes.values())
     assert all(n.console == "/tmp/picluster-sim/console/" + n.host for n in topo.nodes.values())
