@@ -40,6 +40,15 @@ name=$(sed -n 's/^name:[[:space:]]*//p' "$root/galaxy.yml")
 workdir=${SANITY_WORKDIR:-${XDG_CACHE_HOME:-$HOME/.cache}/picluster-carrier/sanity-$(printf %s "$root" | sha256sum | cut -c1-10)}
 dest="$workdir/ansible-core-$core/ansible_collections/$ns/$name"
 
+# One run at a time per copy: helpers running sanity in the same checkout share the copy, and a
+# refresh under a running ansible-test makes it fail on files that vanish.
+mkdir -p "$workdir"
+exec 9>"$workdir/ansible-core-$core.lock"
+if ! flock -n 9; then
+    echo "sanity: waiting for another sanity run on $dest"
+    flock 9
+fi
+
 # Refresh the copy, keeping tests/output (ansible-test's caches and results).
 mkdir -p "$dest/tests"
 find "$dest" -mindepth 1 -maxdepth 1 ! -name tests -exec rm -rf {} +
