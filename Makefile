@@ -80,7 +80,7 @@ lint: collections
 	$(STAGE) lint-yamllint $(VENV)/bin/yamllint -s -c $(ROOT)/.yamllint $(ROOT) || rc=1; \
 	$(STAGE) lint-changelog $(VENV)/bin/antsibull-changelog lint || rc=1; \
 	PATH="$(VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH="$$($(SCRIPTS)/collection-link.sh)" \
-		$(STAGE) lint-ansible-lint $(VENV)/bin/ansible-lint --nocolor -c $(ROOT)/.ansible-lint || rc=1; \
+		$(STAGE) lint-ansible-lint $(VENV)/bin/ansible-lint --offline --nocolor -c $(ROOT)/.ansible-lint || rc=1; \
 	exit $$rc
 
 units: venv-2.19 collection-link
