@@ -393,8 +393,8 @@ def test_vault_values_go_through_ansibles_loader(tmp_path):
         env=_env(), capture_output=True, text=True, timeout=60, check=True,
     )
     vaulted = proc.stdout.split("x:", 1)[1]
-    text = write_topology(tmp_path).read_text().replace("rack: r1", "rack: r1\n      token:" + vaulted.rstrip()
-                                                          .replace("\n", "\n    "))
+    token = "rack: r1\n      token:" + vaulted.rstrip().replace("\n", "\n    ")
+    text = write_topology(tmp_path).read_text().replace("rack: r1", token)
     path = tmp_path / "vaulted.carrier.yml"
     path.write_text(text)
     inv = inventory_list(path, "--vault-password-file", str(secret))
