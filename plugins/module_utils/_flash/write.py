@@ -257,8 +257,28 @@ def write_stream(source, path, device_size, progress=None, chunk=CHUNK, image_si
     return WriteResult(offset, offset, expected, 0, time.monotonic() - started)
 
 
+def _range_digest(source, offset, length, hash_name, chunk=CHUNK):
+    """The digest of ``length`` bytes of the image at ``offset`` (read again: only after a mismatch)."""
+    digest = hashlib.new(hash_name)
+    with source.open() as reader:
+        reader.skip(offset)
+        while length > 0:
+            data = reader.read(min(chunk, length))
+            if not data:
+                break
+            digest.update(data)
+            length -= len(data)
+    return digest.hexdigest()
+
+
 def write_bmap(source, bmap, path, device_size, progress=None, chunk=CHUNK):
-    """Write only the ranges ``bmap`` maps, checking each against its checksum, then verify by read-back."""
+    """Write only the ranges ``bmap`` maps, then read them back and check each against its checksum.
+
+    The bytes are hashed once, as the device gives them back: a range that matches its checksum there
+    was both in the image and written whole. Only when one does not is the image read again, to say
+    which is at fault (the image does not match its bmap, or the device did not keep what it was
+    given). A bmap without checksums (format before 1.3) gets the digests of what was written.
+    """
     progress = progress or Progress()
     started = time.monotonic()
     if bmap.image_size > device_size:
@@ -268,14 +288,14 @@ def write_bmap(source, bmap, path, device_size, progress=None, chunk=CHUNK):
     spans = [(bmap.byte_range(first, last), checksum) for first, last, checksum in bmap.ranges]
     total = sum(length for (_offset, length), _checksum in spans)
     written = position = 0
-    digests_written = []
+    expected = []
     fd = open_device(path)
     writer = _Writer(fd, path)
     try:
         with source.open() as reader:
             for (offset, length), checksum in spans:
                 reader.skip(offset - position)
-                digest = hashlib.new(hash_name)
+                digest = None if checksum else hashlib.new(hash_name)
                 end = offset + length
                 while offset < end:
                     data = reader.read(min(chunk, end - offset))
@@ -283,15 +303,13 @@ def write_bmap(source, bmap, path, device_size, progress=None, chunk=CHUNK):
                         raise ImageError("image: %s ends at byte %d, inside a range the bmap maps (it does not "
                                          "match the bmap)" % (source.path, offset))
                     writer.put(offset, data)
-                    digest.update(data)
+                    if digest is not None:
+                        digest.update(data)
                     offset += len(data)
                     written += len(data)
                     progress("write", written, total)
                 position = end
-                digests_written.append(digest.hexdigest())
-                if checksum and digest.hexdigest() != checksum:
-                    raise ImageError("image: %s does not match the bmap: blocks at byte %d have %s %s, the bmap "
-                                     "says %s" % (source.path, end - length, hash_name, digest.hexdigest(), checksum))
+                expected.append(checksum or digest.hexdigest())
         writer.close()
         _sync(fd, path)
     finally:
@@ -299,9 +317,13 @@ def write_bmap(source, bmap, path, device_size, progress=None, chunk=CHUNK):
         os.close(fd)
     progress("write", written, total, final=True)
     digests = _read_back(path, [span for span, _checksum in spans], hash_name, progress, total)
-    for ((offset, _length), _checksum), expected, actual in zip(spans, digests_written, digests):
-        if actual != expected:
-            raise WriteError("device: %s read back differs at byte %d (%s %s, written %s)"
-                             % (path, offset, hash_name, actual, expected))
+    for ((offset, length), checksum), wanted, actual in zip(spans, expected, digests):
+        if actual == wanted:
+            continue
+        if checksum and _range_digest(source, offset, length, hash_name) != checksum:
+            raise ImageError("image: %s does not match the bmap: blocks at byte %d do not have the %s the bmap "
+                             "says (%s)" % (source.path, offset, hash_name, checksum))
+        raise WriteError("device: %s read back differs at byte %d (%s %s, expected %s)"
+                         % (path, offset, hash_name, actual, wanted))
     progress("verify", total, total, final=True)
     return WriteResult(bmap.image_size, written, None, len(spans), time.monotonic() - started)

@@ -149,3 +149,35 @@ def test_progress_is_rate_limited():
         progress("write", step * MIB, 30 * MIB)
     progress("write", 30 * MIB, 30 * MIB, final=True)
     assert len(lines) == 4 and lines[-1].startswith("write: 30 of 30 MiB (100%)")
+
+
+@needs_bmaptool
+def test_bmap_read_back_mismatch_blames_the_device(tmp_path, image, monkeypatch):
+    b = _bmap_of(image)
+    real_pread = os.pread
+    first = b.byte_range(*b.ranges[0][:2])[0]
+
+    def flipping_pread(fd, length, offset):
+        data = real_pread(fd, length, offset)
+        return (bytes([data[0] ^ 0xFF]) + data[1:]) if offset == first else data
+
+    monkeypatch.setattr(write.os, "pread", flipping_pread)
+    with pytest.raises(write.WriteError, match="^device: .* read back differs at byte %d" % first):
+        write.write_bmap(source.ImageSource(str(image)), b, _device(tmp_path), 16 * MIB)
+
+
+def test_bmap_without_checksums_verifies_what_was_written(tmp_path, image, monkeypatch):
+    path = tmp_path / "old.bmap"
+    path.write_text('<bmap version="1.2"><ImageSize>%d</ImageSize><BlockSize>4096</BlockSize>'
+                    '<BlocksCount>2048</BlocksCount><MappedBlocksCount>74</MappedBlocksCount>'
+                    '<BlockMap><Range>256-328</Range><Range>1536</Range></BlockMap></bmap>' % (8 * MIB))
+    b = _bmap.parse(str(path))
+    dev = _device(tmp_path)
+    result = write.write_bmap(source.ImageSource(str(image)), b, dev, 16 * MIB)
+    assert result.written == 74 * 4096
+    data, img = open(dev, "rb").read(), image.read_bytes()
+    assert data[MIB:MIB + 73 * 4096] == img[MIB:MIB + 73 * 4096] and data[:MIB] == b"\xaa" * MIB
+    real_pread = os.pread
+    monkeypatch.setattr(write.os, "pread", lambda fd, n, off: b"\x00" * len(real_pread(fd, n, off)))
+    with pytest.raises(write.WriteError, match="read back differs at byte 1048576"):
+        write.write_bmap(source.ImageSource(str(image)), b, _device(tmp_path), 16 * MIB)
