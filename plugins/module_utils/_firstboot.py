@@ -34,7 +34,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._firstboot_check
     HIDDEN, Customization, Network, User, check_customize)
 
 __all__ = ["HIDDEN", "Applied", "Customization", "Network", "User", "apply_to_dir", "apply_to_image", "check_customize",
-           "edit_cmdline", "fingerprint", "is_empty", "resolve_style", "seed_files"]
+           "edit_cmdline", "fingerprint", "is_empty", "plan_files", "resolve_style", "seed_files"]
 
 SEED_NAMES = ("user-data", "meta-data", "network-config")
 FIRSTRUN = "firstrun.sh"
@@ -130,7 +130,7 @@ def fingerprint(cust):
     return h.hexdigest()
 
 
-def _plan(cust, present, where):
+def plan_files(cust, present, where):
     """From ``present`` ({name: bytes or None} of MANAGED): the style, every file it wants
     ({name: bytes}), those of them that differ from what is there, and the names to remove."""
     style = resolve_style(cust, [n for n, v in present.items() if v is not None], where)
@@ -158,7 +158,7 @@ def apply_to_image(path, cust, lock=None, timestamp=None):
         offset, description = _fat.find_fat_partition(path, field="customize")
         where = "%s (%s)" % (path, description)
         present = {name: _fat.read_file(path, offset, name, what=where) for name in MANAGED}
-        style, files, changes, removed = _plan(cust, present, where)
+        style, files, changes, removed = plan_files(cust, present, where)
         if changes:
             _fat.copy_in(path, offset, changes, timestamp=timestamp, what=where, field="customize")
         for name in removed:
@@ -189,7 +189,7 @@ def apply_to_dir(path, cust):
     if not os.path.isdir(path):
         raise CarrierError("customize: %s is not a directory" % path)
     present = {name: read_optional(os.path.join(path, name)) for name in MANAGED}
-    style, files, changes, removed = _plan(cust, present, path)
+    style, files, changes, removed = plan_files(cust, present, path)
     by_mode = {}
     for name in sorted(changes, key=lambda n: n == CMDLINE):
         by_mode.setdefault(_mode(name, cust), []).append((os.path.join(path, name), changes[name]))

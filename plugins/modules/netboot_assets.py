@@ -109,6 +109,131 @@ options:
       vars:
         description: Any other variables for your templates, as C(vars.<name>).
         type: dict
+      customize:
+        description:
+          - First-boot customisation of this node's OS, written into its directory as the OS reads it from its
+            boot partition - cloud-init NoCloud seed files (C(user-data), C(meta-data), C(network-config)) and
+            C(ds=nocloud) in C(cmdline.txt), or rpi-imager's C(firstrun.sh) hooked into C(cmdline.txt).
+          - Its keys replace the same keys of O(customize); the host name defaults to O(nodes[].name).
+          - Every value is checked before anything is written; a refusal names C(nodes[i].customize.<key>).
+          - A file holding a password hash is mode 0600; the hash never appears in a result or a diff.
+        type: dict
+        suboptions:
+          hostname:
+            description: The host name (one RFC 1123 label). Default the node's O(nodes[].name).
+            type: str
+          fqdn:
+            description: The full domain name; its first label is the host name unless that is set.
+            type: str
+          users:
+            description: Users to create, the first one as the image's default user.
+            type: list
+            elements: dict
+            suboptions:
+              name:
+                description: The user name (POSIX, as adduser takes it).
+                type: str
+                required: true
+              ssh_authorized_keys:
+                description: OpenSSH public key lines.
+                type: list
+                elements: str
+              password_hash:
+                description: A crypt hash (C($6$), C($5$), C($y$), C($2b$)), never a password. Never returned.
+                type: str
+              groups:
+                description: Supplementary groups.
+                type: list
+                elements: str
+              sudo:
+                description: Password-less sudo.
+                type: bool
+          ssh:
+            description: V(true) or V(false), or C(enabled) and C(password_authentication).
+            type: raw
+          timezone:
+            description: An IANA time zone such as C(Europe/Berlin).
+            type: str
+          locale:
+            description: A locale such as C(en_GB.UTF-8).
+            type: str
+          keyboard:
+            description: An XKB layout (C(gb)), or C(layout), C(variant), C(model).
+            type: raw
+          network:
+            description: V(dhcp), or C(interface), C(address) (CIDR), C(gateway), C(nameservers).
+            type: raw
+          wifi:
+            description: C(enabled) and C(country) (regulatory domain).
+            type: raw
+          style:
+            description:
+              - V(cloud-init) (NoCloud seed files), V(firstrun) (rpi-imager's C(firstrun.sh) and its
+                C(cmdline.txt) hook) or V(auto) (cloud-init when the source has C(user-data), C(meta-data) or
+                C(network-config), else firstrun).
+            type: str
+            choices: [cloud-init, firstrun, auto]
+  customize:
+    description:
+      - The first-boot customisation every node gets (see O(nodes[].customize)), each node's own keys over it,
+        each node's host name its O(nodes[].name) unless set. Without it and O(nodes[].customize), nothing of
+        the kind is written.
+    type: dict
+    suboptions:
+      hostname:
+        description: The host name (one RFC 1123 label). Default the node's O(nodes[].name).
+        type: str
+      fqdn:
+        description: The full domain name; its first label is the host name unless that is set.
+        type: str
+      users:
+        description: Users to create, the first one as the image's default user.
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description: The user name (POSIX, as adduser takes it).
+            type: str
+            required: true
+          ssh_authorized_keys:
+            description: OpenSSH public key lines.
+            type: list
+            elements: str
+          password_hash:
+            description: A crypt hash (C($6$), C($5$), C($y$), C($2b$)), never a password. Never returned.
+            type: str
+          groups:
+            description: Supplementary groups.
+            type: list
+            elements: str
+          sudo:
+            description: Password-less sudo.
+            type: bool
+      ssh:
+        description: V(true) or V(false), or C(enabled) and C(password_authentication).
+        type: raw
+      timezone:
+        description: An IANA time zone such as C(Europe/Berlin).
+        type: str
+      locale:
+        description: A locale such as C(en_GB.UTF-8).
+        type: str
+      keyboard:
+        description: An XKB layout (C(gb)), or C(layout), C(variant), C(model).
+        type: raw
+      network:
+        description: V(dhcp), or C(interface), C(address) (CIDR), C(gateway), C(nameservers).
+        type: raw
+      wifi:
+        description: C(enabled) and C(country) (regulatory domain).
+        type: raw
+      style:
+        description:
+          - V(cloud-init) (NoCloud seed files), V(firstrun) (rpi-imager's C(firstrun.sh) and its
+            C(cmdline.txt) hook) or V(auto) (cloud-init when the source has C(user-data), C(meta-data) or
+            C(network-config), else firstrun).
+        type: str
+        choices: [cloud-init, firstrun, auto]
   tftp_prefix:
     description:
       - How node directories are named, matching the bootloader's C(TFTP_PREFIX) setting.
@@ -151,6 +276,9 @@ notes:
   - The files are hard links into a shared store; do not edit a file of a node directory in place (it would change
     it for every node). Run the module again instead.
   - Network boot facts are in the collection's docs/hardware.md sections 6 and 9.
+  - The customisation files are in the node's directory, the node's boot partition when the node mounts it (an NFS
+    export of the directory at C(/boot/firmware)). A file holding a password hash is 0600 and owned by the user
+    the module runs as; export it without root squashing, or give users SSH keys and no password.
 seealso:
   - module: picluster.carrier.http_boot_image
   - module: picluster.carrier.eeprom_image
@@ -186,6 +314,34 @@ EXAMPLES = r"""
         config: [dtoverlay=disable-wifi]
     prune: true
 
+- name: First-boot customisation, the same for every node, each named after its inventory host
+  picluster.carrier.netboot_assets:
+    source: /srv/boot/trixie
+    tftp_root: /srv/tftp
+    nodes: "{{ netboot_nodes }}"
+    customize:
+      users:
+        - name: admin
+          ssh_authorized_keys: ["{{ lookup('file', '~/.ssh/id_ed25519.pub') }}"]
+          sudo: true
+      ssh: true
+      timezone: Europe/Berlin
+      locale: en_GB.UTF-8
+      style: auto
+
+- name: One node with its own name and a static address, rpi-imager's firstrun.sh
+  picluster.carrier.netboot_assets:
+    source: /srv/boot/bookworm
+    tftp_root: /srv/tftp
+    nodes:
+      - name: node01
+        serial: "10000000b7f44626"
+        nfs_root: 10.0.0.1:/srv/nfs/node01
+        customize:
+          hostname: worker01
+          network: {address: 10.0.0.11/24, gateway: 10.0.0.1, nameservers: [10.0.0.1]}
+          style: firstrun
+
 - name: MAC-named directories (bootloader TFTP_PREFIX=2)
   picluster.carrier.netboot_assets:
     source: /srv/boot/bookworm
@@ -202,7 +358,10 @@ tftp_root:
   type: str
   sample: /srv/tftp
 nodes:
-  description: Per node (by name), its directory and what changes in it.
+  description:
+    - Per node (by name), its directory and what changes in it.
+    - C(customize) (with O(nodes[].customize) or O(customize)) the style written and the names of the files it
+      sets.
   returned: success
   type: dict
   sample:
@@ -216,6 +375,7 @@ nodes:
       removed: []
       unchanged: 311
       preserved: [pieeprom.sig, pieeprom.upd]
+      customize: {style: cloud-init, files: [cmdline.txt, meta-data, user-data]}
 changed_nodes:
   description: Names of the nodes whose directory changed (or would change in check mode).
   returned: success
@@ -256,15 +416,46 @@ from ansible_collections.picluster.carrier.plugins.module_utils._netboot.render 
 from ansible_collections.picluster.carrier.plugins.module_utils._netboot.trees import build_tftp_trees
 
 
+def _customize_spec():
+    return dict(
+        hostname=dict(type="str"),
+        fqdn=dict(type="str"),
+        users=dict(type="list", elements="dict", options=dict(
+            name=dict(type="str", required=True),
+            ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
+            password_hash=dict(type="str", no_log=True),
+            groups=dict(type="list", elements="str"),
+            sudo=dict(type="bool"),
+        )),
+        ssh=dict(type="raw"),
+        timezone=dict(type="str"),
+        locale=dict(type="str"),
+        keyboard=dict(type="raw"),
+        network=dict(type="raw"),
+        wifi=dict(type="raw"),
+        style=dict(type="str", choices=["cloud-init", "firstrun", "auto"]),
+    )
+
+
+def _given(value):
+    """The keys the user set: the argument spec fills every missing suboption with None, which would
+    replace a top-level customize key by nothing and read as a value to check."""
+    if isinstance(value, dict):
+        return {k: _given(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_given(v) for v in value]
+    return value
+
+
 def _run(module):
     set_runner(module_runner(module))  # mtools for OS image sources
     p = module.params
-    nodes = [{k: v for k, v in node.items() if v is not None} for node in p["nodes"]]
+    nodes = [_given(node) for node in p["nodes"]]
     changed, result, diff = build_tftp_trees(
         p["source"], nodes, p["tftp_root"], prune=p["prune"], preserve=p["preserve"], tftp_prefix=p["tftp_prefix"],
         config_template=load_template(p["config_template"], "config_template"),
         cmdline_template=load_template(p["cmdline_template"], "cmdline_template"),
-        exclude=p["exclude"], check_mode=module.check_mode, warn=module.warn,
+        exclude=p["exclude"], check_mode=module.check_mode, warn=module.warn, customize=_given(p["customize"]),
     )
     result["changed"] = changed
     if module._diff:
@@ -289,7 +480,9 @@ def main():
                 extra_kernel_args=dict(type="raw"),
                 config=dict(type="raw"),
                 vars=dict(type="dict"),
+                customize=dict(type="dict", options=_customize_spec()),
             )),
+            customize=dict(type="dict", options=_customize_spec()),
             tftp_prefix=dict(type="str", default="serial", choices=["serial", "mac"]),
             config_template=dict(type="path"),
             cmdline_template=dict(type="path"),

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
+from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, InvalidValue
+from ansible_collections.picluster.carrier.plugins.module_utils._firstboot import check_customize
+from ansible_collections.picluster.carrier.plugins.module_utils._firstboot_check import check_hostname
 from ansible_collections.picluster.carrier.plugins.module_utils._models import (
     DEFAULT_MODEL,
     MODELS,
@@ -46,6 +48,7 @@ class NodeSpec:
     extra_kernel_args: list = field(default_factory=list)
     config: list = field(default_factory=list)
     vars: dict = field(default_factory=dict)
+    customize: object = None  # a _firstboot.Customization, or None: the tree is not customised
 
     @property
     def dtb(self):
@@ -62,7 +65,7 @@ class NodeSpec:
 
 
 _NODE_KEYS = {"name", "serial", "mac", "model", "tftp_prefix", "nfs_root", "root", "rootfstype",
-              "extra_kernel_args", "config", "vars"}
+              "extra_kernel_args", "config", "vars", "customize"}
 
 
 def _items(value, field_name, what):
@@ -139,7 +142,28 @@ def _roots(raw, where, name):
     return nfs_root, root, rootfstype
 
 
-def _parse_node(raw, where, tftp_prefix):
+def _customization(raw, where, name, default):
+    """The node's ``customize`` over the top-level one (key by key), the host name defaulting to the
+    node's name; None when neither is given."""
+    own = raw.get("customize")
+    if own is None and default is None:
+        return None
+    if own is not None and not isinstance(own, dict):
+        raise CarrierError("%s.customize: must be a mapping, got %s" % (where, type(own).__name__))
+    merged = dict(default or {})
+    merged.update(own or {})
+    field_name = "%s.customize" % where
+    if merged.get("hostname") is None and merged.get("fqdn") is None:
+        merged["hostname"] = name
+        try:
+            check_hostname(name, field_name + ".hostname")
+        except InvalidValue as e:
+            raise InvalidValue(e.field, "%s; it defaults to the node's name: set %s.hostname" % (e.reason, field_name),
+                               name) from None
+    return check_customize(merged, field=field_name)
+
+
+def _parse_node(raw, where, tftp_prefix, customize=None):
     if not isinstance(raw, dict):
         raise CarrierError("%s: must be a mapping with at least name and serial (or mac), got %r" % (where, raw))
     unknown = sorted(set(raw) - _NODE_KEYS)
@@ -165,7 +189,8 @@ def _parse_node(raw, where, tftp_prefix):
     return NodeSpec(name=name, serial=serial, serial8=serial8, mac=mac, model=model, tftp_prefix=prefix,
                     dirname=dirname, nfs_root=nfs_root, root=root, rootfstype=rootfstype,
                     extra_kernel_args=_str_list(raw.get("extra_kernel_args"), "%s.extra_kernel_args" % where),
-                    config=_lines(raw.get("config"), "%s.config" % where), vars=dict(variables))
+                    config=_lines(raw.get("config"), "%s.config" % where), vars=dict(variables),
+                    customize=_customization(raw, where, name, customize))
 
 
 def _check_unique(spec, raw, where, seen):
@@ -182,17 +207,23 @@ def _check_unique(spec, raw, where, seen):
         seen[key][value] = spec.name
 
 
-def parse_nodes(nodes, tftp_prefix="serial", label="nodes"):
-    """Validate the node list; returns ``NodeSpec`` objects. Errors name ``nodes[i].field``."""
+def parse_nodes(nodes, tftp_prefix="serial", label="nodes", customize=None):
+    """Validate the node list; returns ``NodeSpec`` objects. Errors name ``nodes[i].field``.
+    ``customize``: the first-boot customisation every node gets under its own (checked alone first,
+    so a bad value of it is named ``customize.<key>``, not after the first node)."""
     if not isinstance(nodes, (list, tuple)):
         raise CarrierError("%s: must be a list of nodes, got %r" % (label, type(nodes).__name__))
     if tftp_prefix not in TFTP_PREFIXES:
         raise CarrierError("tftp_prefix: %r must be one of %s" % (tftp_prefix, ", ".join(TFTP_PREFIXES)))
+    if customize is not None:
+        if not isinstance(customize, dict):
+            raise CarrierError("customize: must be a mapping, got %s" % type(customize).__name__)
+        check_customize(customize, field="customize")
     specs = []
     seen = {"name": {}, "serial8": {}, "mac": {}, "dirname": {}}
     for i, raw in enumerate(nodes):
         where = "%s[%d]" % (label, i)
-        spec = _parse_node(raw, where, tftp_prefix)
+        spec = _parse_node(raw, where, tftp_prefix, customize)
         _check_unique(spec, raw, where, seen)
         specs.append(spec)
     return specs

@@ -1,12 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Per-node ``config.txt`` and ``cmdline.txt``, rendered from Jinja2 templates in a sandbox."""
+"""Per-node ``config.txt`` and ``cmdline.txt``, rendered from Jinja2 templates in a sandbox, and the
+node's first-boot customisation files (``_firstboot``) over them."""
 
 from __future__ import annotations
 
+from ansible_collections.picluster.carrier.plugins.module_utils import _firstboot
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._fileio import read_optional
+
+SECRET_MODE = 0o600
 
 
 DEFAULT_CONFIG_TEMPLATE = """\
@@ -82,3 +86,23 @@ def load_template(path, field_name):
     if data is None:
         raise CarrierError("%s: %s does not exist" % (field_name, path))
     return data.decode("utf-8")
+
+
+def first_boot_files(node, source, cmdline):
+    """``(style, {name: bytes}, dropped)`` of ``node.customize`` for its tree: the seed files (or
+    firstrun.sh) and the rendered ``cmdline`` (bytes) edited for them; ``dropped`` names source files
+    the tree must not keep (a firstrun.sh beside cloud-init seed files would run again). Style auto
+    is decided from the source: its seed files mean cloud-init, else firstrun."""
+    present = {name: (read_optional(source.files[name]) if name in source.files else None)
+               for name in _firstboot.SEED_NAMES + (_firstboot.FIRSTRUN,)}
+    present[_firstboot.CMDLINE] = cmdline
+    where = "the source %s with the cmdline.txt of node %s" % (source.path, node.name)
+    style, files, _changes, dropped = _firstboot.plan_files(node.customize, present, where)
+    return style, files, tuple(dropped)
+
+
+def file_mode(data, cust, default):
+    """0600 for a file holding one of the customisation's password hashes, else ``default``."""
+    if cust is not None and any(u.password_hash and u.password_hash.encode() in data for u in cust.users):
+        return SECRET_MODE
+    return default

@@ -55,11 +55,15 @@ class Store:
             raise
         return dest
 
-    def put_bytes(self, data, digest):
+    def put_bytes(self, data, digest, mode=FILE_MODE):
+        """The object of ``data`` with ``mode``. A mode follows from the content (0600 for one holding
+        a password hash), so fixing an object's mode is right for every directory linking it."""
         dest = self.path(digest)
         if not os.path.isfile(dest):
-            atomic_write(dest, data, FILE_MODE)
+            atomic_write(dest, data, mode)
             self.bytes_written += len(data)
+        elif stat.S_IMODE(os.lstat(dest).st_mode) != mode:
+            os.chmod(dest, mode)
         return dest
 
     def gc(self):

@@ -15,15 +15,17 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._models import is_node_dirname
 from ansible_collections.picluster.carrier.plugins.module_utils._netboot.nodes import NodeSpec, parse_nodes
-from ansible_collections.picluster.carrier.plugins.module_utils._netboot.render import Renderer
+from ansible_collections.picluster.carrier.plugins.module_utils._netboot.render import (
+    Renderer, file_mode, first_boot_files)
 from ansible_collections.picluster.carrier.plugins.module_utils._netboot.sources import BootSource, file_sha256
-from ansible_collections.picluster.carrier.plugins.module_utils._netboot.store import DIR_MODE, Store
+from ansible_collections.picluster.carrier.plugins.module_utils._netboot.store import DIR_MODE, FILE_MODE, Store
 
 
 LOCK_FILE = ".netboot.lock"
@@ -82,6 +84,7 @@ class Wanted:
     digest: str
     src: str | None = None
     data: bytes | None = None
+    mode: int = FILE_MODE
 
 
 @dataclass
@@ -95,16 +98,20 @@ class NodePlan:
     modified: list = field(default_factory=list)
     removed: list = field(default_factory=list)
     unchanged: list = field(default_factory=list)
+    customized: dict | None = None  # {"style": ..., "files": [...]} of the node's first-boot customisation
 
     @property
     def changed(self):
         return bool(self.added or self.modified or self.removed)
 
     def result(self):
-        return {"name": self.node.name, "dir": self.path, "dirname": self.node.dirname,
-                "changed": self.changed, "added": sorted(self.added), "modified": sorted(self.modified),
-                "removed": sorted(self.removed), "unchanged": len(self.unchanged),
-                "preserved": sorted(self.preserved)}
+        out = {"name": self.node.name, "dir": self.path, "dirname": self.node.dirname,
+               "changed": self.changed, "added": sorted(self.added), "modified": sorted(self.modified),
+               "removed": sorted(self.removed), "unchanged": len(self.unchanged),
+               "preserved": sorted(self.preserved)}
+        if self.customized is not None:
+            out["customize"] = dict(self.customized)
+        return out
 
 
 @dataclass
@@ -176,6 +183,31 @@ def _scan_node_dir(path, wanted, store, inodes):
     return current
 
 
+def _node_wanted(node, source, renderer, shared):
+    """``(wanted, customized)`` of one node: the shared files, its rendered config.txt and cmdline.txt
+    and, when it has a customisation, its seed files (or firstrun.sh) with cmdline.txt edited for them."""
+    wanted = dict(shared)
+    files = renderer.render(node, source)
+    customized = None
+    if node.customize is not None:
+        style, custom, dropped = first_boot_files(node, source, files["cmdline.txt"])
+        files.update(custom)
+        for rel in dropped:
+            wanted.pop(rel, None)
+        customized = {"style": style, "files": sorted(custom)}
+    for rel, data in files.items():
+        wanted[rel] = Wanted(hashlib.sha256(data).hexdigest(), data=data,
+                             mode=file_mode(data, node.customize, FILE_MODE))
+    return wanted, customized
+
+
+def _mode_of(path, rel):
+    try:
+        return stat.S_IMODE(os.lstat(os.path.join(path, *rel.split("/"))).st_mode)
+    except OSError:
+        return None
+
+
 def plan_trees(source, nodes, tftp_root, renderer, prune=False, preserve=DEFAULT_PRESERVE):
     """Compute what every node directory must hold and how it differs from what is there."""
     store = Store(tftp_root)
@@ -185,10 +217,8 @@ def plan_trees(source, nodes, tftp_root, renderer, prune=False, preserve=DEFAULT
     plans = []
     for node in nodes:
         path = os.path.join(tftp_root, node.dirname)
-        wanted = dict(shared)
-        for rel, data in renderer.render(node, source).items():
-            wanted[rel] = Wanted(hashlib.sha256(data).hexdigest(), data=data)
-        plan = NodePlan(node, path, wanted, {}, [])
+        wanted, customized = _node_wanted(node, source, renderer, shared)
+        plan = NodePlan(node, path, wanted, {}, [], customized=customized)
         current = {}
         if os.path.lexists(path):
             if not os.path.isdir(path) or os.path.islink(path):
@@ -198,7 +228,7 @@ def plan_trees(source, nodes, tftp_root, renderer, prune=False, preserve=DEFAULT
         for rel, w in wanted.items():
             if rel not in current:
                 plan.added.append(rel)
-            elif current[rel] != w.digest:
+            elif current[rel] != w.digest or (w.data is not None and _mode_of(path, rel) != w.mode):
                 plan.modified.append(rel)
             else:
                 plan.unchanged.append(rel)
@@ -245,7 +275,7 @@ def _build_node_dir(plan, store, tftp_root):
     try:
         os.chmod(tmp, DIR_MODE)
         for rel, w in sorted(plan.wanted.items()):
-            obj = store.put_bytes(w.data, w.digest) if w.data is not None else store.put_file(w.src, w.digest)
+            obj = store.put_bytes(w.data, w.digest, w.mode) if w.data is not None else store.put_file(w.src, w.digest)
             dest = os.path.join(tmp, *rel.split("/"))
             parent = os.path.dirname(dest)
             if not os.path.isdir(parent):
@@ -282,9 +312,11 @@ def apply_trees(plan):
 
 
 def build_tftp_trees(source_path, nodes, tftp_root, prune=False, preserve=DEFAULT_PRESERVE, tftp_prefix="serial",
-                     config_template=None, cmdline_template=None, exclude=(), check_mode=False, warn=None):
-    """Everything ``netboot_assets`` does. Returns ``(changed, result, diff)``."""
-    specs = parse_nodes(nodes, tftp_prefix)
+                     config_template=None, cmdline_template=None, exclude=(), check_mode=False, warn=None,
+                     customize=None):
+    """Everything ``netboot_assets`` does. Returns ``(changed, result, diff)``. ``customize``: the
+    first-boot customisation every node gets under its own ``customize``."""
+    specs = parse_nodes(nodes, tftp_prefix, customize=customize)
     if not specs:
         raise CarrierError("nodes: the list is empty: nothing to build")
     tftp_root = os.path.abspath(tftp_root)

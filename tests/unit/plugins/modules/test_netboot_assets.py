@@ -121,3 +121,50 @@ def test_argument_spec_rejects_bad_model(tmp_path):
     r = run_module("netboot_assets", dict(source=boot, tftp_root=str(tmp_path / "t"),
                                           nodes=[{"name": "a", "serial": "b7f44626", "model": "cm3"}]), tmp_path)
     assert r["failed"] and "model" in r["msg"] and "cm3" in r["msg"]
+
+
+def test_customize_per_node_over_the_default_secrets_masked(tmp_path):
+    from firstboot_fixtures import SHA512, ssh_key
+
+    boot = make_boot_dir(tmp_path / "boot")
+    tftp = tmp_path / "tftp"
+    key = ssh_key()
+    default = {"users": [{"name": "admin", "ssh_authorized_keys": [key], "password_hash": SHA512}],
+               "timezone": "UTC", "style": "firstrun"}
+    nodes = [NODES[0], dict(NODES[1], customize={"hostname": "worker2", "locale": "en_GB.UTF-8"})]
+    args = dict(source=boot, tftp_root=str(tftp), nodes=nodes, customize=default)
+    r = run_module("netboot_assets", args, tmp_path, check=True)
+    assert r["changed"] is True and not tftp.exists(), r
+    assert "1e7ea419/firstrun.sh " in r["diff"]["after"]
+    assert SHA512 not in r.stdout and SHA512 not in r.stderr  # not in the result, the diff or the invocation
+    r = run_module("netboot_assets", args, tmp_path)
+    assert r["nodes"]["node02"]["customize"] == {"style": "firstrun", "files": ["cmdline.txt", "firstrun.sh"]}
+    assert SHA512 not in r.stdout
+    script1 = (tftp / "1e7ea419" / "firstrun.sh").read_text()
+    script2 = (tftp / "8306d03b" / "firstrun.sh").read_text()
+    # The node's keys over the default's (an unset suboption does not take the default's away).
+    assert "node01" in script1 and "worker2" in script2 and "en_GB.UTF-8" in script2 and "en_GB" not in script1
+    assert key in script1 and key in script2 and "UTC" in script2
+    assert (tftp / "8306d03b" / "firstrun.sh").stat().st_mode & 0o777 == 0o600
+    r = run_module("netboot_assets", args, tmp_path)
+    assert r["changed"] is False and r["changed_nodes"] == []
+
+
+@pytest.mark.parametrize("customize,node_customize,message", [
+    ({"hostname": "x", "colour": "blue"}, None, "colour"),
+    (None, {"hostname": "node.example"}, "nodes[1].customize.hostname: 'node.example' is not a host name"),
+    ({"users": [{"name": "admin", "password_hash": "hunter2hunter2"}]}, None,
+     "customize.users[0].password_hash: <hidden>"),
+    ({"style": "kickstart"}, None, "value of style must be one of: cloud-init, firstrun, auto, got: kickstart found in customize"),
+])
+def test_customize_refusals(tmp_path, customize, node_customize, message):
+    boot = make_boot_dir(tmp_path / "boot")
+    tftp = tmp_path / "tftp"
+    nodes = [NODES[0], dict(NODES[1], customize=node_customize)]
+    args = dict(source=boot, tftp_root=str(tftp), nodes=nodes)
+    if customize is not None:
+        args["customize"] = customize
+    r = run_module("netboot_assets", args, tmp_path)
+    assert r.get("failed") is True and message in r["msg"], r
+    assert "hunter2hunter2" not in r.stdout
+    assert not tftp.exists()
