@@ -1,0 +1,165 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The carrier_exporter in front of the simulator, scraped by a real Prometheus (Debian's, on loopback)
+whose copy of the shipped alert rules (``for:`` shortened) fires for the nodes that hang, panic,
+boot-loop and undervolt and for a sensor unplugged; the consoles are logged by a real ser2net (as
+the terminal_server role sets it up). The exporter is the role's entry script, run as the unit runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from console_rig import free_port  # noqa: E402
+from test_status_faults import LoggedConsoles  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+ROLE_FILES = REPO / "roles" / "carrier_exporter" / "files"
+FAULTS = {"node02": "--hang", "node03": "--panic", "node04": "--boot-loop", "node05": "--undervolt"}
+WATCHED = ["node01", "node02", "node03", "node04", "node05"]
+EXPECTED = {("CarrierNodeHung", "node02"), ("CarrierNodePanic", "node03"), ("CarrierNodeBootLoop", "node04"),
+            ("CarrierNodeUndervoltage", "node05"), ("CarrierSensorMissing", "board_temp")}
+MAX_AGE = 1.0
+
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("prometheus", "ser2net", "socat")),
+    reason="prometheus, ser2net and socat are needed (.ci/run installs them)")
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read().decode()
+
+
+def wait_for(predicate, what, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "timed out after %.0f s waiting for %s" % (timeout, what)
+        time.sleep(0.25)
+
+
+def answers(url):
+    try:
+        get(url, timeout=1)
+        return True
+    except OSError:
+        return False
+
+
+def exporter_config(sim_cluster, logs, port):
+    boards = []
+    for name, board in sim_cluster.data["boards"].items():
+        nodes = {str(slot): {"host": spec["host"], "model": spec.get("model", "cm4")}
+                 for slot, spec in board["slots"].items()}
+        boards.append({"name": name, "profile": board["profile"], "bus": board["bus"], "nodes": nodes})
+    return {"listen": "127.0.0.1", "port": port, "max_age": MAX_AGE, "log_dir": str(logs), "boot_timeout": 3,
+            "lock_dir": os.path.join(sim_cluster.dir, "locks"), "boards": boards}
+
+
+def short_rules(path):
+    """The shipped rules with every ``for:`` at 2 s: the same expressions, fired within a test's time."""
+    rules = yaml.safe_load((ROLE_FILES / "carrier-alerts.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule["for"] = "2s"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    return path
+
+
+class Service:
+    def __init__(self, command, log, env=None):
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+
+
+def firing(prom):
+    alerts = json.loads(get("%s/api/v1/alerts" % prom))["data"]["alerts"]
+    return {(a["labels"]["alertname"], a["labels"].get("node") or a["labels"].get("sensor"))
+            for a in alerts if a["state"] == "firing"}
+
+
+def test_prometheus_scrapes_the_exporter_and_the_rules_fire(sim_cluster, tmp_path):
+    started = time.monotonic()
+    consoles = LoggedConsoles(tmp_path, {host: sim_cluster.consoles[host] for host in WATCHED})
+    services = []
+    try:
+        for host, flag in FAULTS.items():
+            sim_cluster.fault("--host", host, flag, "true")
+        port, prom_port = free_port(), free_port()
+        config = tmp_path / "exporter.json"
+        config.write_text(json.dumps(exporter_config(sim_cluster, consoles.logs, port)))
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"))
+        services.append(Service([sys.executable, str(ROLE_FILES / "carrier-exporter.py"), "--config", str(config)],
+                                tmp_path / "exporter.log", env=env))
+        exporter = "http://127.0.0.1:%d" % port
+        wait_for(lambda: answers(exporter + "/metrics"), "the exporter", 20)
+
+        prom_config = tmp_path / "prometheus.yml"
+        prom_config.write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+            "rule_files": [str(short_rules(tmp_path / "rules.yml"))],
+            "scrape_configs": [{"job_name": "carrier", "static_configs": [{"targets": ["127.0.0.1:%d" % port]}]}]}))
+        prom = "http://127.0.0.1:%d" % prom_port
+        services.append(Service(["prometheus", "--config.file=%s" % prom_config,
+                                 "--storage.tsdb.path=%s" % (tmp_path / "tsdb"),
+                                 "--web.listen-address=127.0.0.1:%d" % prom_port], tmp_path / "prometheus.log"))
+        wait_for(lambda: answers(prom + "/-/ready"), "Prometheus", 30)
+
+        sim_cluster.board("carrier1").set_lines({s: {"power": True} for s in (1, 2, 3, 4)})
+        sim_cluster.board("rack1").set_lines({1: {"power": True}})
+        sim_cluster.fault("--board", "carrier1", "--sensor", "board_temp", "--missing", "true")
+        powered = time.monotonic()
+
+        found = wait_for(lambda: EXPECTED <= firing(prom) and firing(prom), "the alerts %s" % sorted(EXPECTED), 60)
+        print("firing after %.1f s: %s" % (time.monotonic() - powered, sorted(found)))
+        assert not {alert for alert in found if alert[1] == "node01"}, found  # the healthy node
+        assert not {alert for alert in found if alert[0] == "CarrierNodeHung" and alert[1] != "node02"}, found
+
+        query = json.loads(get(prom + "/api/v1/query?query=" + urllib.request.quote(
+            'carrier_node_state{carrier_node_state="login"} == 1')))["data"]["result"]
+        assert {"node01", "node05"} <= {r["metric"]["node"] for r in query}, query
+
+        # a burst of scrapes reads the boards no more often than max_age allows
+        text = get(exporter + "/metrics")
+        before = _counter(text, "carrier_board_refreshes_total", 'board="rack1"')
+        burst = time.monotonic()
+        for _ in range(20):
+            text = get(exporter + "/metrics")
+        elapsed = time.monotonic() - burst
+        refreshes = _counter(text, "carrier_board_refreshes_total", 'board="rack1"') - before
+        assert refreshes <= elapsed / MAX_AGE + 2, (refreshes, elapsed)
+        assert _counter(text, "carrier_bus_transactions_total", 'board="rack1"') > 0
+    finally:
+        for service in reversed(services):
+            service.stop()
+        consoles.stop()
+    assert time.monotonic() - started < 90
+
+
+def _counter(text, name, label):
+    for line in text.splitlines():
+        if line.startswith(name + "{") and label in line:
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("%s{%s} not in the scrape" % (name, label))
