@@ -7,10 +7,14 @@ A node whose BOOT_ORDER reaches NETWORK does what a Pi 4/CM4 bootloader does: DH
 reads over TFTP (tftp.py) ``<serial8>/start4.elf`` (an existence test), falling back to the TFTP root
 when that directory does not have it; then config.txt, the EEPROM self-update files, start4.elf,
 fixup4.dat, the device tree, the overlays named in config.txt, cmdline.txt and the kernel (and an
-initramfs when config.txt names one). Pi 5/CM5: no start4.elf; a directory counts when it holds
-config.txt and the device tree. A file that is missing fails the boot mode the way a Pi does: the
-bootloader goes on to the next mode of BOOT_ORDER (after NET_BOOT_MAX_RETRIES more tries). Where the
-node's cable goes: netlink.py.
+initramfs when config.txt names one). Once the kernel is loaded, the OS takes its host name from
+the first-boot customisation in that directory (cloud-init's ``user-data``/``meta-data``, or the
+``firstrun.sh`` its cmdline.txt runs: :func:`netboot_hostname`, read as diskboot.py reads a boot
+partition), fetched over TFTP without console lines (the bootloader does not read them).
+
+Pi 5/CM5: no start4.elf; a directory counts when it holds config.txt and the device tree. A file that
+is missing fails the boot mode the way a Pi does: the bootloader goes on to the next mode of
+BOOT_ORDER (after NET_BOOT_MAX_RETRIES more tries). Where the node's cable goes: netlink.py.
 
 Self-update (docs/hardware.md section 4): when the TFTP directory holds ``pieeprom.sig`` for an image that
 differs from the node's EEPROM, the bootloader reads ``pieeprom.upd``, checks it against the ``.sig``
@@ -36,6 +40,9 @@ from .pieeprom import Pieeprom, check_sig, parse_sig
 from .tftp import TftpClient, TftpError
 
 TFTP_BLKSIZE = {"BCM2711": 1024, "BCM2712": 1468}
+SEED_FILES = ("user-data", "meta-data")
+FIRSTRUN = "firstrun.sh"
+_DEFAULT_NAME_RE = re.compile(rb"(?<![\w/.-])raspberrypi(?![\w/.-])")
 
 
 # --- the node's EEPROM ------------------------------------------------------------------------------------
@@ -221,8 +228,47 @@ async def _network_boot(node, ctx, say, t, net):
         raise NetbootFailed("Failed to open kernel %s" % kernels[0])
     for value in _config_values(config_text, "initramfs"):
         await session.get(value.split()[0])
+    node.os_hostname = netboot_hostname(await first_boot_files(session, ctx.cmdline), ctx.cmdline)
     ctx.netboot = {"tftp": tftp_ip, "dir": session.prefix, "kernel": loaded, "bytes": session.client.bytes}
     return session.t
+
+
+class _Fetched:
+    """Files read from a TFTP directory, with the ``read`` of diskboot's boot partition."""
+
+    def __init__(self, files):
+        self.files = files
+
+    def read(self, name):
+        return self.files.get(name)
+
+
+def netboot_hostname(files, cmdline):
+    """The host name the OS sets from the first-boot files of its TFTP directory (``files``: name ->
+    bytes), or None when they name none (the node keeps the inventory's name)."""
+    from .diskboot import DEFAULT_HOSTNAME, first_boot_hostname  # diskboot imports this module
+
+    if not files:
+        return None
+    name = first_boot_hostname(_Fetched(files), cmdline)
+    # first_boot_hostname falls back to the image's default name: only a file giving that very name
+    # as a word (not /usr/lib/raspberrypi-sys-mods) sets it.
+    if name == DEFAULT_HOSTNAME and not any(_DEFAULT_NAME_RE.search(data) for data in files.values()):
+        return None
+    return name
+
+
+async def first_boot_files(session, cmdline):
+    """The seed files (and the firstrun.sh that ``cmdline`` runs) of the node's TFTP directory."""
+    files = {}
+    for name in SEED_FILES + ((FIRSTRUN,) if FIRSTRUN in cmdline else ()):
+        try:
+            _size, data = await session.client.get(session.prefix + name)
+        except (TftpError, NetbootFailed, OSError):
+            continue
+        if data is not None:
+            files[name] = data
+    return files
 
 
 async def _self_update(node, session):

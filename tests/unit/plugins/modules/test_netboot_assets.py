@@ -155,7 +155,8 @@ def test_customize_per_node_over_the_default_secrets_masked(tmp_path):
     (None, {"hostname": "node.example"}, "nodes[1].customize.hostname: 'node.example' is not a host name"),
     ({"users": [{"name": "admin", "password_hash": "hunter2hunter2"}]}, None,
      "customize.users[0].password_hash: <hidden>"),
-    ({"style": "kickstart"}, None, "value of style must be one of: cloud-init, firstrun, auto, got: kickstart found in customize"),
+    ({"style": "kickstart"}, None,
+     "value of style must be one of: cloud-init, firstrun, auto, got: kickstart found in customize"),
 ])
 def test_customize_refusals(tmp_path, customize, node_customize, message):
     boot = make_boot_dir(tmp_path / "boot")
