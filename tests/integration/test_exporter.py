@@ -163,3 +163,70 @@ def _counter(text, name, label):
         if line.startswith(name + "{") and label in line:
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError("%s{%s} not in the scrape" % (name, label))
+
+
+BIN = Path(sys.executable).parent
+
+
+def ansible_env():
+    out = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    out.update(ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
+    return out
+
+
+def role_play(tmp_path, boards, port):
+    play = tmp_path / "play.yml"
+    play.write_text(json.dumps([{
+        "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars": {"ansible_python_interpreter": sys.executable},
+        "roles": [{"role": "picluster.carrier.carrier_exporter", "carrier_exporter_boards": boards,
+                   "carrier_exporter_listen": "127.0.0.1", "carrier_exporter_port": port,
+                   "carrier_exporter_max_age": 2, "carrier_exporter_log_dir": str(tmp_path / "logs"),
+                   "carrier_exporter_config_dir": str(tmp_path / "etc"),
+                   "carrier_exporter_install_dir": str(tmp_path / "lib"),
+                   "carrier_exporter_share_dir": str(tmp_path / "share"),
+                   "carrier_exporter_unit_dir": str(tmp_path / "units"),
+                   "carrier_exporter_python": sys.executable,
+                   "carrier_exporter_collections_path": str(REPO / ".collections"),
+                   "carrier_exporter_packages": [], "carrier_exporter_manage_service": False}]}]))
+    return [str(BIN / "ansible-playbook"), "-i", "localhost,", str(play)]
+
+
+def test_the_role_installs_a_service_that_serves(sim_cluster, tmp_path):
+    (tmp_path / "units").mkdir()
+    port = free_port()
+    spec = sim_cluster.data["boards"]["carrier1"]
+    boards = [{"name": "carrier1", "profile": spec["profile"], "bus": spec["bus"],
+               "nodes": {"1": "node01", "2": {"host": "node02", "model": "cm4"}}}]
+    cmd = role_play(tmp_path, boards, port)
+    first = subprocess.run(cmd, check=False, capture_output=True, text=True, env=ansible_env(), timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = subprocess.run(cmd, check=False, capture_output=True, text=True, env=ansible_env(), timeout=300)
+    assert again.returncode == 0 and "changed=0 " in again.stdout, again.stdout
+    for name in ("carrier-alerts.yml", "carrier-dashboard.json"):
+        assert (tmp_path / "share" / name).read_bytes() == (ROLE_FILES / name).read_bytes()
+    unit = (tmp_path / "units" / "picluster-carrier-exporter.service").read_text()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    for line in unit.splitlines():
+        if line.startswith("Environment="):
+            key, _, val = line[len("Environment="):].partition("=")
+            environment[key] = val
+    start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):]
+    service = Service(start.split(), tmp_path / "service.log", env=environment)
+    try:
+        wait_for(lambda: answers("http://127.0.0.1:%d/metrics" % port), "the installed exporter", 20)
+        text = get("http://127.0.0.1:%d/metrics" % port)
+    finally:
+        service.stop()
+    assert 'carrier_node_state{board="carrier1",carrier_node_state="off",node="node01",slot="1"} 1.0' in text, text
+    assert 'carrier_sensor_up{board="carrier1",kind="fan",sensor="fan",type="emc2301"} 1.0' in text
+
+
+def test_the_role_refuses_a_bad_board_before_installing_its_configuration(tmp_path):
+    (tmp_path / "units").mkdir()
+    boards = [{"name": "b1", "profile": "itx4", "bus": 1, "nodes": {"9": "n9"}}]
+    run = subprocess.run(role_play(tmp_path, boards, free_port()), check=False, capture_output=True, text=True,
+                         env=ansible_env(), timeout=300)
+    assert run.returncode != 0 and "slot" in run.stdout and "9" in run.stdout, run.stdout
+    assert not (tmp_path / "etc" / "exporter.json").exists()
