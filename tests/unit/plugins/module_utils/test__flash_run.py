@@ -300,3 +300,18 @@ def test_record_is_removed_before_the_first_byte_is_written(node, image, monkeyp
     assert seen == [False] and state.load(req.record_path) is None
     monkeypatch.setattr(write, "write_stream", real)
     assert flash.run(_request(node, image), node["board"], node["access"], sleep=lambda s: None)["changed"]
+
+
+def test_pick_by_device_served_name_or_lun(node, image):
+    from ansible_collections.picluster.carrier.plugins.module_utils._flash.device import Disk, DeviceError
+    base = "/s/usb1/1-1.3/1-1.3:1.0/host0/target0:0:0/0:0:0:%d/block/%s"
+    emmc = Disk("sda", base % (0, "sda"), "/d/sda", 8 * MIB, False, None, ())
+    nvme = Disk("sdb", base % (1, "sdb"), "/d/sdb", 16 * MIB, False, None, ())
+    req = _request(node, image)
+    assert flash._pick([nvme, emmc], req) is emmc
+    assert flash._pick([nvme, emmc], _request(node, image, storage="nvme")) is nvme
+    assert flash._pick([emmc, nvme], req, {"device": "sdb"}) is nvme  # the simulator says which it served
+    assert flash._pick([emmc, nvme], _request(node, image, device="/d/sdb")) is nvme
+    third = Disk("sdc", base % (2, "sdc"), "/d/sdc", MIB, False, None, ())
+    with pytest.raises(DeviceError, match="^device: USB port 1-1.3 has 3 disks .*say which with device"):
+        flash._pick([emmc, nvme, third], req)
