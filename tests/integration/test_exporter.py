@@ -230,3 +230,23 @@ def test_the_role_refuses_a_bad_board_before_installing_its_configuration(tmp_pa
                          env=ansible_env(), timeout=300)
     assert run.returncode != 0 and "slot" in run.stdout and "9" in run.stdout, run.stdout
     assert not (tmp_path / "etc" / "exporter.json").exists()
+
+
+def test_the_role_takes_the_controllers_boards_and_nodes_from_the_inventory(sim_cluster_factory, tmp_path):
+    sim_cluster = sim_cluster_factory(start=False)  # its topology file is the inventory: nothing is read
+    (tmp_path / "units").mkdir()
+    cmd = role_play(tmp_path, [], free_port())
+    play = json.loads(Path(cmd[-1]).read_text())
+    play[0]["hosts"] = "ctrl0"
+    Path(cmd[-1]).write_text(json.dumps(play))
+    cmd[2] = sim_cluster.inventory
+    env = dict(ansible_env(), ANSIBLE_INVENTORY_ENABLED="picluster.carrier.boards")
+    run = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    config = json.loads((tmp_path / "etc" / "exporter.json").read_text())
+    boards = {board["name"]: board for board in config["boards"]}
+    assert sorted(boards) == ["carrier1", "rack1"]
+    assert boards["carrier1"]["bus"] == sim_cluster.data["boards"]["carrier1"]["bus"]
+    assert boards["carrier1"]["nodes"]["4"] == {"host": "node04", "model": "cm5"}
+    assert len(boards["rack1"]["nodes"]) == 10 and boards["rack1"]["nodes"]["1"]["host"] == "node05"
+    assert config["max_age"] == 2.0 and config["port"] > 0 and config["health_dir"] is None
