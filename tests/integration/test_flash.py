@@ -45,7 +45,7 @@ def flash_topology():
         board["console"] = "{dir}/state/console/{host}"
         board["sim"] = {"gadget_time": 0.2}
     for slot in data["boards"]["carrier1"]["slots"].values():
-        slot["sim"] = {"emmc_gb": 8} if slot["model"] == "cm4" else {"emmc_gb": 16}
+        slot["sim"] = {"emmc_gb": 8} if slot["model"] == "cm4" else {"emmc_gb": 16, "nvme_gb": 1}
     return data
 
 
@@ -176,3 +176,17 @@ def test_turingpi2_through_the_bmc(sim_cluster_factory, image, tmp_path):
     assert "upload: " in progress
     wrong = run_module("node_flash", dict(base, image=image["xz"], sha256="0" * 64), tmp_path)
     assert wrong.get("failed") and "nothing was written" in wrong["msg"]
+
+
+def test_nvme_behind_the_gadget(node03, image, tmp_path):
+    """node04 (CM5) has eMMC and NVMe: the gadget shows both on its port; storage=nvme writes the NVMe."""
+    node04 = dict(slot=4, host="node04", usb_port="1-1.4")
+    result = node03(image=image["xz"], storage="nvme", **node04)
+    assert result.get("changed") is True, result
+    cluster = node03.cluster
+    nvme = os.path.join(cluster.state_dir, "nodes", "node04", "nvme.img")
+    size = os.path.getsize(image["raw"])
+    assert _head_sha(nvme, size) == _head_sha(image["raw"], size)
+    assert _head_sha(_emmc(cluster, "node04"), 4096) != _head_sha(image["raw"], 4096)  # the eMMC untouched
+    assert node03(image=image["xz"], storage="nvme", **node04)["changed"] is False
+    assert node03(image=image["xz"], storage="emmc", **node04, check=True)["changed"] is True  # another storage
