@@ -82,7 +82,7 @@ def node_flash(image, target, size, bmap=""):
 
 def median_of(runs, make):
     """The run with the median time of ``runs`` (this machine is shared: one run is noise)."""
-    results = sorted((make() for _ in range(runs)), key=lambda r: r["seconds"])
+    results = sorted((make() for _run in range(runs)), key=lambda r: r["seconds"])
     return results[len(results) // 2]
 
 
