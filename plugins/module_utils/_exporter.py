@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 
@@ -345,8 +346,7 @@ class CarrierCollector(object):
             fam["bus_transactions_total"].add_metric([board, str(poller.bus_spec)], poller.counts["transactions"])
             fam["bus_errors_total"].add_metric([board, str(poller.bus_spec)], poller.counts["errors"])
         yield states
-        for family in fam.values():
-            yield family
+        yield from fam.values()
         duration = GaugeMetricFamily("carrier_scrape_duration_seconds", "Seconds this scrape took")
         duration.add_metric([], time.monotonic() - started)
         yield duration
@@ -389,15 +389,16 @@ def main(argv=None):
     except CarrierError as exc:
         parser.exit(2, "carrier-exporter: %s\n" % exc)
     if args.check:
-        print("carrier-exporter: %s: %d board(s) OK" % (args.config, len(config["boards"])))
+        sys.stdout.write("carrier-exporter: %s: %d board(s) OK\n" % (args.config, len(config["boards"])))
         return 0
     from prometheus_client import start_http_server
 
     started = start_http_server(config["port"], addr=config["listen"], registry=registry)
     # prometheus_client 0.20+ returns the server and its thread; older ones (Debian 12's 0.16) nothing
     port = started[0].server_port if started else config["port"]
-    print("carrier-exporter: serving %d board(s) on %s:%d" % (len(config["boards"]), config["listen"], port),
-          flush=True)
+    sys.stdout.write("carrier-exporter: serving %d board(s) on %s:%d\n" % (len(config["boards"]), config["listen"],
+                                                                           port))
+    sys.stdout.flush()
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -145,7 +145,7 @@ def test_prometheus_scrapes_the_exporter_and_the_rules_fire(sim_cluster, tmp_pat
         text = get(exporter + "/metrics")
         before = _counter(text, "carrier_board_refreshes_total", 'board="rack1"')
         burst = time.monotonic()
-        for _ in range(20):
+        for _scrape in range(20):
             text = get(exporter + "/metrics")
         elapsed = time.monotonic() - burst
         refreshes = _counter(text, "carrier_board_refreshes_total", 'board="rack1"') - before
@@ -210,7 +210,7 @@ def test_the_role_installs_a_service_that_serves(sim_cluster, tmp_path):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     for line in unit.splitlines():
         if line.startswith("Environment="):
-            key, _, val = line[len("Environment="):].partition("=")
+            key, _sep, val = line[len("Environment="):].partition("=")
             environment[key] = val
     start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):]
     service = Service(start.split(), tmp_path / "service.log", env=environment)

@@ -132,7 +132,7 @@ def test_reads_are_cached_for_max_age(exporter):
     scrape(registry)
     first = len(r.log)
     assert first > 0
-    for _ in range(5):
+    for _scrape in range(5):
         clock.now += 1
         scrape(registry)
     assert len(r.log) == first  # five scrapes within max_age: not one transaction
@@ -169,7 +169,7 @@ def test_concurrent_scrapes_share_one_refresh(exporter):
 
     collector.pollers[0].board._bus_opener = slow
     results = []
-    threads = [threading.Thread(target=lambda: results.append(scrape(registry))) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: results.append(scrape(registry))) for _thread in range(4)]
     for thread in threads:
         thread.start()
     time.sleep(0.2)
