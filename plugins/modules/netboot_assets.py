@@ -278,7 +278,8 @@ notes:
   - Network boot facts are in the collection's docs/hardware.md sections 6 and 9.
   - The customisation files are in the node's directory, the node's boot partition when the node mounts it (an NFS
     export of the directory at C(/boot/firmware)). A file holding a password hash is 0600 and owned by the user
-    the module runs as; export it without root squashing, or give users SSH keys and no password.
+    the module runs as, so dnsmasq does not serve it over TFTP (as root it serves world-readable files only) and an
+    NFS export must not squash root for the node to read it. With SSH keys and no password every file is 0644.
 seealso:
   - module: picluster.carrier.http_boot_image
   - module: picluster.carrier.eeprom_image

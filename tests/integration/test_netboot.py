@@ -524,3 +524,65 @@ def test_cm5_network_boot(booted):
                      "3d6c51e3/kernel_2712.img"], reads
     assert "TFTP 1: File not found 3d6c51e3/pieeprom.sig" in out  # no self-update staged for it
     assert text.rstrip().endswith("node08 login:")
+
+
+def _adhoc(site, module, args):
+    """Run ``module`` on the controller with ``ansible``; returns its result."""
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible"), "-i", site["inventory"], "ctrl0", "-m", module, "-a", json.dumps(args)],
+        capture_output=True, text=True, env=site["env"], cwd=str(site["base"]), timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.split(" => ", 1)[1]), proc.stdout + proc.stderr
+
+
+def test_netboot_with_a_first_boot_customisation(site, booted):
+    """node06 (cloud-init seed) and node07 (firstrun.sh) get a customisation in their TFTP directories;
+    they netboot it and their login prompts show the customised names. A file holding a password hash
+    is 0600, and dnsmasq serves only world-readable files (running as root): node06's user-data is not
+    served, its meta-data names it; node07's firstrun.sh has SSH keys only, so dnsmasq serves it."""
+    from firstboot_fixtures import SHA512, ssh_key
+
+    sys.path.insert(0, str(REPO / ".collections"))
+    from ansible_collections.picluster.carrier.plugins.module_utils._board import Board
+
+    base = site["base"]
+    nodes = []
+    for host in ("node06", "node07"):
+        _slot, serial, mac, _order, _conf = NODES[host]
+        nodes.append({"name": host, "serial": serial, "mac": mac, "model": "cm4", "extra_kernel_args": [],
+                      "config": [], "nfs_root": "%s.1:/srv/nfs/%s" % (SUBNET, host)})  # as playbooks/netboot.yml
+    nodes[0]["customize"] = {"hostname": "edge06", "style": "cloud-init"}
+    nodes[1]["customize"] = {"hostname": "edge07", "style": "firstrun",
+                             "users": [{"name": "admin", "ssh_authorized_keys": [ssh_key()]}]}
+    args = {"source": str(base / "boot"), "tftp_root": str(base / "tftp"), "nodes": nodes,
+            "customize": {"users": [{"name": "admin", "password_hash": SHA512}], "timezone": "UTC"}}
+    result, output = _adhoc(site, "picluster.carrier.netboot_assets", args)
+    assert result["changed"] is True and result["changed_nodes"] == ["node06", "node07"], result
+    n06, n07 = result["nodes"]["node06"], result["nodes"]["node07"]
+    assert (n06["added"], n06["modified"]) == (["meta-data", "user-data"], ["cmdline.txt"]), n06
+    assert (n07["added"], n07["modified"]) == (["firstrun.sh"], ["cmdline.txt"]), n07
+    assert SHA512 not in output
+    assert (base / "tftp" / "bb049a79" / "user-data").stat().st_mode & 0o777 == 0o600
+    assert (base / "tftp" / "c0433cbd" / "firstrun.sh").stat().st_mode & 0o777 == 0o644
+    again, _output = _adhoc(site, "picluster.carrier.netboot_assets", args)
+    assert again["changed"] is False, again
+
+    consoles = Consoles({host: site["state"] / "console" / host for host in ("node06", "node07")})
+    board = Board("rack1", "backplane10", "sim:%s/bus.sock" % base, lock_dir=str(base / "locks"))
+    names = {"node06": "edge06", "node07": "edge07"}
+    try:
+        board.set_lines({NODES[host][0]: {"power": True} for host in names})
+        pending = consoles.wait(lambda host, text: "%s login:" % names[host] in text, timeout=60)
+        board.set_lines({NODES[host][0]: {"power": False} for host in names})
+    finally:
+        consoles.close()
+    assert not pending, "no customised login prompt on %s:\n%s" % (sorted(pending), "\n".join(
+        "---- %s\n%s" % (h, consoles.text[h][-3000:]) for h in sorted(pending)))
+    for host, name in names.items():
+        text = consoles.text[host]
+        assert "systemd[1]: Hostname set to <%s>." % name in text
+        assert "%s login:" % host not in text
+    log = (base / "dnsmasq.log").read_text()
+    assert re.search(r"sent .*/tftp/bb049a79/meta-data to 192\.0\.2\.50", log)
+    assert not re.search(r"sent .*/tftp/bb049a79/user-data", log)
+    assert re.search(r"sent .*/tftp/c0433cbd/firstrun\.sh to 127\.0\.0\.1", (base / "loopback.log").read_text())
