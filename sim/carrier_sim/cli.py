@@ -29,7 +29,10 @@ from .client import ControlError, control
 PID_FILE = "carrier-sim.pid"
 LOG_FILE = "carrier-sim.log"
 FILES_FILE = "carrier-sim.files"
-START_TIMEOUT = 20.0
+# A start ends in failure when the daemon says nothing for this long (not after a fixed time:
+# a large topology starts for as long as its progress lines keep coming).
+STALL_TIMEOUT = 20.0
+PROGRESS_EVERY = 2.0
 STOP_TIMEOUT = 15.0
 
 EXIT_NOT_RUNNING = 3  # status: like an LSB init script
@@ -115,7 +118,8 @@ def _cleanup_usb(directory):
 # --- the daemon ----------------------------------------------------------------------------------
 def run_daemon(args, notify):
     """Run the simulator until stopped. ``notify(message)`` tells the starter 'ready ...' or
-    'error: ...' once. Returns the exit code."""
+    'error: ...' once; ``notify("progress ...", final=False)`` before that, as often as it likes,
+    tells it the start is still moving. Returns the exit code."""
     # Only the daemon needs the simulator (and the collection it reads topologies with); stop, status
     # and fault talk to its control socket.
     from .server import SimError, Simulator
@@ -150,7 +154,7 @@ def run_daemon(args, notify):
         async def main():
             loop = asyncio.get_running_loop()
             try:
-                await sim.start()
+                await sim.start(progress=lambda msg: notify("progress " + msg, final=False))
             except (SimError, OSError) as exc:
                 errors.append(str(exc))
                 return 1
@@ -191,75 +195,101 @@ def cmd_start(args):
     os.makedirs(args.state_dir, exist_ok=True)
 
     if args.foreground:
-        def notify(msg):
-            print("carrier-sim: %s" % msg, flush=True)
+        def notify(msg, final=True):
+            if final:
+                print("carrier-sim: %s" % msg, flush=True)
         return run_daemon(args, notify)
 
     read_fd, write_fd = os.pipe()
     child = os.fork()
-    if child == 0:  # first child: new session, fork again so the daemon is not a session leader
+    if child == 0:
         try:
             os.close(read_fd)
-            os.setsid()
-            if os.fork():
-                os._exit(0)
-            log_fd = os.open(os.path.join(args.state_dir, LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            null_fd = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null_fd, 0)
-            os.dup2(log_fd, 1)
-            os.dup2(log_fd, 2)
-            os.close(null_fd)
-            os.close(log_fd)
-            os.chdir("/")
-            told = []
-
-            def notify(msg):
-                if not told:
-                    told.append(msg)
-                    with contextlib.suppress(OSError):
-                        os.write(write_fd, (msg + "\n").encode())
-                        os.close(write_fd)
-                sys.stderr.write(msg + "\n")
-                sys.stderr.flush()
-
-            code = 1
-            try:
-                code = run_daemon(args, notify)
-            except BaseException as exc:  # noqa: BLE001 - the daemon reports anything it dies of
-                notify("error: %s: %s" % (type(exc).__name__, exc))
-            finally:
-                sys.stderr.flush()
-                os._exit(code)
+            _daemonize(args, write_fd)
         finally:
             os._exit(1)
     os.close(write_fd)
     os.waitpid(child, 0)
-    message = b""
-    deadline = time.monotonic() + START_TIMEOUT
-    while not message.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        ready, _w, _x = select.select([read_fd], [], [], remaining)
-        if not ready:
-            break
-        chunk = os.read(read_fd, 4096)
-        if not chunk:
-            break
-        message += chunk
-    os.close(read_fd)
-    text = message.decode(errors="replace").strip()
+    text = _wait_ready(read_fd)
     if text.startswith("ready"):
         print("carrier-sim: %s" % text)
         return 0
-    if not text:
-        text = "the simulator did not report ready within %.0f s" % START_TIMEOUT
     _err("%s (log: %s)" % (text, os.path.join(args.state_dir, LOG_FILE)))
     pid = read_pid(args.state_dir)
     if pid and daemon_running(args.state_dir):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
     return 1
+
+
+def _daemonize(args, write_fd):
+    """In the first child: a new session, then fork again so the daemon is not a session leader."""
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    log_fd = os.open(os.path.join(args.state_dir, LOG_FILE), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(null_fd)
+    os.close(log_fd)
+    os.chdir("/")
+    done = []
+
+    def notify(msg, final=True):
+        if not done:
+            with contextlib.suppress(OSError):
+                os.write(write_fd, (msg + "\n").encode())
+                if final:
+                    done.append(msg)
+                    os.close(write_fd)
+        if final:
+            sys.stderr.write(msg + "\n")
+            sys.stderr.flush()
+
+    code = 1
+    try:
+        code = run_daemon(args, notify)
+    except BaseException as exc:  # noqa: BLE001 - the daemon reports anything it dies of
+        notify("error: %s: %s" % (type(exc).__name__, exc))
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _wait_ready(read_fd):
+    """The daemon's final word ('ready ...' or 'error: ...'), waiting as long as it makes progress.
+
+    A large topology takes as long as it takes to start; what ends the wait is a daemon that has
+    said nothing (no progress line) for STALL_TIMEOUT seconds, or that closed the pipe without a
+    word. Progress goes to stderr at most every PROGRESS_EVERY seconds.
+    """
+    buffer = b""
+    deadline = time.monotonic() + STALL_TIMEOUT
+    shown = time.monotonic()
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            ready = select.select([read_fd], [], [], max(remaining, 0))[0] if remaining > 0 else []
+            if not ready:
+                return "the simulator made no progress for %.0f s" % STALL_TIMEOUT
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                return "the simulator ended without reporting ready"
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                text = line.decode(errors="replace").strip()
+                if not text.startswith("progress "):
+                    return text
+                deadline = time.monotonic() + STALL_TIMEOUT
+                if time.monotonic() - shown >= PROGRESS_EVERY:
+                    shown = time.monotonic()
+                    sys.stderr.write("carrier-sim: starting: %s\n" % text[len("progress "):])
+                    sys.stderr.flush()
+    finally:
+        os.close(read_fd)
 
 
 def _wait_gone(state_dir, pid, timeout):

@@ -22,6 +22,7 @@ image a node starts with (what Raspberry Pi's tools do before flashing, not the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import struct
@@ -66,6 +67,12 @@ def _chain(data, label, start=0, end=None):
         sections.append((offset, magic, length, name))
         offset = _aligned(offset + 8 + length)
     return sections
+
+
+# Images made by with_file, shared: a rack of nodes with the same config holds one 512 KiB image,
+# not one each (a Pieeprom is never changed after it is made; a node's flash replaces it).
+_WITH_FILE = {}
+_WITH_FILE_MAX = 32
 
 
 class Pieeprom:
@@ -128,6 +135,10 @@ class Pieeprom:
         end = start + FILE_HEADER + len(content)
         if _aligned(end) > limit or limit > len(self.data) - SCRATCH:
             raise CarrierError("%s: %s of %d bytes does not fit before 0x%x" % (self.label, name, len(content), limit))
+        key = (self.data, name, bytes(content))
+        cached = _WITH_FILE.get(key)
+        if cached is not None:
+            return cached
         out = bytearray(self.data)
         struct.pack_into(">I", out, start + 4, len(content) + FILE_HEADER - 8)
         out[start + FILE_HEADER:end] = content
@@ -135,7 +146,11 @@ class Pieeprom:
         gap = limit - _aligned(end)
         if after and gap >= 8:
             struct.pack_into(">II", out, _aligned(end), PADDING, gap - 8)
-        return Pieeprom(bytes(out), self.label)
+        image = Pieeprom(bytes(out), self.label)
+        if len(_WITH_FILE) >= _WITH_FILE_MAX:
+            _WITH_FILE.pop(next(iter(_WITH_FILE)))
+        _WITH_FILE[key] = image
+        return image
 
     def with_config(self, text):
         return self.with_file(BOOTCONF_TXT, text.encode("utf-8"))
@@ -157,6 +172,7 @@ class Pieeprom:
             return None
 
 
+@functools.lru_cache(maxsize=8)
 def synthetic_image(soc, config):
     """The simulator's bootloader firmware: made-up code in the real section layout, then ``pubkey.bin``
     (blank), ``bootconf.sig`` and ``bootconf.txt`` each in a 4 KiB sector of their own; a BCM2712

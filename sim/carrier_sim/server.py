@@ -173,8 +173,11 @@ class Simulator:
             node.apply_lines(board.line_levels(slot))
 
     # --- start and stop ----------------------------------------------------------------------------
-    async def start(self):
+    async def start(self, progress=None):
+        """Open every socket and console. ``progress(text)`` is told how far the nodes have got
+        (about every 50 nodes), so a starter waits for as long as a large topology needs."""
         self._loop = asyncio.get_running_loop()
+        progress = progress or (lambda text: None)
         self.stopping = asyncio.Event()
         os.makedirs(self.console_dir, exist_ok=True)
         try:
@@ -193,9 +196,14 @@ class Simulator:
                 for device in board.devices.values():
                     if hasattr(device, "scheduler"):
                         device.scheduler = self._loop.call_later
-            for node in self.nodes.values():
+            total = len(self.nodes)
+            for i, node in enumerate(self.nodes.values(), 1):
                 node.attach_tree(os.path.join(self.nodes_dir, node.host))
-            for node in self.nodes.values():
+                if i % 50 == 0:
+                    progress("node trees %d/%d" % (i, total))
+            for i, node in enumerate(self.nodes.values(), 1):
+                if i % 50 == 0:
+                    progress("consoles %d/%d" % (i, total))
                 node.uart.start(self._loop)
                 self._symlink(node.uart.path, os.path.join(self.console_dir, node.host))
                 console = node.spec.console

@@ -21,9 +21,68 @@ import select
 import termios
 import time
 import tty
+import weakref
 
 TICK = 0.01  # seconds between bursts
 BURST = 0.05  # at most this much line time is sent at once after an idle moment
+WATCH = 0.05  # seconds between looks at whether idle lines have a client (opened or closed the port)
+
+
+class _Watcher:
+    """One look every WATCH seconds, for all the idle UARTs of a loop, at which have a client.
+
+    A pty's master tells that no client has the slave open by POLLHUP; nothing signals the moment a
+    client opens it. So the lines are polled, and all of them with one poll() call: a thousand
+    idle nodes cost one wake-up per WATCH, not a thousand timers.
+    """
+
+    _by_loop = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def forget(cls, loop, uart):
+        watcher = cls._by_loop.get(loop)
+        if watcher is not None:
+            watcher.remove(uart)
+
+    @classmethod
+    def of(cls, loop):
+        watcher = cls._by_loop.get(loop)
+        if watcher is None or watcher.task.done():
+            watcher = cls._by_loop[loop] = cls(loop)
+        return watcher
+
+    def __init__(self, loop):
+        self.uarts = {}
+        self.fds = set()
+        self.connected = set()  # the fds the watcher last saw with a client
+        self.poller = select.poll()
+        self.task = loop.create_task(self._run(), name="uart-watcher")
+
+    def add(self, uart):
+        self.uarts[uart.master] = uart
+        self.fds.add(uart.master)
+        self.poller.register(uart.master, select.POLLHUP)
+
+    def remove(self, uart):
+        if self.uarts.pop(uart.master, None) is not None:
+            self.fds.discard(uart.master)
+            self.connected.discard(uart.master)
+            with contextlib.suppress(KeyError, ValueError):
+                self.poller.unregister(uart.master)
+
+    async def _run(self):
+        while True:
+            await asyncio.sleep(WATCH)
+            hung = {fd for fd, events in self.poller.poll(0) if events & select.POLLHUP}
+            # Only the lines whose client came or went since the last look are touched (set
+            # operations, no loop over a thousand idle lines in Python).
+            for fd in (self.fds - hung) ^ self.connected:
+                uart = self.uarts[fd]
+                uart._check_connection()
+                if uart.connected:
+                    self.connected.add(fd)
+                else:
+                    self.connected.discard(fd)
 
 
 class Uart:
@@ -58,6 +117,7 @@ class Uart:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task = self._loop.create_task(self._pump(), name="uart-%s" % self.name)
+        _Watcher.of(self._loop).add(self)
 
     # --- node side -----------------------------------------------------------------------------
     def write(self, data):
@@ -137,8 +197,7 @@ class Uart:
             if not self.queue:
                 self._idle.set()
                 self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 0.05)
+                await self._wake.wait()  # the watcher follows the client meanwhile
                 last = time.monotonic()
                 credit = 0.0
                 continue
@@ -168,6 +227,7 @@ class Uart:
     def close(self):
         if self._task is not None:
             self._task.cancel()
+            _Watcher.forget(self._loop, self)
         if self.reading and self._loop is not None:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self.master)
