@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _topology
+from ansible_collections.picluster.carrier.plugins.module_utils import _topology_model
 from ansible_collections.picluster.carrier.plugins.module_utils._board import get_profile
 
 
@@ -37,14 +37,15 @@ def _free_port():
 @pytest.fixture
 def topology():
     url = "http://127.0.0.1:%d" % _free_port()
-    spec = _make(_topology.BoardSpec, name="tp2", controller="c", bus=url, profile=get_profile("turingpi2"),
+    spec = _make(_topology_model.BoardSpec, name="tp2", controller="c", bus=url, profile=get_profile("turingpi2"),
                  profile_name="turingpi2", sim={"auth": False})
     nodes = {}
     for slot in (1, 2):
-        nodes[slot] = _make(_topology.Node, host="t%d" % slot, board="tp2", slot=slot, controller="c",
+        nodes[slot] = _make(_topology_model.Node, host="t%d" % slot, board="tp2", slot=slot, controller="c",
                             profile="turingpi2", bus=url, model="cm4")
         spec.nodes[slot] = nodes[slot]
-    return _make(_topology.Topology, source="<test>", controllers={"c": _make(_topology.Controller, name="c")},
+    controllers = {"c": _make(_topology_model.Controller, name="c")}
+    return _make(_topology_model.Topology, source="<test>", controllers=controllers,
                  profiles={}, boards={"tp2": spec}, nodes={n.host: n for n in nodes.values()}, specializations=())
 
 
