@@ -24,7 +24,6 @@ import errno
 import os
 import re
 import secrets
-import socket
 import threading
 import time
 
@@ -36,6 +35,9 @@ from ansible_collections.picluster.carrier.plugins.module_utils._bootlog import 
     STATES,
     StreamCleaner,
     classify,
+)
+from ansible_collections.picluster.carrier.plugins.module_utils._console_port import (
+    BUSY_BANNER, probe_busy, url_host_port, uucp_lock_holder,
 )
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import (
@@ -51,7 +53,6 @@ except ImportError:  # reported when a session is opened, so the module can say 
     serial = None
 
 DEFAULT_BAUDRATE = 115200  # docs/hardware.md section 8: UART0 at 115200 8N1
-BUSY_BANNER = b"Port already in use"  # what ser2net 4 sends a second client before closing it
 HISTORY_LINES = 20  # lines kept for error messages
 BUFFER_LIMIT = 256 * 1024  # characters of unmatched text kept for matching
 POLL = 0.05  # seconds per read while waiting
@@ -116,68 +117,6 @@ def check_command(command):
     return command.strip().rstrip(";").rstrip()
 
 
-def _uucp_lock_holder(device):
-    """The pid of a live process holding a UUCP lock on ``device`` (ser2net, minicom ...), or None."""
-    names = set()
-    for path in (device, os.path.realpath(device)):
-        name = path[5:] if path.startswith("/dev/") else path
-        names.add(name.replace("/", "_"))
-        names.add(os.path.basename(path))
-    for directory in ("/var/lock", "/run/lock"):
-        for name in names:
-            try:
-                with open(os.path.join(directory, "LCK.." + name), "rb") as handle:
-                    content = handle.read(64)
-            except OSError:
-                continue
-            try:
-                pid = int(content.strip() or b"0") if len(content) != 4 else int.from_bytes(content, "little")
-            except ValueError:
-                continue
-            if pid <= 0 or pid == os.getpid():
-                continue
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                continue  # a stale lock file
-            except PermissionError:
-                pass
-            return pid
-    return None
-
-
-def _probe_busy(host, port, timeout=1.0):
-    """Connect to a terminal server's TCP port and tell whether it says the port is busy.
-
-    True when it sends ser2net's busy banner, False when it answers otherwise, None when nothing listens.
-    """
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError:
-        return None
-    data = b""
-    try:
-        sock.settimeout(timeout)
-        deadline = time.monotonic() + timeout
-        while BUSY_BANNER not in data and time.monotonic() < deadline:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:
-        pass
-    finally:
-        sock.close()
-    return BUSY_BANNER in data
-
-
-def _url_host_port(url):
-    rest = url.split("://", 1)[1]
-    hostport = rest.split("?", 1)[0].split("/", 1)[0]
-    host, _sep, port = hostport.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 class ConsoleSession:
     """One open console. Use as a context manager.
 
@@ -235,7 +174,7 @@ class ConsoleSession:
         if not is_url:
             if not os.path.exists(self.port):
                 raise ConsoleError("port: %s: no such device" % self.port)
-            holder = _uucp_lock_holder(self.port)
+            holder = uucp_lock_holder(self.port)
             if holder:
                 raise ConsoleBusyError("port: %s is busy: process %d holds its UUCP lock (a terminal server or "
                                        "another console client has it open)" % (self.port, holder))
@@ -279,10 +218,10 @@ class ConsoleSession:
         scheme = self.port.split("://", 1)[0].lower()
         if scheme in ("rfc2217", "socket"):
             try:
-                host, port = _url_host_port(self.port)
+                host, port = url_host_port(self.port)
             except ValueError:
                 return ConsoleError("port: %s: %s" % (self.port, text))
-            busy = _probe_busy(host, port)
+            busy = probe_busy(host, port)
             if busy:
                 return ConsoleBusyError("port: %s is busy: the terminal server says 'Port already in use' "
                                         "(another client is connected to this console)" % self.port)
@@ -373,7 +312,7 @@ class ConsoleSession:
             # pyserial's socket:// discards what arrives before open() returns (ser2net's banner among it):
             # a connection that ends at once is asked again, to tell a busy port from a dead server
             try:
-                busy = bool(_probe_busy(*_url_host_port(self.port)))
+                busy = bool(probe_busy(*url_host_port(self.port)))
             except ValueError:
                 busy = False
         if busy:
