@@ -224,17 +224,16 @@ PANIC_LINES = (
 )
 
 
-async def stage_kernel(node, ctx):
-    """Linux and systemd up to the getty. A hang fault stops it in the middle."""
+def _kernel_lines(node, ctx):
+    """(seconds since the kernel started, text) of what Linux prints up to starting init."""
     info = node.info
-    base = 2.5  # seconds since reset when the kernel starts
     cmdline = ("coherent_pool=1M 8250.nr_uarts=1 snd_bcm2835.enable_headphones=0 cgroup_disable=memory "
                "numa_policy=interleave console=ttyS0,115200 console=tty1 root=PARTUUID=4e639091-02 "
                "rootfstype=ext4 fsck.repair=yes rootwait")
     if getattr(ctx, "disk", None) and ctx.cmdline:  # booted from its storage: the image's cmdline.txt,
         # after the arguments the firmware puts first (serial0 is the firmware's alias of the UART)
         cmdline = " ".join(cmdline.split()[:5] + [ctx.cmdline.replace("serial0", "ttyS0")])
-    lines = [
+    return [
         (0.000000, "Booting Linux on physical CPU 0x0000000000 [0x410fd083]"),
         (0.000000, "Linux version %s (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld "
                    "(GNU Binutils for Debian) 2.40) #1 SMP PREEMPT Debian 1:6.6.51-1+rpt3 (2024-10-08)"
@@ -258,23 +257,66 @@ async def stage_kernel(node, ctx):
         (2.021876, "VFS: Mounted root (ext4 filesystem) readonly on device 179:2."),
         (2.403311, "Run /sbin/init as init process"),
     ]
+
+
+_SYSTEMD_UNITS = [
+    "Created slice system-getty.slice - Slice /system/getty.",
+    "Created slice system-serial\\x2dgetty.slice - Slice /system/serial-getty.",
+    "Reached target cryptsetup.target - Local Encrypted Volumes.",
+    "Started systemd-journald.service - Journal Service.",
+    "Finished systemd-fsck-root.service - File System Check on Root Device.",
+    "Finished systemd-remount-fs.service - Remount Root and Kernel File Systems.",
+    "Mounted boot-firmware.mount - /boot/firmware.",
+    "Reached target local-fs.target - Local File Systems.",
+    "Started systemd-udevd.service - Rule-based Manager for Device Events and Files.",
+    "Reached target sysinit.target - System Initialization.",
+    "Started dbus.service - D-Bus System Message Bus.",
+    "Started NetworkManager.service - Network Manager.",
+    "Reached target network.target - Network.",
+    "Started ssh.service - OpenBSD Secure Shell server.",
+    "Started serial-getty@ttyS0.service - Serial Getty on ttyS0.",
+    "Reached target getty.target - Login Prompts.",
+    "Reached target multi-user.target - Multi-User System.",
+]
+
+
+async def stage_kernel(node, ctx):
+    """Linux and systemd up to the getty. A hang fault stops it in the middle."""
+    base = 2.5  # seconds since reset when the kernel starts
+    lines = _kernel_lines(node, ctx)
     hang_at = len(lines) - 4  # after the MMC lines: the node is silent from then on
     for i, (kt, text) in enumerate(lines):
-        if node.hang and i == hang_at:
-            return "hung"
-        if node.boot_loop and i == hang_at:  # a reset before login: a fresh boot, nothing printed
-            await node.uart_drain()
-            return "restart"
-        if node.panic and i == hang_at:  # panic=0: the kernel stops there
-            for j, panic_text in enumerate(PANIC_LINES):
-                node.line(_dmesg(kt + 0.001 * j, panic_text))
-            await node.uart_drain()
-            return "panic"
+        if i == hang_at:
+            fault = await _kernel_fault(node, kt)
+            if fault:
+                return fault
         await node.at(base + kt)
         node.line(_dmesg(kt, text))
     if node.undervolt:
         node.line(_dmesg(2.9, "Under-voltage detected! (0x%08x)" % node.throttled()))
     await node.at(base + 3.0)
+    await _systemd(node, base)
+    await node.at(REAL_BOOT_SECONDS)
+    return None
+
+
+async def _kernel_fault(node, kt):
+    """What a faulted node does where the kernel would start init: the stage's end, or None."""
+    if node.hang:
+        return "hung"
+    if node.boot_loop:  # a reset before login: a fresh boot, nothing printed
+        await node.uart_drain()
+        return "restart"
+    if node.panic:  # panic=0: the kernel stops there
+        for j, panic_text in enumerate(PANIC_LINES):
+            node.line(_dmesg(kt + 0.001 * j, panic_text))
+        await node.uart_drain()
+        return "panic"
+    return None
+
+
+async def _systemd(node, base):
+    """systemd from its banner to the getty, one unit line every 0.3 s."""
     node.line(_dmesg(3.012388, "systemd[1]: systemd 252.30-1~deb12u2 running in system mode (+PAM +AUDIT "
                                "+SELINUX +APPARMOR +IMA +SMACK +SECCOMP +GCRYPT -GNUTLS +OPENSSL +ACL +BLKID "
                                "+CURL +ELFUTILS +FIDO2 +IDN2 -IDN +IPTC +KMOD +LIBCRYPTSETUP +LIBFDISK +PCRE2 "
@@ -285,30 +327,9 @@ async def stage_kernel(node, ctx):
     node.line("")
     node.line("Welcome to \x1b[1mDebian GNU/Linux 12 (bookworm)\x1b[0m!")
     node.line("")
-    units = [
-        "Created slice system-getty.slice - Slice /system/getty.",
-        "Created slice system-serial\\x2dgetty.slice - Slice /system/serial-getty.",
-        "Reached target cryptsetup.target - Local Encrypted Volumes.",
-        "Started systemd-journald.service - Journal Service.",
-        "Finished systemd-fsck-root.service - File System Check on Root Device.",
-        "Finished systemd-remount-fs.service - Remount Root and Kernel File Systems.",
-        "Mounted boot-firmware.mount - /boot/firmware.",
-        "Reached target local-fs.target - Local File Systems.",
-        "Started systemd-udevd.service - Rule-based Manager for Device Events and Files.",
-        "Reached target sysinit.target - System Initialization.",
-        "Started dbus.service - D-Bus System Message Bus.",
-        "Started NetworkManager.service - Network Manager.",
-        "Reached target network.target - Network.",
-        "Started ssh.service - OpenBSD Secure Shell server.",
-        "Started serial-getty@ttyS0.service - Serial Getty on ttyS0.",
-        "Reached target getty.target - Login Prompts.",
-        "Reached target multi-user.target - Multi-User System.",
-    ]
-    for i, text in enumerate(units):
+    for i, text in enumerate(_SYSTEMD_UNITS):
         await node.at(base + 4.0 + i * 0.3)
         node.line("[\x1b[0;32m  OK  \x1b[0m] %s" % text)
-    await node.at(REAL_BOOT_SECONDS)
-    return None
 
 
 async def stage_login(node, ctx):
