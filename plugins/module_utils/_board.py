@@ -314,7 +314,8 @@ def _carrier_slots(chip_names, slots_per_chip, first_slot=1):
     return slots
 
 
-def _builtin_profiles():
+def _itx4_profiles():
+    """The mini-ITX carrier, plain and with the sensors' reference layout."""
     itx4_slots = _carrier_slots(["u1"], 4)
     for slot in range(1, 5):
         # The four spare bits of the PCA9555 drive EEPROM_nWP (active low, pulled up).
@@ -324,8 +325,6 @@ def _builtin_profiles():
         itx4_hwmon_slots[slot]["led"] = {"chip": "u2", "bit": slot - 1, "active": "high", "pull": "down"}
         itx4_hwmon_slots[slot]["monitor"] = {"chip": "ina3221_1" if slot < 4 else "ina3221_2",
                                              "channel": slot if slot < 4 else 1}
-    clusterhat_slots = {slot: {"power": {"chip": "u1", "bit": slot - 1, "active": "high", "pull": "down"}}
-                        for slot in range(1, 5)}
     return {
         "itx4": {
             "name": "itx4",
@@ -351,6 +350,14 @@ def _builtin_profiles():
                         "board_temp": {"type": "tmp102", "address": 0x48}},
             "fans": {"fan": {"type": "emc2301", "address": 0x2F, "curve": [[40, 30], [60, 60], [75, 100]]}},
         },
+    }
+
+
+def _builtin_profiles():
+    clusterhat_slots = {slot: {"power": {"chip": "u1", "bit": slot - 1, "active": "high", "pull": "down"}}
+                        for slot in range(1, 5)}
+    return {
+        **_itx4_profiles(),
         "backplane10": {
             "name": "backplane10",
             "description": "10-slot 19-inch backplane: PCA9555 at 0x20 (slots 1-5) and 0x21 (slots 6-10)",
