@@ -451,7 +451,7 @@ def _given(value):
 def _run(module):
     set_runner(module_runner(module))  # mtools for OS image sources
     p = module.params
-    nodes = [_given(node) for node in p["nodes"]]
+    nodes = [{k: _given(v) if k == "customize" else v for k, v in node.items() if v is not None} for node in p["nodes"]]
     changed, result, diff = build_tftp_trees(
         p["source"], nodes, p["tftp_root"], prune=p["prune"], preserve=p["preserve"], tftp_prefix=p["tftp_prefix"],
         config_template=load_template(p["config_template"], "config_template"),

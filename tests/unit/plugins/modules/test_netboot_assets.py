@@ -169,3 +169,15 @@ def test_customize_refusals(tmp_path, customize, node_customize, message):
     assert r.get("failed") is True and message in r["msg"], r
     assert "hunter2hunter2" not in r.stdout
     assert not tftp.exists()
+
+
+def test_template_vars_keep_their_null_values(tmp_path):
+    """Only customize drops the suboptions the argument spec filled in; a template variable set to null stays."""
+    boot = make_boot_dir(tmp_path / "boot")
+    (tmp_path / "config.j2").write_text("[all]\n# {{ vars.gpu is none }}\n")
+    r = run_module("netboot_assets", dict(source=boot, tftp_root=str(tmp_path / "t"),
+                                          config_template=str(tmp_path / "config.j2"),
+                                          nodes=[{"name": "n1", "serial": "b7f44626", "vars": {"gpu": None}}]),
+                   tmp_path)
+    assert r["changed"], r
+    assert (tmp_path / "t" / "b7f44626" / "config.txt").read_text() == "[all]\n# True\n"
