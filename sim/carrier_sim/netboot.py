@@ -35,6 +35,7 @@ import re
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 
 from .dhcp import DhcpLease, dhcp
+from .firstboot import DEFAULT_HOSTNAME, first_boot_hostname
 from .netlink import NetbootFailed, configure_address, neighbour_mac, node_network
 from .pieeprom import Pieeprom, check_sig, parse_sig
 from .tftp import TftpClient, TftpError
@@ -246,8 +247,6 @@ class _Fetched:
 def netboot_hostname(files, cmdline):
     """The host name the OS sets from the first-boot files of its TFTP directory (``files``: name ->
     bytes), or None when they name none (the node keeps the inventory's name)."""
-    from .diskboot import DEFAULT_HOSTNAME, first_boot_hostname  # diskboot imports this module
-
     if not files:
         return None
     name = first_boot_hostname(_Fetched(files), cmdline)

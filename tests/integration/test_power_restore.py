@@ -74,7 +74,7 @@ def test_role_installs_the_unit_and_the_unit_restores(lab, tmp_path):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     for line in unit.splitlines():
         if line.startswith("Environment="):
-            key, _, value = line[len("Environment="):].partition("=")
+            key, _sep, value = line[len("Environment="):].partition("=")
             environment[key] = value
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):]
     assert sim.node("r1")["state"] == "off"

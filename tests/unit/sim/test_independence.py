@@ -88,7 +88,7 @@ def test_boot_modes_are_one_table_that_no_module_patches():
 
 
 @pytest.mark.parametrize("module", ["netboot", "httpboot", "shell", "eeprom", "pieeprom", "boot", "usb", "storage",
-                                    "diskboot"])
+                                    "firstboot", "diskboot"])
 def test_each_module_imports_on_its_own(module):
     """A fresh interpreter imports any one module first: nothing depends on an import order."""
     sim_dir = os.path.abspath(os.path.join(SIM, ".."))

@@ -184,7 +184,7 @@ class _Files:
     ({}, "", "raspberrypi"),
 ])
 def test_first_boot_hostname(files, cmdline, expected):
-    from carrier_sim.diskboot import first_boot_hostname
+    from carrier_sim.firstboot import first_boot_hostname
 
     assert first_boot_hostname(_Files(files), cmdline) == expected
 

@@ -56,7 +56,7 @@ def test_the_collections_finder_reads_the_simulated_disks(run_sim, short_dir, tm
 def test_the_simulator_reads_the_host_name_the_collection_writes(style):
     """The collection's first-boot files (_firstboot.seed_files), as the simulated OS reads them on its first boot."""
     from ansible_collections.picluster.carrier.plugins.module_utils import _firstboot
-    from carrier_sim.diskboot import first_boot_hostname
+    from carrier_sim.firstboot import first_boot_hostname
 
     class Partition:
         def __init__(self, files):
