@@ -28,16 +28,22 @@ class Store:
     def __init__(self, tftp_root):
         self.root = os.path.join(tftp_root, STORE_DIR, "sha256")
         self.bytes_written = 0
+        # Objects this Store has seen in place (with their mode): the 2nd to 100th node directory
+        # linking an object need not stat it again.
+        self._present = set()
 
     def path(self, digest):
-        return os.path.join(self.root, digest[:2], digest)
+        return "%s/%s/%s" % (self.root, digest[:2], digest)
 
     def has(self, digest):
         return os.path.isfile(self.path(digest))
 
     def put_file(self, src, digest):
         dest = self.path(digest)
+        if digest in self._present:
+            return dest
         if os.path.isfile(dest):
+            self._present.add(digest)
             return dest
         os.makedirs(os.path.dirname(dest), mode=DIR_MODE, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".in.", dir=os.path.dirname(dest))
@@ -53,17 +59,21 @@ class Store:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        self._present.add(digest)
         return dest
 
     def put_bytes(self, data, digest, mode=FILE_MODE):
         """The object of ``data`` with ``mode``. A mode follows from the content (0600 for one holding
         a password hash), so fixing an object's mode is right for every directory linking it."""
         dest = self.path(digest)
+        if (digest, mode) in self._present:
+            return dest
         if not os.path.isfile(dest):
             atomic_write(dest, data, mode)
             self.bytes_written += len(data)
         elif stat.S_IMODE(os.lstat(dest).st_mode) != mode:
             os.chmod(dest, mode)
+        self._present.add((digest, mode))
         return dest
 
     def gc(self):

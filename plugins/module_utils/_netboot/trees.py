@@ -274,13 +274,14 @@ def _build_node_dir(plan, store, tftp_root):
     tmp = tempfile.mkdtemp(prefix=".%s.new." % plan.node.dirname, dir=tftp_root)
     try:
         os.chmod(tmp, DIR_MODE)
+        made = {""}  # directories of the new tree made so far, relative ("" is tmp itself)
         for rel, w in sorted(plan.wanted.items()):
             obj = store.put_bytes(w.data, w.digest, w.mode) if w.data is not None else store.put_file(w.src, w.digest)
-            dest = os.path.join(tmp, *rel.split("/"))
-            parent = os.path.dirname(dest)
-            if not os.path.isdir(parent):
-                os.makedirs(parent, mode=DIR_MODE)
-            os.link(obj, dest)
+            parent = rel.rpartition("/")[0]
+            if parent not in made:
+                os.makedirs(os.path.join(tmp, parent), mode=DIR_MODE, exist_ok=True)
+                made.add(parent)
+            os.link(obj, tmp + "/" + rel)
         for rel in plan.preserved:
             dest = os.path.join(tmp, *rel.split("/"))
             os.makedirs(os.path.dirname(dest), mode=DIR_MODE, exist_ok=True)
