@@ -1,8 +1,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """node_power benchmarks (make bench). Prints figures; asserts nothing about speed.
 
-1. A no-op node_power task against ansible.builtin.ping on the same 14 hosts in the same run
-   (both delegated to the controller, forks 14): mean task time and the ratio.
+1. playbooks/power.yml (switch on with stagger 0, then the no-op re-run) and playbooks/status.yml
+   (lines and console logs, no health) against a play of ansible.builtin.ping delegated to the
+   controller, on the same simulated hosts with the same forks, for 14, 100 and 400 nodes: wall
+   time of each ansible-playbook run (best of BENCH_RUNS, default 2) and the ratio to ping.
+   BENCH_NODES (a comma list) picks the sizes.
 2. Bus transactions to switch all 10 backplane slots on (stagger 0), counted by the simulator,
    against the minimum of one read, one write and one read-back per chip touched.
 """
@@ -30,100 +33,90 @@ from ansible_collections.picluster.carrier.plugins.module_utils._power import Po
 
 SIM = [sys.executable, str(REPO / "sim" / "carrier-sim")]
 BIN = Path(sys.executable).parent
+FORKS = 16  # ansible.cfg's
 
-PLAYBOOK = """
+PING = """
 - hosts: carrier_nodes
   gather_facts: false
   tasks:
     - name: ping
       ansible.builtin.ping:
       delegate_to: "{{ carrier_controller }}"
-    - name: node_power no-op
-      picluster.carrier.node_power:
-        board: "{{ carrier_board }}"
-        profile: "{{ carrier_profile }}"
-        bus: "{{ carrier_bus }}"
-        slot: "{{ carrier_slot }}"
-        state: "on"
-        stagger: 0
-      delegate_to: "{{ carrier_controller }}"
 """
 
-CALLBACK = '''
-import json, time
-from ansible.plugins.callback import CallbackBase
 
-class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
-    CALLBACK_NAME = "bench_timer"
-    CALLBACK_NEEDS_ENABLED = True
-
-    def __init__(self):
-        super().__init__()
-        self.start = {}
-        self.times = {}
-
-    def v2_runner_on_start(self, host, task):
-        self.start[(host.name, task.get_name())] = time.monotonic()
-
-    def _done(self, result):
-        key = (result._host.name, result._task.get_name())
-        self.times.setdefault(key[1], []).append(time.monotonic() - self.start.pop(key))
-
-    v2_runner_on_ok = _done
-    v2_runner_on_failed = lambda self, result, ignore_errors=False: self._done(result)
-
-    def v2_playbook_on_stats(self, stats):
-        with open(__import__("os").environ["BENCH_TIMES"], "w") as handle:
-            json.dump(self.times, handle)
-'''
-
-
-def sim_topology(workdir):
+def sim_topology(workdir, nodes=14):
+    """The embedded cluster (14 nodes) or ``nodes`` nodes on 10-slot backplanes, simulated under ``workdir``."""
     data = yaml.safe_load((REPO / "inventory" / "sim" / "cluster.carrier.yml").read_text())
-    for name, board in data["boards"].items():
-        board["bus"] = "sim:%s/%s.sock" % (workdir, name)
+    if nodes != 14:
+        template = data["boards"]["rack1"]
+        data["boards"] = {}
+        for index in range((nodes + 9) // 10):
+            slots = {n: {"host": "n%03d" % (index * 10 + n), "model": "cm4"}
+                     for n in range(1, 11) if index * 10 + n <= nodes}
+            data["boards"]["rack%d" % (index + 1)] = dict(template, slots=slots)
+    for index, (name, board) in enumerate(sorted(data["boards"].items())):
+        board["bus"] = "sim:%s/b%d.sock" % (workdir, index)
         board["console"] = "%s/console/{host}" % workdir
-    path = Path(workdir) / "bench.carrier.yml"
+    path = Path(workdir) / ("bench%d.carrier.yml" % nodes)
     path.write_text(yaml.safe_dump(data))
     return path, data
 
 
+def _play(env, topology, playbook, *args):
+    started = time.monotonic()
+    subprocess.run([str(BIN / "ansible-playbook"), "-i", str(topology), str(playbook),
+                    "-e", "ansible_python_interpreter=%s" % sys.executable] + list(args),
+                   check=True, env=env, stdout=subprocess.DEVNULL, cwd=str(REPO))
+    return time.monotonic() - started
+
+
+def fleet(nodes, runs):
+    """Wall times of ping, switch-on, no-op and status on ``nodes`` simulated nodes; prints the ratios."""
+    workdir = tempfile.mkdtemp(prefix="pcf-", dir="/tmp")
+    topology, _data = sim_topology(workdir, nodes)
+    state = os.path.join(workdir, "state")
+    started = time.monotonic()
+    subprocess.run(SIM + ["start", "--topology", str(topology), "--state-dir", state], check=True,
+                   stdout=subprocess.DEVNULL)
+    start_time = time.monotonic() - started
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+               ANSIBLE_FORKS=str(FORKS), PATH="%s:%s" % (BIN, os.environ["PATH"]))
+    lock = "carrier_lock_dir=%s" % os.path.join(workdir, "locks")
+    ping_book = Path(workdir) / "ping.yml"
+    ping_book.write_text(PING)
+    power = REPO / "playbooks" / "power.yml"
+    times = {"ping": [], "on": [], "noop": [], "status": []}
+    try:
+        for _run in range(runs):
+            times["ping"].append(_play(env, topology, ping_book))
+            _play(env, topology, power, "-e", lock, "-e", "power_state=off", "-e", "power_stagger=0")
+            times["on"].append(_play(env, topology, power, "-e", lock, "-e", "power_state=on", "-e", "power_stagger=0"))
+            times["noop"].append(_play(env, topology, power, "-e", lock, "-e", "power_state=on"))
+            times["status"].append(_play(env, topology, REPO / "playbooks" / "status.yml", "-e", lock,
+                                         "-e", "status_health=false", "-e", "status_log_dir=%s" % workdir))
+    finally:
+        subprocess.run(SIM + ["stop", "--state-dir", state], stdout=subprocess.DEVNULL, check=False)
+    best = {name: min(values) for name, values in times.items()}
+    figures = (nodes, start_time, best["ping"], best["on"], best["on"] / best["ping"], best["noop"],
+               best["noop"] / best["ping"], best["status"], best["status"] / best["ping"])
+    print("   %4d nodes (sim start %.1f s)  ping %6.1f s   on %6.1f s %5.2fx   no-op %6.1f s %5.2fx"
+          "   status %6.1f s %5.2fx" % figures)
+    sys.stdout.flush()
+
+
 def main():
+    sizes = [int(n) for n in os.environ.get("BENCH_NODES", "14,100,400").split(",")]
+    runs = int(os.environ.get("BENCH_RUNS", "2"))
+    print("1. power.yml and status.yml vs ansible.builtin.ping, same hosts, forks %d, wall time best of %d runs"
+          % (FORKS, runs))
+    for nodes in sizes:
+        fleet(nodes, runs)
     workdir = tempfile.mkdtemp(prefix="pcb-", dir="/tmp")
     topology, data = sim_topology(workdir)
     subprocess.run(SIM + ["start", "--topology", str(topology), "--state-dir", workdir], check=True,
                    stdout=subprocess.DEVNULL)
     try:
-        # --- 1: no-op node_power vs ping ---------------------------------------------------------
-        cb_dir = Path(workdir) / "callback_plugins"
-        cb_dir.mkdir()
-        (cb_dir / "bench_timer.py").write_text(CALLBACK)
-        playbook = Path(workdir) / "bench.yml"
-        playbook.write_text(PLAYBOOK)
-        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-                   ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_CALLBACK_PLUGINS=str(cb_dir),
-                   ANSIBLE_CALLBACKS_ENABLED="bench_timer", ANSIBLE_FORKS="14",
-                   BENCH_TIMES=str(Path(workdir) / "times.json"), PATH="%s:%s" % (BIN, os.environ["PATH"]))
-        subprocess.run([str(BIN / "ansible-playbook"), "-i", str(topology), str(playbook), "-e", "power_state=on",
-                        "-e", "ansible_python_interpreter=%s" % sys.executable], check=True, env=env,
-                       stdout=subprocess.DEVNULL, cwd=str(REPO))  # first run powers the nodes on
-        rows = []
-        for _run in range(3):
-            subprocess.run([str(BIN / "ansible-playbook"), "-i", str(topology), str(playbook)], check=True, env=env,
-                           stdout=subprocess.DEVNULL, cwd=str(REPO))
-            times = json.loads((Path(workdir) / "times.json").read_text())
-            ping = sum(times["ping"]) / len(times["ping"])
-            noop = sum(times["node_power no-op"]) / len(times["node_power no-op"])
-            rows.append((ping, noop))
-        ping = min(r[0] for r in rows)
-        noop = min(r[1] for r in rows)
-        print("1. no-op node_power vs ansible.builtin.ping, 14 hosts, forks 14, best of 3 runs")
-        print("   ping           %.3f s per host-task" % ping)
-        print("   node_power     %.3f s per host-task (state already on: changed=false)" % noop)
-        print("   ratio          %.2f" % (noop / ping))
-
         # --- 2: bus transactions for all 10 backplane slots on -----------------------------------
         board = data["boards"]["rack1"]
         rack = Board("rack1", board["profile"], board["bus"], lock_dir=workdir)

@@ -94,6 +94,15 @@ options:
       - Allow acting on a slot listed in O(protected_slots) (the controller's own slot).
     type: bool
     default: false
+  isolate_slots:
+    description:
+      - With several slots, a slot that fails does not stop the others. The slots are read once more before the
+        change; when the change fails, each slot is then acted on alone, and each slot that failed is reported in its
+        RV(slots) entry (C(failed), C(msg)) and the task fails naming them.
+      - A V(cycle) or V(reset) that failed part-way cycles (or resets) again the slots the first attempt had reached.
+      - Used by M(picluster.carrier.fleet), which calls the module once for all the nodes of a board.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -175,6 +184,9 @@ slots:
     changed:
       description: Whether the slot was changed.
       type: bool
+    failed:
+      description: With O(isolate_slots), whether acting on this slot failed (then C(msg) says why).
+      type: bool
     before:
       description:
         - The slot's lines as read from the hardware before the task (V(true) = asserted), and a summary
@@ -209,26 +221,70 @@ from ansible_collections.picluster.carrier.plugins.module_utils._errors import C
 from ansible_collections.picluster.carrier.plugins.module_utils._power import (  # noqa: E402
     STATES,
     PowerRequest,
+    _diff_line,
+    _public,
     execute,
+    plan,
 )
 from ansible_collections.picluster.carrier.plugins.module_utils._restore import record_request  # noqa: E402
+
+
+def _request(board, params, slot):
+    return PowerRequest(board, slot, params["state"], usb_boot=params["usb_boot"], stagger=params["stagger"],
+                        off_time=params["off_time"], reset_pulse=params["reset_pulse"], force=params["force"],
+                        identify=params["identify"])
+
+
+def _slot_by_slot(board, params, request, check_mode, before, error):
+    """After a failed change of several slots: each slot alone, a failure kept on its own entry."""
+    planned = plan(request, before)
+    entries = []
+    for slot in request.slots:
+        try:
+            entry = execute(_request(board, params, [slot]), check_mode=check_mode)["slots"][0]
+        except CarrierError as exc:
+            with board.holding():
+                after = board.read_state([slot])[slot]
+            entry = {"slot": slot, "action": "none", "failed": True, "msg": str(exc), "after": _public(after)}
+        entry["before"] = _public(before[slot])
+        if entry["before"] != entry["after"] and entry["action"] == "none":
+            entry["action"] = planned[slot]  # the first attempt's doing
+        entry["changed"] = entry.get("changed", False) or entry["before"] != entry["after"]
+        entries.append(entry)
+    failed = [entry for entry in entries if entry.get("failed")]
+    result = {
+        "changed": any(entry["changed"] for entry in entries),
+        "board": board.name,
+        "state": request.state,
+        "slots": entries,
+        "skipped": [{"slot": s, "reason": "protected: hosts the controller (use force)"} for s in request.skipped],
+        "diff": {side: "".join(_diff_line(entry["slot"], entry[side]) for entry in entries)
+                 for side in ("before", "after")},
+    }
+    if failed:
+        raise CarrierError("slot %s of board %s failed: %s" % (
+            ", ".join(str(entry["slot"]) for entry in failed), board.name,
+            "; ".join(entry["msg"] for entry in failed))).with_result(**result)
+    if error is not None:
+        result["warnings"] = ["acting on the slots together failed (%s); slot by slot, all succeeded" % error]
+    return result
 
 
 def _run(module):
     params = module.params
     board = board_from_params(params)
-    request = PowerRequest(
-        board,
-        params["slot"],
-        params["state"],
-        usb_boot=params["usb_boot"],
-        stagger=params["stagger"],
-        off_time=params["off_time"],
-        reset_pulse=params["reset_pulse"],
-        force=params["force"],
-        identify=params["identify"],
-    )
-    result = execute(request, check_mode=module.check_mode)
+    request = _request(board, params, params["slot"])
+    if params["isolate_slots"] and len(request.slots) > 1:
+        with board.holding():
+            before = board.read_state(request.slots)
+        try:
+            result = execute(request, check_mode=module.check_mode)
+        except CarrierError as exc:
+            result = _slot_by_slot(board, params, request, module.check_mode, before, exc)
+            for warning in result.pop("warnings", []):
+                module.warn(warning)
+    else:
+        result = execute(request, check_mode=module.check_mode)
     if not module.check_mode:
         try:
             recorded = record_request(params["restore_state_file"], request, result)
@@ -254,6 +310,7 @@ def main():
             off_time=dict(type="float"),
             reset_pulse=dict(type="float"),
             force=dict(type="bool", default=False),
+            isolate_slots=dict(type="bool", default=False),
         ),
         required_one_of=[["state", "identify"]],
         supports_check_mode=True,

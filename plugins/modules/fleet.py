@@ -1,0 +1,108 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: fleet
+short_description: Run a board module once per board for the nodes of a play, and report each node's own result
+version_added: 0.2.0
+description:
+  - Runs on every node of the play, like a per-node task, but calls the board module (O(module)) only once per board
+    of the play batch, with the slots of every node of that board the play targets; each node gets its own slot's part
+    of the result (RV(slots) with its one entry, its own C(changed) and diff), so C(--limit), groups and
+    C(--check --diff) behave as per-node tasks do.
+  - The nodes of a board are found from the inventory's host vars C(carrier_board), C(carrier_slot) and
+    C(carrier_controller) (set by the P(picluster.carrier.boards#inventory) inventory plugin) among
+    C(ansible_play_batch).
+  - The board call of M(picluster.carrier.node_power) sets its O(picluster.carrier.node_power#module:isolate_slots),
+    so a slot that fails fails its own node only, with a message naming the slot, and the others are still switched.
+    With O(args.state) V(cycle) or V(reset), a change that fails part-way is then made slot by slot, which cycles
+    (or resets) again the slots the first attempt had reached.
+  - A node whose board call failed as a whole (no slots in its result), whose slot it did not cover, or whose own
+    O(args) (other than its slot and node name, model and port) differ from the board call's, calls the module for
+    its own slot, as a per-node task does.
+  - Delegate the task to C(carrier_controller), as for the module itself.
+  - This is an action plugin; the module it calls runs on the controller.
+author:
+  - picluster.carrier contributors (@picluster)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: The board call runs in check mode.
+  diff_mode:
+    support: full
+    details: Each node's diff is its own slot's lines of the module's diff.
+  platform:
+    platforms: posix
+options:
+  module:
+    description:
+      - The board module to call.
+    type: str
+    required: true
+    choices: [node_power, node_status, node_info]
+  args:
+    description:
+      - The module's arguments for this node, with its one C(slot) (for M(picluster.carrier.node_status) also its
+        C(node), C(model) and C(port)). A C(slot) that is a list or V(all) is passed through as one call.
+    type: dict
+    required: true
+notes:
+  - The board call's host is the first node of the board to reach the task; its arguments (other than slot and node)
+    apply to the board, so they must not differ between the nodes of a board for the saving to apply.
+seealso:
+  - module: picluster.carrier.node_power
+  - module: picluster.carrier.node_status
+"""
+
+EXAMPLES = r"""
+- name: Power the play's nodes on, one node_power call per board
+  picluster.carrier.fleet:
+    module: node_power
+    args:
+      board: "{{ carrier_board }}"
+      profile: "{{ carrier_profile }}"
+      bus: "{{ carrier_bus }}"
+      slot: "{{ carrier_slot }}"
+      state: "on"
+  delegate_to: "{{ carrier_controller }}"
+  register: power_result
+"""
+
+RETURN = r"""
+slots:
+  description: The node's own entry of the module's C(slots) (one element; see the module's return values).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"slot": 3, "action": "on", "changed": true, "before": {"state": "off"}, "after": {"state": "on"}}]
+board:
+  description: The board name.
+  returned: always
+  type: str
+  sample: rack1
+fleet:
+  description: How the node's result was obtained, when it came from a board call.
+  returned: when the node's result is a slice of a board call
+  type: dict
+  contains:
+    leader:
+      description: Whether this node's fork made the board call.
+      type: bool
+    slots:
+      description: The slots of the board call.
+      type: list
+      elements: int
+  sample: {"leader": false, "slots": [1, 2, 3, 4]}
+"""

@@ -1,0 +1,130 @@
+# -*- coding: utf-8 -*-
+# Copyright: picluster.carrier contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fleet action plugin: one board call shared by the hosts of a board, each host's slice, fallbacks."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.picluster.carrier.plugins.action import fleet
+
+HOSTS = {"n1": ("rack1", 1), "n2": ("rack1", 2), "n3": ("rack1", 3), "m1": ("rack2", 1)}
+
+
+def task_vars(host, batch=("n1", "n2", "m1")):
+    hostvars = {h: {"carrier_board": b, "carrier_slot": s, "carrier_controller": "ctrl0", "carrier_model": "cm5"}
+                for h, (b, s) in HOSTS.items()}
+    return {"inventory_hostname": host, "ansible_play_batch": list(batch), "hostvars": hostvars,
+            "carrier_controller": "ctrl0"}
+
+
+def power_result(slots, failing=()):
+    entries = []
+    for slot in slots:
+        entry = {"slot": slot, "action": "on", "changed": True, "before": {"state": "off"}, "after": {"state": "on"}}
+        if slot in failing:
+            entry.update(action="none", changed=False, failed=True, msg="stuck", after={"state": "off"})
+        entries.append(entry)
+    result = {"changed": True, "board": "rack1", "state": "on", "slots": entries, "skipped": [],
+              "diff": {"before": "".join("slot %d: off\n" % s for s in slots),
+                       "after": "".join("slot %d: %s\n" % (e["slot"], e["after"]["state"]) for e in entries)}}
+    if failing:
+        result.update(failed=True, msg="slot %s failed" % failing[0], exception=object())
+    return result
+
+
+@pytest.fixture
+def action(monkeypatch, tmp_path):
+    """Make an action for (host, args); ``calls`` records each module call's args."""
+    monkeypatch.setattr(fleet.C, "DEFAULT_LOCAL_TMP", str(tmp_path))
+    monkeypatch.setattr(ActionBase, "run", lambda self, tmp=None, task_vars=None: {})
+    calls = []
+    failing = []
+
+    def make(args, module="node_power", uuid="task-1"):
+        plugin = fleet.ActionModule.__new__(fleet.ActionModule)
+        plugin._task = types.SimpleNamespace(args={"module": module, "args": args}, _uuid=uuid)
+
+        def execute(module_name, module_args, task_vars):
+            calls.append((module_name, module_args))
+            slot = module_args["slot"]
+            slots = slot if isinstance(slot, list) else [1, 2, 3] if slot == "all" else [slot]
+            return power_result(slots, failing=tuple(s for s in failing if s in slots and len(slots) > 1))
+
+        plugin._execute_module = execute
+        return plugin
+
+    make.calls = calls
+    make.failing = failing
+    return make
+
+
+def args(slot, **extra):
+    return dict({"board": "rack1", "profile": "backplane10", "bus": 1, "slot": slot, "state": "on"}, **extra)
+
+
+def test_one_call_per_board_each_host_its_own_slot(action):
+    first = action(args(1)).run(task_vars=task_vars("n1"))
+    second = action(args(2)).run(task_vars=task_vars("n2"))
+    assert action.calls == [("picluster.carrier.node_power", dict(args([1, 2]), isolate_slots=True))]
+    assert [e["slot"] for e in first["slots"]] == [1] and [e["slot"] for e in second["slots"]] == [2]
+    assert first["fleet"] == {"leader": True, "slots": [1, 2]} and second["fleet"]["leader"] is False
+    assert second["diff"] == {"before": "slot 2: off\n", "after": "slot 2: on\n"}
+    assert second["changed"] is True and "failed" not in second
+
+
+def test_a_failing_slot_fails_its_host_only(action):
+    action.failing.append(2)
+    first = action(args(1)).run(task_vars=task_vars("n1"))
+    second = action(args(2)).run(task_vars=task_vars("n2"))
+    assert len(action.calls) == 1
+    assert "failed" not in first and first["changed"] is True
+    assert second["failed"] is True and second["msg"] == "slot 2 of board rack1: stuck"
+
+
+def test_different_args_or_an_uncovered_slot_make_their_own_call(action):
+    action(args(1)).run(task_vars=task_vars("n1"))
+    action(args(2, force=True)).run(task_vars=task_vars("n2"))  # not the board call's arguments
+    action(args(3)).run(task_vars=task_vars("n3"))  # n3 is not in the play batch
+    assert [c[1]["slot"] for c in action.calls] == [[1, 2], 2, 3]
+
+
+def test_boards_and_tasks_do_not_share(action):
+    action(args(1)).run(task_vars=task_vars("n1"))
+    action(dict(args(1), board="rack2")).run(task_vars=task_vars("m1"))
+    action(args(2), uuid="task-2").run(task_vars=task_vars("n2"))
+    assert [c[1]["slot"] for c in action.calls] == [[1, 2], [1], [1, 2]]
+
+
+def test_node_status_gets_each_members_node(action):
+    action(args(1, node="n1", model="cm5", console="log"), module="picluster.carrier.node_status").run(
+        task_vars=task_vars("n1"))
+    name, call = action.calls[0]
+    assert name == "picluster.carrier.node_status" and "node" not in call and "isolate_slots" not in call
+    assert call["nodes"] == {1: {"host": "n1", "model": "cm5"}, 2: {"host": "n2", "model": "cm5"}}
+
+
+def test_several_slots_are_one_plain_call(action):
+    action(args("all")).run(task_vars=task_vars("n1"))
+    assert action.calls == [("picluster.carrier.node_power", args("all"))]
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"module": "ping", "args": args(1)}, "module: 'ping' is not one of node_power"),
+    ({"module": "node_power", "args": {"slot": 1}}, "args.board: the board name is required"),
+])
+def test_bad_arguments(action, given, message):
+    plugin = action(args(1))
+    plugin._task.args = given
+    with pytest.raises(AnsibleActionFail, match=message):
+        plugin.run(task_vars=task_vars("n1"))
+
+
+def test_the_rendezvous_file_holds_no_password(action, tmp_path):
+    action(args(1, bmc_password="s3cret")).run(task_vars=task_vars("n1"))
+    assert not any("s3cret" in path.read_text() for path in tmp_path.iterdir() if path.suffix == ".json")
