@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[3]
 GALAXY = Path(sys.executable).with_name("ansible-galaxy")
 # Standard library, Ansible itself and the collection.
 NOT_REQUIREMENTS = set(sys.stdlib_module_names) | {"ansible", "ansible_collections", "__future__"}
-IMPORT_TO_PACKAGE = {"serial": "pyserial", "yaml": "pyyaml"}
+IMPORT_TO_PACKAGE = {"serial": "pyserial", "yaml": "pyyaml", "prometheus_client": "prometheus-client"}
 
 
 def test_artifact_has_the_collection_and_no_caches(tmp_path):
