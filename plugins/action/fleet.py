@@ -25,7 +25,9 @@ from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-MODULES = ("node_power", "node_status", "node_info")
+MODULES = ("node_power", "node_status", "node_info", "board_sensors")
+# Modules of the whole board (no slot): every node of the board gets the one result.
+BOARD_WIDE = ("board_sensors",)
 # Arguments naming one node: replaced in the board call by what the inventory says of each member.
 NODE_KEYS = {"node_status": ("node", "model", "port")}
 
@@ -119,7 +121,7 @@ class ActionModule(ActionBase):
         args = dict(self._task.args.get("args") or {})
         if not isinstance(args.get("board"), str):
             raise AnsibleActionFail("args.board: the board name is required (got %r)" % (args.get("board"),))
-        own = _slot_of(args.get("slot"))
+        own = _slot_of(task_vars.get("carrier_slot") if name in BOARD_WIDE else args.get("slot"))
         host = task_vars.get("inventory_hostname")
         if own is None:  # several slots or all: nothing to share
             return self._call(name, args, task_vars)
@@ -135,6 +137,11 @@ class ActionModule(ActionBase):
                 leader = True
         members = {int(k): v for k, v in shared["members"].items()}
         result = shared.get("result")
+        if name in BOARD_WIDE:
+            # The board's one result, a failure too: asking again from every node would only repeat it.
+            if result is None or members.get(own) != host or shared["args"] != _digest(_board_args(name, args)):
+                return self._call(name, args, task_vars)
+            return dict(result, fleet={"leader": leader, "slots": sorted(members)})
         covered = result is not None and any(entry.get("slot") == own for entry in result.get("slots") or [])
         if (not covered or members.get(own) != host
                 or shared["args"] != _digest(_board_args(name, args))):
@@ -144,7 +151,7 @@ class ActionModule(ActionBase):
     def _board_call(self, name, args, task_vars, base):
         members = _members(task_vars, args["board"], task_vars.get("carrier_controller"))
         shared_args = _board_args(name, args)
-        call = dict(shared_args, slot=sorted(members))
+        call = dict(shared_args) if name in BOARD_WIDE else dict(shared_args, slot=sorted(members))
         if name == "node_power":
             call["isolate_slots"] = True  # a failing slot fails its own node, not the board's others
         if name in NODE_KEYS:

@@ -24,6 +24,8 @@ description:
   - A node whose board call failed as a whole (no slots in its result), whose slot it did not cover, or whose own
     O(args) (other than its slot and node name, model and port) differ from the board call's, calls the module for
     its own slot, as a per-node task does.
+  - For O(module=board_sensors), a module of the whole board, every node of the board gets the board's one result
+    (a failure too).
   - Delegate the task to C(carrier_controller), as for the module itself.
   - This is an action plugin; the module it calls runs on the controller.
 author:
@@ -51,11 +53,12 @@ options:
       - The board module to call.
     type: str
     required: true
-    choices: [node_power, node_status, node_info]
+    choices: [node_power, node_status, node_info, board_sensors]
   args:
     description:
       - The module's arguments for this node, with its one C(slot) (for M(picluster.carrier.node_status) also its
-        C(node), C(model) and C(port)). A C(slot) that is a list or V(all) is passed through as one call.
+        C(node), C(model) and C(port); none for M(picluster.carrier.board_sensors)). A C(slot) that is a list or
+        V(all) is passed through as one call.
     type: dict
     required: true
 notes:
@@ -83,7 +86,7 @@ EXAMPLES = r"""
 RETURN = r"""
 slots:
   description: The node's own entry of the module's C(slots) (one element; see the module's return values).
-  returned: always
+  returned: always, except for O(module=board_sensors) (its result as it is)
   type: list
   elements: dict
   sample: [{"slot": 3, "action": "on", "changed": true, "before": {"state": "off"}, "after": {"state": "on"}}]

@@ -52,7 +52,7 @@ def action(monkeypatch, tmp_path):
 
         def execute(module_name, module_args, task_vars):
             calls.append((module_name, module_args))
-            slot = module_args["slot"]
+            slot = module_args.get("slot", "all")
             slots = slot if isinstance(slot, list) else [1, 2, 3] if slot == "all" else [slot]
             return power_result(slots, failing=tuple(s for s in failing if s in slots and len(slots) > 1))
 
@@ -128,3 +128,12 @@ def test_bad_arguments(action, given, message):
 def test_the_rendezvous_file_holds_no_password(action, tmp_path):
     action(args(1, bmc_password="s3cret")).run(task_vars=task_vars("n1"))
     assert not any("s3cret" in path.read_text() for path in tmp_path.iterdir() if path.suffix == ".json")
+
+
+def test_board_sensors_one_read_every_node_the_board_result(action):
+    plain = {"board": "rack1", "profile": "backplane10", "bus": 1}
+    first = action(dict(plain), module="board_sensors").run(task_vars=dict(task_vars("n1"), carrier_slot=1))
+    second = action(dict(plain), module="board_sensors").run(task_vars=dict(task_vars("n2"), carrier_slot=2))
+    assert action.calls == [("picluster.carrier.board_sensors", plain)]
+    assert first["fleet"] == {"leader": True, "slots": [1, 2]} and second["fleet"]["leader"] is False
+    assert first["slots"] == second["slots"]
