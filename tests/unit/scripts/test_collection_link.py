@@ -97,7 +97,7 @@ def test_the_shell_script_prints_the_path_also_when_run_many_times_at_once():
     assert os.readlink(link_of(REPO)) == "../../.."
 
 
-# Where the link used to be made by hand: every caller now goes through collection_link.
+# A link made by hand (os.symlink or ln -s to ../../..): every caller goes through collection_link instead.
 MADE_BY_HAND = re.compile(r"symlink(_to)?\([^)]*\.\.[/\\\"', ]+\.\.|ln -s\S* +\.\./\.\./\.\.")
 
 
