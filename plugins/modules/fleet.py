@@ -19,7 +19,7 @@ description:
     C(ansible_play_batch).
   - The board call of M(picluster.carrier.node_power) sets its O(picluster.carrier.node_power#module:isolate_slots),
     so a slot that fails fails its own node only, with a message naming the slot, and the others are still switched.
-    With O(args.state) V(cycle) or V(reset), a change that fails part-way is then made slot by slot, which cycles
+    With C(state) V(cycle) or V(reset) in O(args), a change that fails part-way is then made slot by slot, which cycles
     (or resets) again the slots the first attempt had reached.
   - A node whose board call failed as a whole (no slots in its result), whose slot it did not cover, or whose own
     O(args) (other than its slot and node name, model and port) differ from the board call's, calls the module for
@@ -34,10 +34,13 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
   action:
+    description: Indicates this has a corresponding action plugin, so some parts of the work run on the Ansible host.
     support: full
   async:
+    description: Supports being run with C(async).
     support: none
   bypass_host_loop:
+    description: Runs once per node, not once for the play (the grouping by board is its own).
     support: none
   check_mode:
     support: full

@@ -41,7 +41,7 @@ def test_whole_board_one_call_stagger_kept_then_idempotent(sim_cluster):
     nodes = recap(proc.stdout)
     assert sorted(nodes) == RACK and all(nodes[h]["changed"] == 1 for h in RACK), nodes
     found = results(proc.stdout, "Set the node")
-    assert [slots for _, slots in leaders(found)["rack1"]] == [list(range(1, 11))]
+    assert [slots for _host, slots in leaders(found)["rack1"]] == [list(range(1, 11))]
     assert all(found[h]["slots"][0]["slot"] == n for n, h in enumerate(RACK, 1))
     assert elapsed >= 9 * 0.3, "the stagger between the 10 power-ons was not kept"
     assert all(sim_cluster.node(h)["lines"]["power"] for h in RACK)
@@ -65,7 +65,7 @@ def test_limit_two_nodes_of_one_board_and_one_of_another_with_check_diff(sim_clu
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert {h: v["changed"] for h, v in recap(proc.stdout).items()} == {"node01": 1, "node02": 1, "node07": 1}
     calls = leaders(results(proc.stdout, "Set the node"))
-    assert [slots for _, slots in calls["carrier1"]] == [[1, 2]] and [s for _, s in calls["rack1"]] == [[3]]
+    assert [slots for _host, slots in calls["carrier1"]] == [[1, 2]] and [s for _host, s in calls["rack1"]] == [[3]]
     on = {h for h in sim_cluster.hosts if sim_cluster.node(h)["lines"]["power"]}
     assert on == {"node01", "node02", "node07"}
 
@@ -89,8 +89,8 @@ def test_status_reads_each_board_once_per_board(sim_cluster):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     calls = leaders(results(proc.stdout, "Read the node's lines"))
     assert sorted(calls) == ["carrier1", "rack1"]
-    assert [s for _, s in calls["carrier1"]] == [[1, 2, 3, 4]]
-    assert [s for _, s in calls["rack1"]] == [list(range(1, 11))]
+    assert [s for _host, s in calls["carrier1"]] == [[1, 2, 3, 4]]
+    assert [s for _host, s in calls["rack1"]] == [list(range(1, 11))]
     rows = re.findall(r'"(\S+)\s+(\d+)\s+(node\d+)\s+(\S+)\s+(on|off|reset|usb_boot)\s', proc.stdout)
     table = {row[2]: (row[0], int(row[1]), row[4]) for row in rows}
     assert len(table) == 14 and table["node03"] == ("carrier1", 3, "on") and table["node04"][2] == "off"
