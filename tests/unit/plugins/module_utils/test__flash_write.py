@@ -181,3 +181,48 @@ def test_bmap_without_checksums_verifies_what_was_written(tmp_path, image, monke
     monkeypatch.setattr(write.os, "pread", lambda fd, n, off: b"\x00" * len(real_pread(fd, n, off)))
     with pytest.raises(write.WriteError, match="read back differs at byte 1048576"):
         write.write_bmap(source.ImageSource(str(image)), b, _device(tmp_path), 16 * MIB)
+
+
+def test_zero_chunks_of_a_file_device_become_holes(tmp_path, image):
+    dev = _device(tmp_path)
+    write.write_stream(source.ImageSource(str(image)), dev, 16 * MIB, chunk=MIB)
+    data = open(dev, "rb").read()
+    assert data[:8 * MIB] == image.read_bytes() and data[8 * MIB:] == b"\xaa" * 8 * MIB
+    # 6 of the image's 8 MiB chunks are zeros: punched, not written (the 8 MiB after the image stay allocated)
+    assert os.stat(dev).st_blocks * 512 <= 11 * MIB
+
+
+def test_zero_chunks_without_hole_punching_are_written(tmp_path, image, monkeypatch):
+    monkeypatch.setattr(write, "_punch_hole", lambda fd, offset, length: False)
+    dev = _device(tmp_path)
+    write.write_stream(source.ImageSource(str(image)), dev, 16 * MIB, chunk=MIB)
+    assert open(dev, "rb").read(8 * MIB) == image.read_bytes()
+    assert os.stat(dev).st_blocks * 512 >= 16 * MIB
+
+
+def test_zero_chunk_read_back_not_zero_names_the_byte(tmp_path, image, monkeypatch):
+    real_pread = os.pread
+
+    def dirty_pread(fd, length, offset):
+        data = real_pread(fd, length, offset)
+        if offset <= 3 * MIB + 5 < offset + len(data):
+            at = 3 * MIB + 5 - offset
+            data = data[:at] + b"\x01" + data[at + 1:]
+        return data
+
+    monkeypatch.setattr(write.os, "pread", dirty_pread)
+    with pytest.raises(write.WriteError, match="read back differs from what was written \\(byte %d, written as zero"
+                       % (3 * MIB + 5)):
+        write.write_stream(source.ImageSource(str(image)), _device(tmp_path), 16 * MIB, chunk=MIB)
+
+
+def test_data_chunk_read_back_differs(tmp_path, image, monkeypatch):
+    real_pread = os.pread
+
+    def flipping_pread(fd, length, offset):
+        data = real_pread(fd, length, offset)
+        return (bytes([data[0] ^ 0xFF]) + data[1:]) if offset == MIB else data
+
+    monkeypatch.setattr(write.os, "pread", flipping_pread)
+    with pytest.raises(write.WriteError, match="read back differs from what was written \\(the data chunks' SHA-256"):
+        write.write_stream(source.ImageSource(str(image)), _device(tmp_path), 16 * MIB, chunk=MIB)
