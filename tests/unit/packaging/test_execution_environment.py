@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -58,9 +59,12 @@ def _bindep_rules(text):
     return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
 
 
-def test_meta_names_the_root_requirement_files():
+def test_meta_names_the_root_requirement_files(artifact):
     meta = yaml.safe_load((REPO / "meta" / "execution-environment.yml").read_text())
     assert meta["dependencies"] == {"python": "requirements.txt", "system": "bindep.txt"}
+    # ansible-builder reads them from the installed artifact, so they must ship.
+    with tarfile.open(artifact) as tar:
+        assert {"meta/execution-environment.yml", "requirements.txt", "bindep.txt"} <= set(tar.getnames())
 
 
 def test_builder_context_collects_our_requirements(artifact, tmp_path):
