@@ -1,8 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""node_flash's writer vs ``dd bs=4M conv=fsync`` vs ``bmaptool copy``: the same image to the same
-kind of target (a sparse file standing in for the node's eMMC), in one run.
+"""node_flash's writer vs ``dd bs=4M conv=fsync`` (with and without a read-back ``cmp``) vs ``bmaptool
+copy``: the same image to the same kind of target, in one run, for each target kind available: a
+regular sparse file (the simulator's device) and, when run as root with ``losetup``, a loop device
+over a sparse file (a block device, as the node's eMMC is on real hardware).
 
 The image is mostly free space, as an OS image is before first boot: ``BENCH_FLASH_SMALL_MB``
 (default 400) MiB of which ``BENCH_FLASH_DATA_MB`` (default 40) hold data, scattered in 1 MiB
@@ -10,7 +12,14 @@ pieces. Prints a table: seconds, bytes written against the image size, time rati
 memory (ru_maxrss of a child process) of node_flash's writer on that image and on one of
 ``BENCH_FLASH_BIG_MB`` (default 4096) MiB with the same data, raw with a bmap and zstd-compressed
 without one (every byte decompressed and written). node_flash's times include its read-back
-verification; bmaptool's its checksum check of the image side. Figures only; no pass/fail.
+verification (the device's cached pages dropped first); bmaptool's its checksum check of the image
+side (it reads nothing back); ``dd && cmp`` drops the target's cached pages before ``cmp``, as
+node_flash does, so both read back from the storage. Figures only; no pass/fail.
+
+Not measured: a paced target (~30 MB/s, eMMC through rpiboot over USB 2.0). This machine's cgroup
+is v1, and loop devices do their I/O in a kernel worker that a per-process blkio throttle does not
+reach; on such a target every written byte costs ~33 ms/MiB, so the ratios there follow the
+"written/image" column more than the seconds here.
 """
 
 from __future__ import annotations
@@ -69,6 +78,46 @@ def fresh_target(path, size):
     return path
 
 
+class LoopTarget(object):
+    """A loop device over a fresh sparse file for each run; ``None`` from ``make`` when not possible."""
+
+    def __init__(self, backing):
+        self.backing, self.device = backing, None
+
+    @classmethod
+    def make(cls, backing):
+        if os.geteuid() != 0 or shutil.which("losetup") is None:
+            return None
+        target = cls(backing)
+        try:
+            target.fresh(MIB)
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        target.release()
+        return target
+
+    def fresh(self, size):
+        self.release()
+        fresh_target(self.backing, size)
+        self.device = subprocess.run(["losetup", "-f", "--show", self.backing], check=True, capture_output=True,
+                                     text=True).stdout.strip()
+        return self.device
+
+    def release(self):
+        if self.device:
+            subprocess.run(["losetup", "-d", self.device], check=False, capture_output=True)
+            self.device = None
+
+
+def drop_cache(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def node_flash(image, target, size, bmap=""):
     """The writer in a child process; ``seconds`` is the child's wall time (interpreter start included, as
     for dd and bmaptool)."""
@@ -86,62 +135,105 @@ def median_of(runs, make):
     return results[len(results) // 2]
 
 
-def timed(argv):
+def timed(*argvs, between=None):
+    """Wall time of the commands run one after the other (``between()`` called, and timed, after the first)."""
     start = time.monotonic()
-    subprocess.run(argv, check=True, capture_output=True)
+    for index, argv in enumerate(argvs):
+        if index == 1 and between:
+            between()
+        subprocess.run(argv, check=True, capture_output=True)
     return time.monotonic() - start
 
 
+def compare(small, image_size, device, fresh, runs):
+    """The rows of one target kind: (writer, seconds, bytes written, peak KiB or None)."""
+    from ansible_collections.picluster.carrier.plugins.module_utils._flash import bmap as B
+    rows = []
+    r = median_of(runs, lambda: node_flash(small, fresh(device), device, small + ".bmap"))
+    rows.append(("node_flash (bmap)", r["seconds"], r["written"], r["maxrss_kib"]))
+    r = median_of(runs, lambda: node_flash(small, fresh(device), device))
+    rows.append(("node_flash (whole image)", r["seconds"], r["written"], r["maxrss_kib"]))
+
+    def dd(target):
+        return ["dd", "if=" + small, "of=" + target, "bs=4M", "conv=fsync,notrunc"]
+
+    r = median_of(runs, lambda: {"seconds": timed(dd(fresh(device)))})
+    rows.append(("dd bs=4M conv=fsync", r["seconds"], image_size, None))
+
+    def dd_cmp():
+        target = fresh(device)
+        return {"seconds": timed(dd(target), ["cmp", "-n", str(image_size), small, target],
+                                 between=lambda: drop_cache(target))}
+
+    r = median_of(runs, dd_cmp)
+    rows.append(("dd ... && cmp (read-back)", r["seconds"], image_size, None))
+    r = median_of(runs, lambda: {"seconds": timed(["bmaptool", "copy", "--bmap", small + ".bmap", small,
+                                                   fresh(device)])})
+    rows.append(("bmaptool copy", r["seconds"], B.parse(small + ".bmap").mapped_size, None))
+    return rows
+
+
+def print_rows(title, rows, image_size):
+    dd_time = rows[2][1]
+    bmaptool_time = rows[4][1]
+    print(title)
+    header = ("writer", "seconds", "written/image", "peak MiB", "vs dd", "vs bmaptool")
+    print("%-26s %9s %14s %10s %12s %12s" % header)
+    for name, secs, written, rss in rows:
+        print("%-26s %9.2f %13.1f%% %10s %11.1fx %11.2fx" % (
+            name, secs, 100.0 * written / image_size, "%.1f" % (rss / 1024.0) if rss else "-",
+            dd_time / secs, bmaptool_time / secs))
+    print("(vs dd, vs bmaptool: their time / this one's; above 1 is faster)")
+    print()
+
+
+def memory(work, small, target):
+    big = make_image(os.path.join(work, "big.img"), BIG_MB, DATA_MB)
+    subprocess.run(["bmaptool", "create", "-o", big + ".bmap", big], check=True, capture_output=True)
+    subprocess.run(["zstd", "-q", "-1", "-T2", "-f", big, "-o", big + ".zst"], check=True)
+    subprocess.run(["zstd", "-q", "-1", "-T2", "-f", small, "-o", small + ".zst"], check=True)
+    print("Peak memory of node_flash's writer (ru_maxrss of its process), to a sparse file")
+    print("%-34s %10s %10s %9s" % ("image", "size MiB", "peak MiB", "seconds"))
+    for label, path, size_mb, bmap in (
+            ("raw + bmap", small, SMALL_MB, small + ".bmap"), ("raw + bmap", big, BIG_MB, big + ".bmap"),
+            ("zstd, whole image", small + ".zst", SMALL_MB, ""), ("zstd, whole image", big + ".zst", BIG_MB, "")):
+        device = (size_mb + 64) * MIB
+        r = node_flash(path, fresh_target(target, device), device, bmap)
+        print("%-34s %10d %10.1f %9.2f" % (label, size_mb, r["maxrss_kib"] / 1024.0, r["seconds"]))
+
+
 def main():
-    for tool in ("bmaptool", "zstd", "dd"):
+    for tool in ("bmaptool", "zstd", "dd", "cmp"):
         if shutil.which(tool) is None:
-            print("bench_flash: %s is not installed (Debian: bmap-tools, zstd, coreutils)" % tool)
+            print("bench_flash: %s is not installed (Debian: bmap-tools, zstd, coreutils, diffutils)" % tool)
             return 0
     work = tempfile.mkdtemp(prefix="bench-flash-", dir=os.environ.get("BENCH_TMP", "/var/tmp"))
+    loop = None
     try:
         small = make_image(os.path.join(work, "small.img"), SMALL_MB, DATA_MB)
         subprocess.run(["bmaptool", "create", "-o", small + ".bmap", small], check=True, capture_output=True)
         target = os.path.join(work, "emmc.img")
         device = (SMALL_MB + 64) * MIB
         image_size = SMALL_MB * MIB
-        rows = []
         runs = int(os.environ.get("BENCH_FLASH_RUNS", 3))
-        r = median_of(runs, lambda: node_flash(small, fresh_target(target, device), device, small + ".bmap"))
-        rows.append(("node_flash (bmap)", r["seconds"], r["written"], r["maxrss_kib"]))
-        r = median_of(runs, lambda: node_flash(small, fresh_target(target, device), device))
-        rows.append(("node_flash (whole image)", r["seconds"], r["written"], r["maxrss_kib"]))
-        r = median_of(runs, lambda: {"seconds": timed(["dd", "if=" + small, "of=" + fresh_target(target, device),
-                                                       "bs=4M", "conv=fsync,notrunc"])})
-        rows.append(("dd bs=4M conv=fsync", r["seconds"], image_size, None))
-        r = median_of(runs, lambda: {"seconds": timed(["bmaptool", "copy", "--bmap", small + ".bmap", small,
-                                                       fresh_target(target, device)])})
-        from ansible_collections.picluster.carrier.plugins.module_utils._flash import bmap as B
-        rows.append(("bmaptool copy", r["seconds"], B.parse(small + ".bmap").mapped_size, None))
-        dd_time = rows[2][1]
-        bmaptool_time = rows[3][1]
-        print("Flashing a %d MiB image (%d MiB of data) to a sparse file, median of %d runs (wall time; node_flash "
-              "includes its read-back verification)" % (SMALL_MB, DATA_MB, runs))
-        header = ("writer", "seconds", "written/image", "peak MiB", "vs dd", "vs bmaptool")
-        print("%-26s %9s %14s %10s %12s %12s" % header)
-        for name, secs, written, rss in rows:
-            print("%-26s %9.2f %13.1f%% %10s %11.1fx %11.2fx" % (
-                name, secs, 100.0 * written / image_size, "%.1f" % (rss / 1024.0) if rss else "-",
-                dd_time / secs, bmaptool_time / secs))
-        print()
-        big = make_image(os.path.join(work, "big.img"), BIG_MB, DATA_MB)
-        subprocess.run(["bmaptool", "create", "-o", big + ".bmap", big], check=True, capture_output=True)
-        subprocess.run(["zstd", "-q", "-1", "-T2", "-f", big, "-o", big + ".zst"], check=True)
-        subprocess.run(["zstd", "-q", "-1", "-T2", "-f", small, "-o", small + ".zst"], check=True)
-        print("Peak memory of node_flash's writer (ru_maxrss of its process)")
-        print("%-34s %10s %10s %9s" % ("image", "size MiB", "peak MiB", "seconds"))
-        for label, path, size_mb, bmap in (
-                ("raw + bmap", small, SMALL_MB, small + ".bmap"), ("raw + bmap", big, BIG_MB, big + ".bmap"),
-                ("zstd, whole image", small + ".zst", SMALL_MB, ""), ("zstd, whole image", big + ".zst", BIG_MB, "")):
-            device = (size_mb + 64) * MIB
-            r = node_flash(path, fresh_target(target, device), device, bmap)
-            print("%-34s %10d %10.1f %9.2f" % (label, size_mb, r["maxrss_kib"] / 1024.0, r["seconds"]))
-        os.unlink(target)
+        what = "a %d MiB image (%d MiB of data), median of %d runs (wall time)" % (SMALL_MB, DATA_MB, runs)
+        rows = compare(small, image_size, device, lambda size: fresh_target(target, size), runs)
+        print_rows("Flashing %s to a sparse file" % what, rows, image_size)
+        loop = LoopTarget.make(os.path.join(work, "loop-backing.img"))
+        if loop is None:
+            print("Loop device target: not measured (needs root and losetup)\n")
+        else:
+            rows = compare(small, image_size, device, loop.fresh, runs)
+            print_rows("Flashing %s to a loop device over a sparse file (a block device)" % what, rows, image_size)
+            loop.release()
+        print("Paced target (~30 MB/s, eMMC over USB 2.0): not measured (see this script's docstring)\n")
+        if os.environ.get("BENCH_FLASH_MEMORY", "1") != "0":
+            memory(work, small, target)
+        if os.path.exists(target):
+            os.unlink(target)
     finally:
+        if loop is not None:
+            loop.release()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
