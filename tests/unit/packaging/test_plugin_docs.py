@@ -13,8 +13,10 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
+# An action plugin is documented by the module of its name (Ansible reads the docs there).
 PLUGINS = sorted(path for path in (REPO / "plugins").glob("*/*.py")
-                 if path.parent.name not in ("module_utils", "doc_fragments") and path.name != "__init__.py")
+                 if path.parent.name not in ("module_utils", "doc_fragments", "action") and path.name != "__init__.py")
+ACTIONS = sorted(path for path in (REPO / "plugins" / "action").glob("*.py") if path.name != "__init__.py")
 BLOCKS = ("DOCUMENTATION", "EXAMPLES", "RETURN")
 
 
@@ -53,3 +55,10 @@ def test_doc_blocks_are_yaml_without_duplicate_keys(path):
             list(yaml.load_all(text, Loader=_StrictLoader))
         except yaml.YAMLError as exc:
             pytest.fail("%s %s: %s" % (path.relative_to(REPO), name, exc))
+
+
+@pytest.mark.parametrize("path", ACTIONS, ids=lambda path: str(path.relative_to(REPO)))
+def test_every_action_plugin_has_its_documented_module(path):
+    module = REPO / "plugins" / "modules" / path.name
+    assert module.is_file(), "%s has no plugins/modules/%s holding its documentation" % (path, path.name)
+    assert "DOCUMENTATION" in dict(_blocks(module)), module
