@@ -273,7 +273,7 @@ uploaded:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.picluster.carrier.plugins.module_utils import _fat  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils import _command, _fat  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._common import (  # noqa: E402
     board_argument_spec,
     board_from_params,
@@ -293,7 +293,8 @@ def _run(module):
         boot=params["boot"], force=params["force"], power_control=params["power_control"],
         timeout=params["timeout"], state_dir=params["state_dir"], progress_interval=params["progress_interval"],
         is_bmc=board.profile.kind == "turingpi2", max_parallel=params["max_parallel"])
-    access = _usb.Access(board.bus_spec, rpiboot_command=params["rpiboot_command"], gadget_dir=params["gadget_dir"])
+    access = _usb.Access(board.bus_spec, rpiboot_command=params["rpiboot_command"], gadget_dir=params["gadget_dir"],
+                         runner=_command.module_timed_runner(module))
     result = _flash.run(request, board, access, check_mode=module.check_mode)
     if not module._diff:
         result.pop("diff", None)

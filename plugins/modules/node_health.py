@@ -131,10 +131,10 @@ unavailable:
 """
 
 import os  # noqa: E402
-import subprocess  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.picluster.carrier.plugins.module_utils import _command  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._health import Unavailable, read_health  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._values import check_number  # noqa: E402
@@ -147,19 +147,18 @@ def _vcgencmd_runner(module):
     if not program or not os.access(program, os.X_OK):
         return None
 
+    timed = _command.module_timed_runner(module)
+
     def run():
-        # run_command has no timeout, and a firmware mailbox that does not answer must not hold the play
-        try:
-            proc = subprocess.run([program, "get_throttled"], capture_output=True, text=True, errors="replace",
-                                  timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise Unavailable("%s get_throttled did not answer in %.1f s" % (program, timeout)) from None
-        except OSError as exc:
-            raise Unavailable("cannot run %s: %s" % (program, exc.strerror)) from None
-        if proc.returncode != 0:
-            raise Unavailable("%s get_throttled exited %d: %s"
-                              % (program, proc.returncode, (proc.stderr or proc.stdout).strip()[:200]))
-        return proc.stdout
+        # a firmware mailbox that does not answer must not hold the play
+        rc, out, err = timed([program, "get_throttled"], timeout)
+        if rc == _command.TIMED_OUT:
+            raise Unavailable("%s get_throttled did not answer in %.1f s" % (program, timeout))
+        if rc == _command.NOT_FOUND or rc == _command.CANNOT_RUN:
+            raise Unavailable("cannot run %s (timeout(1) exited %d)" % (program, rc))
+        if rc != 0:
+            raise Unavailable("%s get_throttled exited %d: %s" % (program, rc, (err or out).strip()[:200]))
+        return out
 
     return run
 

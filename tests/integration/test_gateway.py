@@ -150,7 +150,7 @@ def test_gateway_on_off_expiry_and_bad_input(rig):
     assert forwarding(rig) == "0" and not reaches(rig)
     assert host_table(rig) == before
 
-    proc, _ = play(rig, "-e", "internet=on", "-e", "internet_expiry=4s")
+    proc, _changed = play(rig, "-e", "internet=on", "-e", "internet_expiry=4s")
     ok(proc)
     started = time.time()
     deadline = int((rig["tmp"] / "state" / "deadline").read_text())
@@ -164,7 +164,7 @@ def test_gateway_on_off_expiry_and_bad_input(rig):
     assert host_table(rig) == before
 
     ruleset = ctl(rig, "nft", "list", "ruleset").stdout
-    proc, _ = play(rig, "-e", "internet=on", "-e", "gateway_cluster_subnet=10.77.0.0/33")
+    proc, _changed = play(rig, "-e", "internet=on", "-e", "gateway_cluster_subnet=10.77.0.0/33")
     assert proc.returncode != 0
     assert "gateway_cluster_subnet" in proc.stdout and "10.77.0.0/33" in proc.stdout
     assert ctl(rig, "nft", "list", "ruleset").stdout == ruleset

@@ -16,9 +16,9 @@ import errno
 import json
 import os
 import socket
-import subprocess
 import time
 
+from ansible_collections.picluster.carrier.plugins.module_utils import _command
 from ansible_collections.picluster.carrier.plugins.module_utils._bus import parse_bus_spec
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._flash import device as _device
@@ -44,7 +44,8 @@ class Access(object):
         self.dev_root = os.path.join(self.sim_root, "dev") if self.sim_root else "/dev"
         self.rpiboot_command = rpiboot_command
         self.gadget_dir = gadget_dir
-        self.runner = runner or _subprocess_runner
+        # run(argv, timeout) -> (rc, out, err), the exit codes of _command.timed_runner
+        self.runner = runner
 
     def disks(self, usb_port):
         return _device.disks_on_port(self.sys_root, self.dev_root, usb_port)
@@ -59,7 +60,15 @@ class Access(object):
                                "mass-storage-gadget64 directory) on the controller, or set gadget_dir"
                                % self.gadget_dir)
         argv = [self.rpiboot_command, "-d", self.gadget_dir, "-p", usb_port]
+        if self.runner is None:
+            raise UsbBootError("rpiboot_command: no command runner to start %s (Access(runner=...))" % argv[0])
         rc, out, err = self.runner(argv, timeout)
+        if rc == _command.NOT_FOUND or rc == _command.CANNOT_RUN:
+            raise UsbBootError("rpiboot_command: %s is not installed: build Raspberry Pi's usbboot "
+                               "(https://github.com/raspberrypi/usbboot) or install its package, or set rpiboot_command"
+                               % argv[0])
+        if rc == _command.TIMED_OUT:
+            raise UsbBootError("usb_port: %s found no node in USB boot mode within %g s" % (" ".join(argv), timeout))
         if rc != 0:
             raise UsbBootError("usb_port: %s exited %s serving the node on USB port %s: %s"
                                % (" ".join(argv), rc, usb_port, (err or out or "").strip()[-500:]))
@@ -76,19 +85,6 @@ class Access(object):
                 raise UsbBootError("usb_port: no disk appeared on USB port %s within %g s (is the node's USB-boot "
                                    "port cabled to that port?)" % (usb_port, timeout))
             sleep(0.2)
-
-
-def _subprocess_runner(argv, timeout):
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise UsbBootError("rpiboot_command: %s is not installed: build Raspberry Pi's usbboot "
-                           "(https://github.com/raspberrypi/usbboot) or install its package, or set rpiboot_command"
-                           % argv[0]) from None
-    except subprocess.TimeoutExpired:
-        raise UsbBootError("usb_port: %s found no node in USB boot mode within %g s" % (" ".join(argv), timeout)
-                           ) from None
-    return done.returncode, done.stdout, done.stderr
 
 
 def _sim_rpiboot(path, usb_port, timeout, storage="emmc"):

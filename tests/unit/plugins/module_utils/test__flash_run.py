@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import threading
 
 import pytest
 
 from flash_fixtures import make_usb_disk
 
+from ansible_collections.picluster.carrier.plugins.module_utils import _command
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, InvalidValue
 from ansible_collections.picluster.carrier.plugins.module_utils._flash import flash, source, state, usb
 
@@ -273,14 +275,23 @@ def test_real_rpiboot_command_and_its_failures(tmp_path):
     with pytest.raises(CarrierError, match="(?s)^usb_port: /opt/rpiboot -d .* -p 1-1.3 exited 1 .*no device"):
         access.rpiboot("1-1.3", 5)
     assert calls == [(["/opt/rpiboot", "-d", str(gadget), "-p", "1-1.3"], 5)]
-    missing = usb.Access("1", rpiboot_command=str(tmp_path / "no-rpiboot"), gadget_dir=str(gadget))
+    timed = _command.timed_runner(_run_command)
+    missing = usb.Access("1", rpiboot_command=str(tmp_path / "no-rpiboot"), gadget_dir=str(gadget), runner=timed)
     with pytest.raises(CarrierError, match="^rpiboot_command: .*no-rpiboot is not installed"):
         missing.rpiboot("1-1.3", 5)
     slow = tmp_path / "slow-rpiboot"
     slow.write_text("#!/bin/sh\nsleep 5\n")
     slow.chmod(0o755)
     with pytest.raises(CarrierError, match="^usb_port: .* found no node in USB boot mode within 0.2 s"):
+        usb.Access("1", rpiboot_command=str(slow), gadget_dir=str(gadget), runner=timed).rpiboot("1-1.3", 0.2)
+    with pytest.raises(CarrierError, match="^rpiboot_command: no command runner"):
         usb.Access("1", rpiboot_command=str(slow), gadget_dir=str(gadget)).rpiboot("1-1.3", 0.2)
+
+
+def _run_command(argv):
+    """AnsibleModule.run_command's contract: (rc, stdout, stderr) of argv."""
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout, done.stderr
 
 
 def test_record_is_removed_before_the_first_byte_is_written(node, image, monkeypatch):
