@@ -20,6 +20,9 @@ options:
       - The board profile, either the name of a built-in profile (V(itx4), V(backplane10), V(clusterhat_v2),
         V(clusterhat_v3), V(clusterctrl), V(turingpi1), V(turingpi2)) or a mapping that defines one
         (C(name), C(kind), C(chips), C(slots), C(timing); see the collection README).
+      - Boards without a carrier are profiles too, their nodes powered through the ports of a device (V(usb_hub4),
+        V(usb_hub7) (C(kind=usb_hub)), V(poe_switch8) (C(kind=poe_switch)), V(tasmota_strip4), V(shelly_pro4)
+        (C(kind=smart_plug))); such a slot has only a power line, and a reset is a power cycle.
       - The inventory sets it as host vars C(carrier_profile) and, for a user profile, C(carrier_profile_data).
     type: raw
     required: true
@@ -28,6 +31,9 @@ options:
       - The I2C bus of the board on the controller, V(1) or V(/dev/i2c-1), or V(sim:/path/to/bus.sock) for a bus of
         the collection's simulator.
       - For a Turing Pi 2 (O(profile=turingpi2)), the URL of its BMC, for example V(https://turingpi.local).
+      - For a smart plug or power strip, its URL (V(http://10.0.0.31)); for a PoE switch, its SNMP agent
+        (V(snmp://switch.lan) or V(snmp://HOST:PORT)); for a USB hub, V(usb:1-1) or its sysfs directory
+        (V(/sys/bus/usb/devices/1-1)).
     type: raw
     required: true
   addresses:
@@ -63,10 +69,18 @@ options:
     description:
       - User for a Turing Pi 2 BMC's API (V(root) on stock firmware). Without it no authentication is sent.
       - The token the BMC gives is kept in a 0600 file in O(lock_dir) and reused by every task of the run.
+      - For a smart plug, its web user (Tasmota V(admin), Shelly V(admin)); for a PoE switch, the SNMPv3 user (without
+        it, SNMP v2c is spoken).
     type: str
   bmc_password:
     description:
       - Password of O(bmc_user).
+      - For a PoE switch, the SNMP v2c community, or the SNMPv3 user's authentication passphrase.
+    type: str
+  bmc_priv_password:
+    description:
+      - For a PoE switch spoken to with SNMPv3, the user's privacy (encryption) passphrase. Without it, SNMPv3 is spoken
+        with authentication and no privacy.
     type: str
   bmc_ca_path:
     description:

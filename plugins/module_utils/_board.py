@@ -25,13 +25,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 
 from ansible_collections.picluster.carrier.plugins.module_utils._backends import (
     BUS_SESSIONS,
     TURINGPI1_BITS,
     TuringPi2Session,
 )
-from ansible_collections.picluster.carrier.plugins.module_utils._bus import bus_id, bus_lock, lock_directory, open_bus
+from ansible_collections.picluster.carrier.plugins.module_utils import _outlets
+from ansible_collections.picluster.carrier.plugins.module_utils._bus import (
+    bus_id, bus_lock, file_lock, lock_directory, open_bus,
+)
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._expanders import chip_width
 from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import BmcClient, parse_bmc_url
@@ -41,7 +45,7 @@ LINE_NAMES = ("power", "run", "rpiboot", "eeprom_wp")
 # Lines a slot may have beyond the power-related ones; read_state reports them only where present.
 SLOT_LINE_NAMES = LINE_NAMES + ("led",)
 RESTORE_POLICIES = ("last", "off", "on")
-KINDS = ("gpio", "clusterctrl", "turingpi1", "turingpi2")
+KINDS = ("gpio", "clusterctrl", "turingpi1", "turingpi2") + _outlets.OUTLET_KINDS
 
 # docs/hardware.md section 1: timing is not confirmed electrically; conservative defaults.
 DEFAULT_TIMING = {"reset_pulse": 0.1, "off_time": 1.0, "stagger": 0.5}
@@ -126,7 +130,7 @@ class Profile(object):
         self.name = str(data.get("name") or "custom")
         field = "profile %s" % self.name
         _no_unknown(data, ("name", "description", "kind", "chips", "slots", "timing", "device", "max_slots",
-                           "sensors", "fans", "restore"), field)
+                           "sensors", "fans", "restore", "api", "snmp"), field)
         self.description = str(data.get("description") or "")
         self.kind = _choice(data.get("kind", "gpio"), field + ".kind", KINDS)
         self.timing = dict(DEFAULT_TIMING)
@@ -147,12 +151,16 @@ class Profile(object):
         self.monitors = {}  # slot -> {chip, channel, shunt_ohms}
         # A board that resets a node by a command of its own rather than by a run line.
         self.native_reset = self.kind == "turingpi2"
+        if self.kind not in _outlets.OUTLET_KINDS:
+            _outlets.refuse_options(data, field)
         if self.kind == "gpio":
             self._parse_gpio(data, field)
         elif self.kind == "clusterctrl":
             self._parse_command_board(data, field, default_address=0x20, max_slots=32)
         elif self.kind == "turingpi1":
             self._parse_command_board(data, field, default_address=0x57, max_slots=7)
+        elif self.kind in _outlets.OUTLET_KINDS:
+            self._parse_outlet_board(data, field)
         else:
             self._parse_bmc_board(data, field)
         self.slot_numbers = tuple(sorted(self._lines))
@@ -249,6 +257,12 @@ class Profile(object):
             else:
                 self._lines[slot] = {"power": Line("power", None, 0), "rpiboot": Line("rpiboot", None, 0)}
 
+    def _parse_outlet_board(self, data, field):
+        self._monitor_specs = {}
+        self.outlets, self.outlet_options = _outlets.parse_profile(data, field, _as_int)
+        for slot in self.outlets:
+            self._lines[slot] = {"power": Line("power", None, 0)}
+
     def _parse_bmc_board(self, data, field):
         for key in ("chips", "device"):
             if key in data:
@@ -288,6 +302,8 @@ class Profile(object):
                 data["slots"][slot]["monitor"] = dict(monitor)
         elif self.kind == "turingpi2":
             data["max_slots"] = len(self._lines)
+        elif self.kind in _outlets.OUTLET_KINDS:
+            data.update(_outlets.to_dict(self))
         else:
             data["device"] = {"address": self.device_address}
             data["max_slots"] = len(self._lines)
@@ -358,6 +374,7 @@ def _builtin_profiles():
                         for slot in range(1, 5)}
     return {
         **_itx4_profiles(),
+        **_outlets.BUILTIN_PROFILES,
         "backplane10": {
             "name": "backplane10",
             "description": "10-slot 19-inch backplane: PCA9555 at 0x20 (slots 1-5) and 0x21 (slots 6-10)",
@@ -468,6 +485,8 @@ class Board(object):
         self._bmc_client = None
         if self.profile.kind == "turingpi2":
             parse_bmc_url(bus_spec)
+        elif self.profile.kind in _outlets.OUTLET_KINDS:
+            self.bus_spec = _outlets.check_address(self.profile.kind, bus_spec)
         else:
             bus_id(bus_spec)  # a clear error for a malformed bus, before anything is opened
         self.chips = dict(self.profile.chips)
@@ -511,6 +530,15 @@ class Board(object):
             # The BMC serialises its own requests; a power set names only the nodes it changes.
             yield TuringPi2Session(self, self.bmc_client())
             return
+        if self.profile.kind in _outlets.OUTLET_KINDS:
+            # One request at a time per device: a read-back must see this write, not another fork's.
+            with file_lock(os.path.join(lock_directory(self.lock_dir), self.lock_key + ".lock")):
+                session = _outlets.OutletSession(self, _outlets.make_driver(self))
+                try:
+                    yield session
+                finally:
+                    session.close()
+            return
         with bus_lock(self.bus_spec, self.lock_dir):
             bus = self._bus_opener(self.bus_spec)
             try:
@@ -537,11 +565,14 @@ class Board(object):
         """A file-name-safe identity of the board's bus (or BMC), for lock and gate files."""
         if self.profile.kind == "turingpi2":
             return "bmc-" + "".join(c if c.isalnum() or c in ".-" else "_" for c in parse_bmc_url(self.bus_spec))
+        if self.profile.kind in _outlets.OUTLET_KINDS:
+            return _outlets.lock_key(self.profile.kind, self.bus_spec)
         return bus_id(self.bus_spec)
 
     def bmc_client(self):
         if self._bmc_client is None:
-            self._bmc_client = BmcClient(self.bus_spec, token_dir=lock_directory(self.lock_dir), **self.bmc)
+            login = {k: v for k, v in self.bmc.items() if k in ("user", "password", "ca_path", "validate_certs")}
+            self._bmc_client = BmcClient(self.bus_spec, token_dir=lock_directory(self.lock_dir), **login)
         return self._bmc_client
 
     def read_state(self, slots=None):

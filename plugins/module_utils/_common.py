@@ -13,6 +13,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._board import bo
 BMC_ARGUMENT_SPEC = dict(
     bmc_user=dict(type="str"),
     bmc_password=dict(type="str", no_log=True),
+    bmc_priv_password=dict(type="str", no_log=True),
     bmc_ca_path=dict(type="path"),
     validate_certs=dict(type="bool", default=True),
 )
@@ -29,9 +30,13 @@ BOARD_ARGUMENT_SPEC = dict(
 
 
 def bmc_from_params(params):
-    """The BMC options as BmcClient's keyword arguments (``user``, ``password``, ``ca_path``, ``validate_certs``)."""
-    return {"user": params.get("bmc_user"), "password": params.get("bmc_password"),
-            "ca_path": params.get("bmc_ca_path"), "validate_certs": params.get("validate_certs", True)}
+    """The device login options (``user``, ``password``, ``ca_path``, ``validate_certs``: BmcClient's keyword
+    arguments; ``priv_password`` too when given, for a PoE switch's SNMPv3 privacy)."""
+    login = {"user": params.get("bmc_user"), "password": params.get("bmc_password"),
+             "ca_path": params.get("bmc_ca_path"), "validate_certs": params.get("validate_certs", True)}
+    if params.get("bmc_priv_password") is not None:
+        login["priv_password"] = params["bmc_priv_password"]
+    return login
 
 
 def board_argument_spec(**extra):

@@ -55,6 +55,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._errors import C
 from ansible_collections.picluster.carrier.plugins.module_utils._topology_model import (
     BoardSpec, Controller, Node, Topology,
 )
+from ansible_collections.picluster.carrier.plugins.module_utils import _outlets
 from ansible_collections.picluster.carrier.plugins.module_utils._turingpi import console_port, parse_bmc_url
 from ansible_collections.picluster.carrier.plugins.module_utils._values import format_ranges
 
@@ -362,16 +363,24 @@ class _TopologyReader:
         return controller
 
     def board_bus(self, bdata: Mapping, path: str, profile: Any) -> tuple:
-        """(bus, bmc): an I2C bus spec, or for a Turing Pi 2 its BMC's URL and login settings."""
-        if profile.kind != "turingpi2":
+        """(bus, bmc): an I2C bus spec, or for a Turing Pi 2 its BMC's URL and for an outlet board
+        (``_outlets``) its device's address, each with their login settings."""
+        if profile.kind in _outlets.OUTLET_KINDS:
+            try:
+                bus = _outlets.check_address(profile.kind, bdata["bus"])
+            except CarrierError as exc:
+                self.fail(_join(path, "bus"), str(exc).split(": ", 1)[-1], bdata["bus"])
+        elif profile.kind != "turingpi2":
             if bdata.get("bmc") is not None:
-                self.fail(_join(path, "bmc"), "only a Turing Pi 2 board (profile turingpi2) has a BMC")
+                self.fail(_join(path, "bmc"), "only a Turing Pi 2 board (profile turingpi2) or a board of a "
+                          "switching device (%s) has login settings" % ", ".join(_outlets.OUTLET_KINDS))
             return normalize_bus(bdata["bus"], self.source, _join(path, "bus")), {}
-        try:
-            bus = parse_bmc_url(bdata["bus"])
-        except CarrierError:
-            self.fail(_join(path, "bus"), "%r is not a BMC URL (a Turing Pi 2 board needs https://HOST or "
-                      "http://HOST:PORT)" % (bdata["bus"],), bdata["bus"])
+        else:
+            try:
+                bus = parse_bmc_url(bdata["bus"])
+            except CarrierError:
+                self.fail(_join(path, "bus"), "%r is not a BMC URL (a Turing Pi 2 board needs https://HOST or "
+                          "http://HOST:PORT)" % (bdata["bus"],), bdata["bus"])
         bmc = {}
         bmc_path = _join(path, "bmc")
         for key, value in self.mapping(bdata.get("bmc"), bmc_path, _BMC_KEYS).items():

@@ -21,8 +21,8 @@ import time
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._topology import load_topology
 
-from .bmc import BmcEmulator
 from .boards import SimBoard
+from .devices import EMULATORS, DeviceBoard, make_emulator, simulated
 from .bus import SimBus
 from .nodes import Node
 from .uart import Uart
@@ -30,6 +30,7 @@ from .usb import UsbHost
 
 HOST_FAULTS = ("hang", "panic", "boot_loop", "undervolt")
 MAX_SOCKET_PATH = 107  # sun_path is 108 bytes with its NUL
+EMULATED_KINDS = tuple(EMULATORS)
 
 
 class SimError(Exception):
@@ -86,8 +87,8 @@ class Simulator:
     # --- construction ------------------------------------------------------------------------------
     def _build(self, transaction_time):
         for spec in self.topology.boards.values():
-            if spec.profile.kind == "turingpi2":
-                self._build_bmc(spec)
+            if spec.profile.kind in EMULATED_KINDS:
+                self._build_device(spec)
                 continue
             if not spec.bus.startswith("sim:"):
                 self.skipped.append(spec.name)
@@ -129,14 +130,16 @@ class Simulator:
         """A USB host (rpiboot, the gadget's disks) in each directory holding bus sockets, for its boards' nodes."""
         by_dir = {}
         for board in self.boards.values():
-            if isinstance(board, BmcBoard):
-                continue  # a Turing Pi 2's USB goes to its BMC, not to the controller
+            if isinstance(board, DeviceBoard):
+                continue  # a Turing Pi 2's USB goes to its BMC; a plug, hub port or PoE port has no USB boot line
             gadget_time = (board.spec.sim or {}).get("gadget_time", self.gadget_time)
             by_dir.setdefault(os.path.dirname(board.spec.bus[4:]), []).append((board, gadget_time))
         for directory, boards in by_dir.items():
             nodes = [node for board, _g in boards for node in board.nodes.values()]
+            rates = {b.spec.name: (b.spec.sim or {}).get("usb_rate") for b, _g in boards}
             try:
-                self.usb_hosts[directory] = UsbHost(directory, nodes, gadget_time=boards[0][1], log=self.log)
+                self.usb_hosts[directory] = UsbHost(directory, nodes, gadget_time=boards[0][1], log=self.log,
+                                                    board_rates=rates)
             except ValueError as exc:
                 raise SimError("%s: %s" % (", ".join(b.spec.name for b, _g in boards), exc)) from None
 
@@ -146,12 +149,13 @@ class Simulator:
         except (CarrierError, OSError, ValueError) as exc:  # sim.eeprom_image unreadable or not an image of its SoC
             raise SimError("boards.%s.slots.%s.sim: %s" % (spec.name, slot, exc)) from None
 
-    def _build_bmc(self, spec):
-        """A Turing Pi 2: its nodes behind an emulated BMC (bmc.py) listening on the board's URL."""
-        if not spec.bus.startswith(("http://", "https://")):
+    def _build_device(self, spec):
+        """A board whose nodes an emulated device switches (devices.py): a Turing Pi 2's BMC listening on
+        the board's URL, a smart plug, a PoE switch or a USB hub."""
+        if not simulated(spec, self.state_dir):
             self.skipped.append(spec.name)
             return
-        board = BmcBoard(spec)
+        board = DeviceBoard(spec)
         for slot, nspec in spec.nodes.items():
             uart = Uart(nspec.host, baud=self.baud)
             node = self._node(spec, slot, nspec, uart)
@@ -159,7 +163,7 @@ class Simulator:
             board.nodes[slot] = node
             self.nodes[nspec.host] = node
         try:
-            board.bmc = BmcEmulator(spec, board.nodes, self.state_dir, log=self.log)
+            board.device = make_emulator(spec, board.nodes, self.state_dir, log=self.log)
         except ValueError as exc:
             raise SimError(str(exc)) from None
         self.boards[spec.name] = board
@@ -189,9 +193,9 @@ class Simulator:
                 await self._listen(host.path, lambda r, w, host=host: self._tracked(host.client, r, w))
                 host.clear_stale()
             for board in self.boards.values():
-                if isinstance(board, BmcBoard):
-                    await board.bmc.start()
-                    self.created.extend(board.bmc.created)
+                if isinstance(board, DeviceBoard):
+                    await board.device.start()
+                    self.created.extend(board.device.created)
             for board in self.boards.values():
                 for device in board.devices.values():
                     if hasattr(device, "scheduler"):
@@ -213,8 +217,8 @@ class Simulator:
                         self._symlink(node.uart.path, link)
             # power-on state of every board: apply pulls and defaults to the nodes
             for board in self.boards.values():
-                if isinstance(board, BmcBoard):
-                    continue  # the BMC applied its own state when it started
+                if isinstance(board, DeviceBoard):
+                    continue  # the device applied its own state when it started
                 for slot, node in board.nodes.items():
                     node.apply_lines(board.line_levels(slot))
         except BaseException:
@@ -258,11 +262,11 @@ class Simulator:
                 await asyncio.wait_for(server.wait_closed(), 2.0)
         self.servers = []
         for board in self.boards.values():
-            if isinstance(board, BmcBoard) and board.bmc is not None:
-                board.bmc.close()
+            if isinstance(board, DeviceBoard) and board.device is not None:
+                board.device.close()
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(board.bmc.wait_closed(), 2.0)
-                for path in board.bmc.created:
+                    await asyncio.wait_for(board.device.wait_closed(), 2.0)
+                for path in board.device.created:
                     if path not in self.created:
                         self.created.append(path)
         clients = [t for t in self._clients if t is not asyncio.current_task()]
@@ -389,9 +393,11 @@ class Simulator:
         if board is None:
             raise ValueError("board %r is not a simulated board (boards: %s)"
                              % (request.get("board"), ", ".join(sorted(self.boards))))
-        if isinstance(board, BmcBoard):
-            raise ValueError("board %s is a Turing Pi 2: its BMC speaks HTTP, there is no I2C bus to fault"
-                             % board.name)
+        if isinstance(board, DeviceBoard):
+            if hasattr(board.device, "fault"):
+                return dict({"board": board.name}, **board.device.fault(request))
+            raise ValueError("board %s is a %s: its device is not on an I2C bus, there is none to fault"
+                             % (board.name, "Turing Pi 2" if board.kind == "turingpi2" else board.kind))
         done = {"board": board.name}
         if "i2c_error_rate" in request:
             rate = request["i2c_error_rate"]
@@ -450,27 +456,6 @@ class Simulator:
                     for host in self.usb_hosts.values()},
             "nodes": {host: {"board": n.board, "slot": n.slot, "state": n.state} for host, n in self.nodes.items()},
         }
-
-
-class BmcBoard:
-    """A Turing Pi 2 in the simulator: nodes driven by an emulated BMC instead of bus devices."""
-
-    kind = "turingpi2"
-    error_rate = 0.0
-
-    def __init__(self, spec):
-        self.spec = spec
-        self.name = spec.name
-        self.devices = {}
-        self.nodes = {}
-        self.bmc = None
-
-    def line_levels(self, slot):
-        return self.bmc.lines(slot)
-
-    def snapshot(self):
-        return {"name": self.name, "profile": self.spec.profile_name, "kind": self.kind, "bus": self.spec.bus,
-                "i2c_error_rate": 0.0, "devices": {}, "bmc": self.bmc.snapshot() if self.bmc else None}
 
 
 def _bool(value, field):

@@ -45,7 +45,8 @@ def test_builtin_slot_mapping(profile, slot, line, expected):
 def test_builtin_profiles_shape():
     counts = {name: len(get_profile(name).slot_numbers) for name in BUILTIN_PROFILES}
     assert counts == {"itx4": 4, "itx4_hwmon": 4, "backplane10": 10, "clusterhat_v2": 4, "clusterhat_v3": 4,
-                      "clusterctrl": 32, "turingpi1": 7, "turingpi2": 4}
+                      "clusterctrl": 32, "turingpi1": 7, "turingpi2": 4, "usb_hub4": 4, "usb_hub7": 7,
+                      "poe_switch8": 8, "tasmota_strip4": 4, "shelly_pro4": 4}
     assert get_profile("backplane10").chips == {"u1": ("pca9555", 0x20), "u2": ("pca9555", 0x21)}
     assert get_profile("clusterhat_v2").chips == {"u1": ("xra1200", 0x20)}
     assert get_profile("turingpi1").device_address == 0x57

@@ -409,7 +409,9 @@ def test_builtin_profiles_resolved_once(monkeypatch):
 
 def test_every_builtin_profile_loads():
     for name in BUILTIN_PROFILES:
-        bus = "https://tpi.example" if name == "turingpi2" else 1
+        kind = BUILTIN_PROFILES[name]["kind"]
+        bus = {"turingpi2": "https://tpi.example", "smart_plug": "http://plug.example", "usb_hub": "usb:1-1",
+               "poe_switch": "snmp://switch.example"}.get(kind, 1)
         topo = load_topology({"controllers": {"c": {}}, "boards": {"b": {"profile": name, "bus": bus,
                                                                          "slots": {1: "h1"}}}})
         assert topo.node("h1").profile == name
