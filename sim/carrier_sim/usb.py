@@ -19,7 +19,10 @@ the boards' ``sim:`` bus sockets), newline-delimited JSON as on the bus socket:
 
 The disks appear as the kernel shows them, under ``<dir>/sys`` and ``<dir>/dev`` (see
 :meth:`UsbHost._attach`); the device node is a symlink to the node's backing file
-``<state>/nodes/<host>/emmc.img`` (``nvme.img``), a sparse file of the module's size.
+``<state>/nodes/<host>/emmc.img`` (``nvme.img``), a sparse file of the module's size, served at the
+speed of eMMC over USB 2.0 (``sim.usb_rate`` MB/s of the slot or the board, default 30) through
+:mod:`pacing` where nbdkit, nbdfuse and /dev/fuse are there; ``usb_rate: 0``, or a machine without
+them, links the backing file itself (unpaced).
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ import re
 import shutil
 import string
 
-from . import storage
+from . import pacing, storage
 
 GIB = 1024 ** 3
 DEFAULT_EMMC_GB = 32
 # eMMC sizes sold per model (GB); 0 is the Lite module (no eMMC: its SD slot is on the carrier).
 EMMC_SIZES = {"cm4": (0, 8, 16, 32), "cm4s": (0, 8, 16, 32), "cm3": (0, 8, 16, 32), "cm5": (0, 16, 32, 64)}
 NVME_MODELS = ("cm4", "cm5", "pi5")  # a PCIe lane an NVMe disk can sit on
+DEFAULT_USB_RATE = 30.0  # MB/s: eMMC behind the gadget on USB 2.0 (480 Mbit/s less the protocol's share)
 DEFAULT_GADGET_TIME = 2.0  # seconds from rpiboot to the disk (a real mass-storage-gadget64 takes ~5 s)
 PORT_RE = re.compile(r"^[0-9]+-[0-9]+(\.[0-9]+)*$")
 VENDOR, PRODUCT = "Linux   ", "File-Stor Gadget"  # what Linux's f_mass_storage reports over SCSI
@@ -110,16 +114,21 @@ class Disk:
         self.lun = lun
         self.port_dir = port_dir  # sys/devices/.../usb1/<port>: the USB device, gone with the gadget
         self.size = node.storage[kind]
+        self.target = node.storage_files[kind]  # what <dir>/dev/<name> links to: the backing or the paced file
+        self.paced = None  # a pacing.PacedDisk while one serves the disk
 
     def describe(self):
         return {"device": self.name, "size": self.size, "media": self.kind, "lun": self.lun,
-                "host": self.node.host, "port": self.node.spec.usb_port, "file": self.node.storage_files[self.kind]}
+                "host": self.node.host, "port": self.node.spec.usb_port, "file": self.node.storage_files[self.kind],
+                "rate_mbps": self.paced.rate if self.paced else 0}
 
 
 class UsbHost:
     """The USB host of one directory of bus sockets: its nodes by port, the disks, the sysfs tree."""
 
-    def __init__(self, directory, nodes, gadget_time=None, log=None):
+    def __init__(self, directory, nodes, gadget_time=None, log=None, usb_rate=None, board_rates=None):
+        """``usb_rate``: MB/s of the disks (default 30, 0 unpaced); ``board_rates``: a board's own
+        ``sim.usb_rate`` by board name; a slot's ``sim.usb_rate`` wins over both."""
         self.dir = directory
         self.path = os.path.join(directory, "usb.sock")
         self.sys = os.path.join(directory, "sys")
@@ -131,6 +140,9 @@ class UsbHost:
         self.pending = {}  # port -> the node rpiboot is serving
         self.aborted = set()
         self.made = []  # directories this host created (removed at close when empty)
+        self.usb_rate = pacing.check_rate(DEFAULT_USB_RATE if usb_rate is None else usb_rate, "sim.usb_rate")
+        self.rates = {}  # host -> MB/s
+        self.unpaced_said = False
         for node in nodes:
             port = getattr(node.spec, "usb_port", None)
             if not port:
@@ -140,6 +152,15 @@ class UsbHost:
                                  % (port, self.ports[port].host, node.host))
             self.ports[port] = node
             node.on_stop.append(self.released)
+            self.rates[node.host] = self._rate(node, board_rates or {})
+
+    def _rate(self, node, board_rates):
+        sim = node.spec.sim or {}
+        if "usb_rate" in sim:
+            return pacing.check_rate(sim["usb_rate"], "slots.%s.sim.usb_rate" % node.slot)
+        if board_rates.get(node.board) is not None:
+            return pacing.check_rate(board_rates[node.board], "boards.%s.sim.usb_rate" % node.board)
+        return self.usb_rate
 
     # --- requests ----------------------------------------------------------------------------------------
     async def client(self, reader, writer):
@@ -205,10 +226,15 @@ class UsbHost:
                         % (node.host, port, node.state)}
             try:
                 disks = self._attach(node, kinds)
+                await self._pace(node, disks)
             except OSError as exc:
                 self.released(node)  # what was made of the tree goes again
                 return {"errno": exc.errno or errno.EIO, "error": "port %s: the disk could not be exposed: %s"
                         % (port, exc)}
+            if port in self.aborted or node.state != "rpiboot":  # powered off while the paced disks mounted
+                self.released(node)
+                return {"errno": errno.ENODEV, "error": "%s on port %s went away while the gadget booted (%s)"
+                        % (node.host, port, node.state)}
         finally:
             self.pending.pop(port, None)
         node.usb_devices = [d.describe() for d in disks]
@@ -216,6 +242,35 @@ class UsbHost:
         self.log("rpiboot %s: %s" % (port, ", ".join(d.name for d in disks)))
         chosen = [d for d in disks if d.kind == target][0]
         return {"value": {"device": chosen.name, "size": chosen.size, "devices": [d.describe() for d in disks]}}
+
+    async def _pace(self, node, disks):
+        """Serve each disk through a paced file (pacing.py) and point its /dev link there; a machine
+        without the tools keeps the backing file, said once in the log."""
+        rate = self.rates.get(node.host, self.usb_rate)
+        if not rate:
+            return
+        why = pacing.unavailable()
+        if why:
+            if not self.unpaced_said:
+                self.log("usb: disks unpaced (sim.usb_rate %g MB/s asked): %s" % (rate, why))
+                self.unpaced_said = True
+            return
+        for disk in disks:
+            paced = pacing.PacedDisk(self.dir, disk.name, disk.target, rate)
+            try:
+                await paced.start()
+            except OSError as exc:
+                self.log("usb %s: %s unpaced: %s" % (node.spec.usb_port, disk.name, exc))
+                continue
+            if self.disks.get(disk.name) is not disk:  # the node went away while it mounted
+                paced.stop()
+                continue
+            link = os.path.join(self.dev, disk.name)
+            tmp = link + ".paced"
+            os.symlink(paced.path, tmp)
+            os.replace(tmp, link)
+            disk.paced, disk.target = paced, paced.path
+            self.log("usb %s: %s paced at %g MB/s (%s)" % (node.spec.usb_port, disk.name, rate, paced.path))
 
     def names(self, node):
         return sorted(d.name for d in self.disks.values() if d.node is node)
@@ -281,8 +336,11 @@ class UsbHost:
             if os.path.islink(block) and "/sim-xhci/" in os.readlink(block):
                 os.unlink(block)
             dev = os.path.join(self.dev, disk.name)  # only our link: a failed attach may have met another one
-            if os.path.islink(dev) and os.readlink(dev) == disk.node.storage_files.get(disk.kind):
+            if os.path.islink(dev) and os.readlink(dev) == disk.target:
                 os.unlink(dev)
+            if disk.paced is not None:
+                disk.paced.stop()
+                disk.paced = None
             del self.disks[disk.name]
         node.usb_devices = []
         if gone:
@@ -296,11 +354,13 @@ class UsbHost:
             for name in (os.listdir(folder) if os.path.isdir(folder) else ()):
                 if name.startswith("sd") and os.path.islink(os.path.join(folder, name)):
                     os.unlink(os.path.join(folder, name))
+        pacing.clear_stale(self.dir)
 
     def close(self):
         for node in {d.node for d in self.disks.values()}:
             self.released(node)
         shutil.rmtree(os.path.join(self.sys, "devices", "platform", "sim-xhci"), ignore_errors=True)
+        pacing.remove_root(self.dir)
         for path in (os.path.join(self.sys, "devices", "platform"), os.path.join(self.sys, "devices"),
                      *reversed(self.made), self.sys):
             try:

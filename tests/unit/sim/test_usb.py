@@ -46,7 +46,7 @@ def topology(slots=None):
     }
     return {"controllers": {"ctrl0": {}},
             "boards": {"b1": {"profile": "itx4", "controller": "ctrl0", "bus": "sim:{dir}/bus.sock",
-                              "sim": {"gadget_time": 0.2}, "slots": slots}}}
+                              "sim": {"gadget_time": 0.2, "usb_rate": 0}, "slots": slots}}}
 
 
 def call(directory, request, timeout=10.0):
