@@ -27,17 +27,61 @@ MODELS = {
         Model("cm4s", "bcm2711", "bcm2711-rpi-cm4s.dtb", "rom", "Compute Module 4S"),
         Model("cm5", "bcm2712", "bcm2712-rpi-cm5-cm5io.dtb", "eeprom", "Compute Module 5"),
         Model("pi4", "bcm2711", "bcm2711-rpi-4-b.dtb", "eeprom", "Raspberry Pi 4 Model B"),
+        Model("pi3", "bcm2837", "bcm2710-rpi-3-b.dtb", "rom", "Raspberry Pi 3 Model B"),
+        Model("pi3bplus", "bcm2837", "bcm2710-rpi-3-b-plus.dtb", "rom", "Raspberry Pi 3 Model B+"),
         Model("pi5", "bcm2712", "bcm2712-rpi-5-b.dtb", "eeprom", "Raspberry Pi 5"),
         Model("pizero", "bcm2835", "bcm2708-rpi-zero.dtb", "rom", "Raspberry Pi Zero"),
         Model("pizero2", "bcm2837", "bcm2710-rpi-zero-2-w.dtb", "rom", "Raspberry Pi Zero 2 W"),
     )
 }
 DEFAULT_MODEL = "cm4"
+# Boot-ROM models that network-boot from their built-in Ethernet (docs/hardware.md section 13): the ROM
+# fetches bootcode.bin over TFTP. The 3B+ ROM has it enabled; a 3B needs OTP bit 17
+# (program_usb_boot_mode=1). Zero 2 W, CM3 and Zero have no Ethernet: USB boot only.
+ROM_NETBOOT_MODELS = ("pi3", "pi3bplus")
 
 
 def eeprom_models():
     """The models whose bootloader lives in SPI EEPROM (network and HTTP boot, eeprom_config)."""
     return tuple(name for name, m in MODELS.items() if m.bootloader == "eeprom")
+
+
+def no_eeprom_reason(name):
+    """Why a boot-ROM model has no bootloader to configure: for messages that refuse it."""
+    m = MODELS[name]
+    return ("a %s (%s, %s) has no SPI EEPROM; its bootloader is in ROM/bootcode.bin"
+            % (m.description, name, m.soc.upper()))
+
+
+def check_eeprom_model(name, field="model", node=None, purpose="have a bootloader EEPROM configured"):
+    """The Model ``name`` when its bootloader is in SPI EEPROM; else InvalidValue naming ``field`` (and
+    ``node``) and saying why a boot-ROM model cannot ``purpose``."""
+    model = get_model(name, field)
+    if model.bootloader == "eeprom":
+        return model
+    who = "node %s: " % node if node else ""
+    raise InvalidValue(field, "%s%s, so it cannot %s (models with an EEPROM: %s)"
+                       % (who, no_eeprom_reason(name), purpose, ", ".join(eeprom_models())), name)
+
+
+# Device-tree compatible strings (Linux's arch/arm/boot/dts/broadcom) of boot-ROM boards, to name the
+# board a refusal is about.
+_ROM_COMPATIBLE = {
+    "raspberrypi,3-model-b-plus": "pi3bplus",
+    "raspberrypi,3-model-b": "pi3",
+    "raspberrypi,model-zero-2-w": "pizero2",
+    "raspberrypi,3-compute-module": "cm3",
+    "raspberrypi,3-compute-module-plus": "cm3",
+    "raspberrypi,model-zero": "pizero",
+}
+
+
+def rom_model_from_compatible(names):
+    """The boot-ROM model whose compatible string is among ``names``, or None."""
+    for name in names:
+        if name in _ROM_COMPATIBLE:
+            return _ROM_COMPATIBLE[name]
+    return None
 
 
 def get_model(name, field="model", allowed=None):

@@ -51,8 +51,10 @@ options:
     description:
       - The model the image is for; the source must hold its boot files (C(start4.elf) for Pi 4/CM4, C(config.txt)
         and a C(bcm2712*.dtb) for Pi 5/CM5).
+      - C(pi3) and C(pi3bplus) are refused with the reason (their bootloader is in boot ROM and C(bootcode.bin), with
+        no HTTP boot); they are accepted here so that a play over a mixed cluster fails with that message.
     type: str
-    choices: [cm4, pi4, cm5, pi5]
+    choices: [cm4, pi4, cm5, pi5, pi3, pi3bplus]
     default: cm4
   config_txt:
     description: The C(config.txt) to put in the image instead of the source's.
@@ -174,6 +176,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import run_module
 from ansible_collections.picluster.carrier.plugins.module_utils._fat import module_runner, set_runner
+from ansible_collections.picluster.carrier.plugins.module_utils._models import check_eeprom_model
 from ansible_collections.picluster.carrier.plugins.module_utils._netboot.bootimg import (
     plan_boot_image,
     write_boot_image,
@@ -212,6 +215,7 @@ def _plan(p, key):
 def _run(module):
     set_runner(module_runner(module))  # mkfs.vfat and mtools
     p = module.params
+    check_eeprom_model(p["model"], "model", purpose="HTTP boot (the EEPROM bootloader's boot mode)")
     if p["generate_key"] and p["signing_key"] and not os.path.exists(p["signing_key"]) and not module.check_mode:
         # The key file is the first thing this run would write: every other option is checked (a
         # whole plan with a throwaway key) before it is made, so a refused run leaves no key behind.
@@ -237,7 +241,7 @@ def main():
         argument_spec=dict(
             source=dict(type="path", required=True),
             dest=dict(type="path", required=True),
-            model=dict(type="str", default="cm4", choices=["cm4", "pi4", "cm5", "pi5"]),
+            model=dict(type="str", default="cm4", choices=["cm4", "pi4", "cm5", "pi5", "pi3", "pi3bplus"]),
             config_txt=dict(type="str"),
             cmdline_txt=dict(type="str"),
             exclude=dict(type="list", elements="str", default=[]),

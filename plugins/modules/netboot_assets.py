@@ -46,6 +46,7 @@ options:
     description:
       - A directory of boot files, or an OS image file with a FAT boot partition (MBR or GPT), or a bare FAT image.
       - For Pi 4/CM4 nodes it must hold C(start4.elf); for Pi 5/CM5 nodes C(config.txt) and a C(bcm2712*.dtb).
+      - For Pi 3/3B+ nodes C(bootcode.bin) and C(start.elf).
       - Its C(config.txt) and C(cmdline.txt) are not copied as they are; the templates can include them (see
         O(config_template)).
     type: path
@@ -76,9 +77,14 @@ options:
         description: The Ethernet MAC address. Required with O(tftp_prefix=mac).
         type: str
       model:
-        description: The node's model; chooses which boot files the source must have.
+        description:
+          - The node's model; chooses which boot files the source must have.
+          - C(pi3bplus) (Raspberry Pi 3 Model B+) and C(pi3) (3 Model B, once its OTP has USB host boot set with
+            C(program_usb_boot_mode=1)) boot from their boot ROM, which reads C(bootcode.bin) from the root of
+            O(tftp_root); the module puts the source's there, and the node's serial directory holds the rest.
+            They need O(nodes[].tftp_prefix=serial). A Zero 2 W has no Ethernet and is refused.
         type: str
-        choices: [cm4, pi4, cm5, pi5]
+        choices: [cm4, pi4, cm5, pi5, pi3, pi3bplus]
         default: cm4
       tftp_prefix:
         description: Overrides O(tftp_prefix) for this node.
@@ -400,6 +406,13 @@ source:
   returned: success
   type: dict
   sample: {path: /srv/images/raspios.img, kind: image, partition: MBR partition 1 (type 0x0c), files: 312}
+root_files:
+  description:
+    - Files of O(tftp_root) itself and what happens to each (C(added), C(modified), C(unchanged)); C(bootcode.bin)
+      when a node is a Pi 3/3B+ (its boot ROM reads it from there), else empty.
+  returned: success
+  type: dict
+  sample: {bootcode.bin: added}
 store:
   description:
     - The shared store after the run, C(objects) and C(bytes); C(bytes_written) to it by this run and
@@ -473,7 +486,7 @@ def main():
                 name=dict(type="str", required=True),
                 serial=dict(type="str"),
                 mac=dict(type="str"),
-                model=dict(type="str", default="cm4", choices=["cm4", "pi4", "cm5", "pi5"]),
+                model=dict(type="str", default="cm4", choices=["cm4", "pi4", "cm5", "pi5", "pi3", "pi3bplus"]),
                 tftp_prefix=dict(type="str", choices=["serial", "mac"]),
                 nfs_root=dict(type="str"),
                 root=dict(type="str"),

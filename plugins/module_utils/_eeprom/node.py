@@ -21,6 +21,8 @@ from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.image im
 from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.sig import sig_timestamp
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._fileio import read_optional
+from ansible_collections.picluster.carrier.plugins.module_utils._models import (
+    no_eeprom_reason, rom_model_from_compatible)
 
 BACKUP_DIR = "/var/lib/raspberrypi/bootloader/backup"
 FIRMWARE_DIR = "/lib/firmware/raspberrypi"
@@ -45,6 +47,10 @@ def detect_soc(compatible_path):
     for soc in ("bcm2712", "bcm2711"):
         if any(c.endswith("," + soc) or c == soc for c in names):
             return soc
+    rom = rom_model_from_compatible(names)
+    if rom is not None:
+        raise CarrierError("this machine is not a Raspberry Pi 4/5 or CM4/CM5: %s (%s: %s)"
+                           % (no_eeprom_reason(rom), compatible_path, ", ".join(names)))
     raise CarrierError(
         "this machine is not a Raspberry Pi 4/5 or CM4/CM5 (no bcm2711/bcm2712 in %s: %s): it has no bootloader EEPROM"
         % (compatible_path, ", ".join(names) or "empty")

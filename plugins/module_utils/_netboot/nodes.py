@@ -15,6 +15,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._firstboot_check
 from ansible_collections.picluster.carrier.plugins.module_utils._models import (
     DEFAULT_MODEL,
     MODELS,
+    ROM_NETBOOT_MODELS,
     eeprom_models,
     mac_dirname,
     normalize_mac,
@@ -23,8 +24,8 @@ from ansible_collections.picluster.carrier.plugins.module_utils._models import (
 )
 from ansible_collections.picluster.carrier.plugins.module_utils._values import check_name
 
-# Only models whose bootloader is in SPI EEPROM network-boot this way (docs in _models).
-NETBOOT_MODELS = eeprom_models()
+# The EEPROM bootloaders (sections 5, 6) and the Pi 3 boot ROMs with Ethernet (section 13).
+NETBOOT_MODELS = eeprom_models() + ROM_NETBOOT_MODELS
 # TFTP_PREFIX=0: the serial directory (last 8 hex digits); TFTP_PREFIX=2: the MAC directory.
 TFTP_PREFIXES = ("serial", "mac")
 
@@ -57,6 +58,11 @@ class NodeSpec:
     @property
     def soc(self):
         return MODELS[self.model].soc
+
+    @property
+    def rom(self):
+        """The boot ROM fetches bootcode.bin from the TFTP root first (docs/hardware.md section 13)."""
+        return MODELS[self.model].bootloader == "rom"
 
     def as_template_var(self):
         return {"name": self.name, "serial": self.serial, "serial8": self.serial8, "mac": self.mac,
@@ -176,11 +182,17 @@ def _parse_node(raw, where, tftp_prefix, customize=None):
     check_name(name, "%s.name" % where, "node name")  # it is written into the node's config.txt
     model = str(raw.get("model") or DEFAULT_MODEL).lower()
     if model not in NETBOOT_MODELS:
-        raise CarrierError("%s.model: %r does not network-boot from an EEPROM bootloader (models: %s)"
-                           % (where, raw.get("model"), ", ".join(NETBOOT_MODELS)))
+        why = ("a %s has no Ethernet to network-boot from (USB boot only)" % MODELS[model].description
+               if model in MODELS else "unknown model")
+        raise CarrierError("%s.model: %r: %s (network-boot models: %s)"
+                           % (where, raw.get("model"), why, ", ".join(NETBOOT_MODELS)))
     prefix = raw.get("tftp_prefix") or tftp_prefix
     if prefix not in TFTP_PREFIXES:
         raise CarrierError("%s.tftp_prefix: %r must be one of %s" % (where, prefix, ", ".join(TFTP_PREFIXES)))
+    if prefix != "serial" and MODELS[model].bootloader == "rom":
+        raise CarrierError("%s.tftp_prefix: %r: node %s is a %s, whose bootcode.bin looks only for a serial "
+                           "directory (docs/hardware.md section 13): use tftp_prefix serial and give its serial"
+                           % (where, prefix, name, MODELS[model].description))
     serial, serial8, mac, dirname = _identity(raw, where, name, prefix)
     nfs_root, root, rootfstype = _roots(raw, where, name)
     variables = raw.get("vars") or {}

@@ -103,6 +103,9 @@ class BootSource:
         if "bcm2711" in socs and "start4.elf" not in lower:
             raise CarrierError("source: %s has no start4.elf: not a Pi 4/CM4 boot partition (a %s file list: %s)"
                                % (self.path, self.kind, _sample(names)))
+        if "bcm2837" in socs and not {"bootcode.bin", "start.elf"} <= lower:
+            raise CarrierError("source: %s has no bootcode.bin and start.elf: not a Pi 3 boot partition (files: %s)"
+                               % (self.path, _sample(names)))
         if "bcm2712" in socs:
             if "config.txt" not in lower or not any(re.match(r"^bcm2712.*\.dtb$", n) for n in lower):
                 raise CarrierError("source: %s has no config.txt plus bcm2712 device tree: not a Pi 5/CM5 boot "

@@ -33,6 +33,9 @@ LOCK_FILE = ".netboot.lock"
 # self-update that eeprom_image (target tftp_self_update) stages there (docs/hardware.md section 4).
 DEFAULT_PRESERVE = ("pieeprom.upd", "pieeprom.sig")
 RENDERED = ("config.txt", "cmdline.txt")
+# What a Pi 3's boot ROM reads from the TFTP root itself, before any serial directory (docs/hardware.md
+# section 13): put there from the source when a node of a boot-ROM model is listed.
+ROOT_FILES = ("bootcode.bin",)
 
 
 _AT_FDCWD = -100
@@ -115,6 +118,15 @@ class NodePlan:
 
 
 @dataclass
+class RootFile:
+    """A file of the TFTP root itself (:data:`ROOT_FILES`): what it must be and what is there."""
+
+    wanted: Wanted
+    current: str | None  # digest, or None when absent
+    status: str  # added | modified | unchanged
+
+
+@dataclass
 class TreePlan:
     tftp_root: str
     nodes: list
@@ -122,10 +134,12 @@ class TreePlan:
     unlisted: list
     source: dict
     warnings: list = field(default_factory=list)
+    root_files: dict = field(default_factory=dict)  # rel -> RootFile
 
     @property
     def changed(self):
-        return any(n.changed for n in self.nodes) or bool(self.prune_dirs)
+        return (any(n.changed for n in self.nodes) or bool(self.prune_dirs)
+                or any(r.status != "unchanged" for r in self.root_files.values()))
 
     def diff(self):
         """Listing per node (``dirname/path sha256``) before and after, only of what changes."""
@@ -139,6 +153,11 @@ class TreePlan:
                 before.append("%s/%s %s" % (n.node.dirname, rel, (n.current[rel] or "?")[:16]))
             for rel in sorted(n.wanted):
                 after.append("%s/%s %s" % (n.node.dirname, rel, n.wanted[rel].digest[:16]))
+        for rel, r in sorted(self.root_files.items()):
+            if r.status != "unchanged":
+                if r.current:
+                    before.append("%s %s" % (rel, r.current[:16]))
+                after.append("%s %s" % (rel, r.wanted.digest[:16]))
         for d in self.prune_dirs:
             before.append("%s/ (pruned)" % os.path.basename(d))
         return {"before": "\n".join(before) + ("\n" if before else ""),
@@ -208,6 +227,28 @@ def _mode_of(path, rel):
         return None
 
 
+def _plan_root_files(source, nodes, tftp_root, store, inodes):
+    """The :data:`ROOT_FILES` the TFTP root must hold: only when a node boots from a boot ROM."""
+    if not any(n.rom for n in nodes):
+        return {}
+    by_lower = {rel.lower(): rel for rel in source.files}
+    out = {}
+    for rel in ROOT_FILES:
+        src_rel = by_lower[rel]  # check_bootable made sure the source has it
+        wanted = Wanted(source.digest(src_rel), src=source.files[src_rel])
+        path = os.path.join(tftp_root, rel)
+        current = None
+        if os.path.lexists(path):
+            if os.path.islink(path) or not os.path.isfile(path):
+                raise CarrierError("tftp_root: %s exists and is not a regular file: not replacing it" % path)
+            st = os.lstat(path)
+            same = _store_inode(store, wanted.digest, inodes) == (st.st_dev, st.st_ino)
+            current = wanted.digest if same else file_sha256(path)
+        status = "added" if current is None else ("unchanged" if current == wanted.digest else "modified")
+        out[rel] = RootFile(wanted, current, status)
+    return out
+
+
 def plan_trees(source, nodes, tftp_root, renderer, prune=False, preserve=DEFAULT_PRESERVE):
     """Compute what every node directory must hold and how it differs from what is there."""
     store = Store(tftp_root)
@@ -248,7 +289,8 @@ def plan_trees(source, nodes, tftp_root, renderer, prune=False, preserve=DEFAULT
             if name not in listed and is_node_dirname(name) and os.path.isdir(full) and not os.path.islink(full):
                 unlisted.append(full)
     info = {"path": source.path, "kind": source.kind, "partition": source.partition, "files": len(source.files)}
-    return TreePlan(tftp_root, plans, unlisted if prune else [], unlisted, info)
+    return TreePlan(tftp_root, plans, unlisted if prune else [], unlisted, info,
+                    root_files=_plan_root_files(source, nodes, tftp_root, store, inodes))
 
 
 _STALE_RE = re.compile(r"^\.(?:.+\.new|prune)\.[A-Za-z0-9_]+$")
@@ -292,6 +334,17 @@ def _build_node_dir(plan, store, tftp_root):
         raise
 
 
+def _put_root_file(rel, root_file, store, tftp_root):
+    """Link the store object in at ``tftp_root/rel`` with one rename (a ROM reads the old file or the new)."""
+    obj = store.put_file(root_file.wanted.src, root_file.wanted.digest)
+    tmp = tempfile.mkdtemp(prefix=".%s.new." % rel, dir=tftp_root)  # a stale one is a directory tree_lock removes
+    try:
+        os.link(obj, os.path.join(tmp, rel))
+        os.rename(os.path.join(tmp, rel), os.path.join(tftp_root, rel))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def apply_trees(plan):
     """Write the node directories that change (each swapped in atomically), prune, collect garbage."""
     store = Store(plan.tftp_root)
@@ -300,6 +353,9 @@ def apply_trees(plan):
         for n in plan.nodes:
             if n.changed:
                 _build_node_dir(n, store, plan.tftp_root)
+        for rel, root_file in sorted(plan.root_files.items()):
+            if root_file.status != "unchanged":
+                _put_root_file(rel, root_file, store, plan.tftp_root)
         for d in plan.prune_dirs:
             doomed = tempfile.mkdtemp(prefix=".prune.", dir=plan.tftp_root)
             os.rename(d, os.path.join(doomed, os.path.basename(d)))
@@ -351,6 +407,7 @@ def build_tftp_trees(source_path, nodes, tftp_root, prune=False, preserve=DEFAUL
         "pruned": [os.path.basename(d) for d in (plan.prune_dirs if check_mode else applied["pruned"])],
         "unlisted": [os.path.basename(d) for d in plan.unlisted if d not in plan.prune_dirs],
         "source": plan.source,
+        "root_files": {rel: r.status for rel, r in sorted(plan.root_files.items())},
         "store": {"objects": objects, "bytes": size, "bytes_written": applied["store_bytes_written"],
                   "objects_removed": applied["store_objects_removed"]},
     }

@@ -31,6 +31,16 @@ PI5_FILES = {
     "kernel_2712.img": 9532928 // 64,
     "overlays/disable-wifi-pi5.dtbo": 801,
 }
+# A Pi 3's boot files (bootcode.bin's text holds BOOT_UART=0, as the real one's does: docs/hardware.md section 13).
+PI3_FILES = {
+    "start.elf": 2975744 // 64,
+    "fixup.dat": 7314,
+    "bcm2710-rpi-3-b-plus.dtb": 34695 // 4,
+    "bcm2710-rpi-3-b.dtb": 32142 // 4,
+    "kernel7.img": 8421696 // 64,
+    "kernel8.img": 9221160 // 64,
+}
+BOOTCODE_BIN = b"bootcode.bin of the tests\0BOOT_UART=0\0" + b"\x5a" * 52000
 CONFIG_TXT = "# From the OS image\narm_64bit=1\nenable_uart=1\n"
 CMDLINE_TXT = "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait\n"
 
@@ -42,11 +52,14 @@ def payload(name, size):
     return (block * (size // len(block) + 1))[:size]
 
 
-def make_boot_dir(path, pi4=True, pi5=False, config=True, cmdline=True, extra=None):
+def make_boot_dir(path, pi4=True, pi5=False, config=True, cmdline=True, extra=None, pi3=False):
     """A boot directory like /boot/firmware of Raspberry Pi OS; returns its path."""
     files = {}
     if pi4:
         files.update({k: payload(k, v) for k, v in PI4_FILES.items()})
+    if pi3:
+        files.update({k: payload(k, v) for k, v in PI3_FILES.items()})
+        files["bootcode.bin"] = BOOTCODE_BIN
     if pi5:
         files.update({k: payload(k, v) for k, v in PI5_FILES.items()})
     if config:
