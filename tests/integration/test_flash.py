@@ -43,7 +43,7 @@ def flash_topology():
     for name, board in data["boards"].items():
         board["bus"] = "sim:{dir}/%s.sock" % name
         board["console"] = "{dir}/state/console/{host}"
-        board["sim"] = {"gadget_time": 0.2}
+        board["sim"] = {"gadget_time": 0.2, "usb_rate": 0}  # unpaced: the pace is tests/unit/sim/test_usb_pacing.py's
     for slot in data["boards"]["carrier1"]["slots"].values():
         slot["sim"] = {"emmc_gb": 8} if slot["model"] == "cm4" else {"emmc_gb": 16, "nvme_gb": 1}
     return data

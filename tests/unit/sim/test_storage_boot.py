@@ -33,7 +33,7 @@ exit 0
 def topology(order="0xf41"):
     return {"controllers": {"ctrl0": {}},
             "boards": {"b1": {"profile": "itx4", "controller": "ctrl0", "bus": "sim:{dir}/bus.sock",
-                              "sim": {"gadget_time": 0.05}, "slots": {
+                              "sim": {"gadget_time": 0.05, "usb_rate": 0}, "slots": {
                                   1: {"host": "n1", "model": "cm4", "usb_port": "1-1.1",
                                       "sim": {"emmc_gb": 8, "bootconf": {"BOOT_ORDER": order}}},
                                   2: {"host": "n2", "model": "cm5", "usb_port": "1-1.2",
