@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from ansible_collections.picluster.carrier.plugins.module_utils._flash import device
+from ansible_collections.picluster.carrier.plugins.module_utils._flash import device, source, write
 from carrier_sim import pacing
 
 from test_usb import Lines, call, topology
@@ -102,6 +102,31 @@ def test_writes_and_reads_are_paced_and_land_in_the_emmc(run_sim, short_dir):
     sim.stop()
     assert not mounts_under(short_dir) and not nbdfuse_pids(short_dir)
     assert not os.path.exists(os.path.join(short_dir, pacing.MOUNTS))
+
+
+def test_node_flash_writes_and_verifies_through_the_paced_disk(run_sim, short_dir, tmp_path):
+    """The writer's zero chunks cannot punch a hole in the paced disk: they are written, and read back."""
+    image = tmp_path / "os.img"
+    with open(image, "wb") as handle:
+        handle.truncate(24 * MIB)
+        handle.write(os.urandom(MIB))
+        handle.seek(12 * MIB)
+        handle.write(os.urandom(MIB))
+    sim = run_sim(paced_topology(200))
+    bus = sim.bus("b1")
+    try:
+        value = expose(sim, Lines(bus), short_dir)
+        emmc = os.path.join(sim.state_dir, "nodes", "n1", "emmc.img")
+        with open(emmc, "r+b") as handle:  # what was on the eMMC before: the image's zeros must overwrite it
+            handle.seek(5 * MIB)
+            handle.write(b"\xff" * MIB)
+        result = write.write_stream(source.ImageSource(str(image)), os.path.join(short_dir, "dev", "sda"),
+                                    value["size"])
+        assert result.written == 24 * MIB
+        with open(emmc, "rb") as handle, open(image, "rb") as original:
+            assert handle.read(24 * MIB) == original.read()
+    finally:
+        bus.close()
 
 
 def test_vetting_refuses_a_paced_file_outside_the_state_dir(run_sim, short_dir, tmp_path):
