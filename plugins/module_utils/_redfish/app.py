@@ -89,8 +89,6 @@ def _authorize(service, request, flask):
 def create_app(config, bus_opener=None, sleep=None, task_threshold=2.0):
     """The Flask app over ``config`` (from :func:`config.load_config`)."""
     flask = _flask()
-    from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-
     from ansible_collections.picluster.carrier.plugins.module_utils._redfish import routes
 
     options = {} if sleep is None else {"sleep": sleep}
@@ -107,20 +105,16 @@ def create_app(config, bus_opener=None, sleep=None, task_threshold=2.0):
     def redfish_error(exc):
         return error_reply(exc)
 
-    @app.errorhandler(NotFound)
+    @app.errorhandler(404)
     def not_found(_exc):
         return error_reply(RedfishError("ResourceMissingAtURI", flask.request.path))
 
-    @app.errorhandler(MethodNotAllowed)
+    @app.errorhandler(405)
     def not_allowed(exc):
-        allowed = ", ".join(sorted(exc.valid_methods or ()))
+        allowed = ", ".join(sorted(getattr(exc, "valid_methods", None) or ()))
         return error_reply(RedfishError("OperationNotAllowed", headers={"Allow": allowed},
                                         detail="%s is not allowed on %s (allowed: %s)"
                                         % (flask.request.method, flask.request.path, allowed)))
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc):
-        return error_reply(RedfishError("GeneralError", status=exc.code, detail=exc.description))
 
     @app.errorhandler(CarrierError)
     def carrier_error(exc):
@@ -128,6 +122,9 @@ def create_app(config, bus_opener=None, sleep=None, task_threshold=2.0):
 
     @app.errorhandler(Exception)
     def internal(exc):
+        code = getattr(exc, "code", None)
+        if isinstance(code, int) and 400 <= code < 500:  # werkzeug's HTTP errors (413, 415 ...)
+            return error_reply(RedfishError("GeneralError", status=code, detail=getattr(exc, "description", None)))
         traceback.print_exc()
         return error_reply(RedfishError("InternalError"))
 
