@@ -4,7 +4,12 @@
 """node_flash's writer vs ``dd bs=4M conv=fsync`` (with and without a read-back ``cmp``) vs ``bmaptool
 copy``: the same image to the same kind of target, in one run, for each target kind available: a
 regular sparse file (the simulator's device) and, when run as root with ``losetup``, a loop device
-over a sparse file (a block device, as the node's eMMC is on real hardware).
+over a sparse file (a block device, as the node's eMMC is on real hardware), and the paced target:
+a disk at the speed of eMMC through rpiboot's mass-storage gadget over USB 2.0 (``BENCH_FLASH_RATE``
+MB/s, default 30), served by the simulator's own pacing (sim/carrier_sim/pacing.py: nbdkit's rate
+filter behind nbdfuse, no discard), as a loop device over that file when root with ``losetup`` (a block
+device: ``bmaptool copy`` truncates a regular-file destination, which the paced file cannot be), else
+the paced file itself without the bmaptool row. The paced runs are ``BENCH_FLASH_PACED_RUNS`` (default 1).
 
 The image is mostly free space, as an OS image is before first boot: ``BENCH_FLASH_SMALL_MB``
 (default 400) MiB of which ``BENCH_FLASH_DATA_MB`` (default 40) hold data, scattered in 1 MiB
@@ -15,15 +20,11 @@ without one (every byte decompressed and written). node_flash's times include it
 verification (the device's cached pages dropped first); bmaptool's its checksum check of the image
 side (it reads nothing back); ``dd && cmp`` drops the target's cached pages before ``cmp``, as
 node_flash does, so both read back from the storage. Figures only; no pass/fail.
-
-Not measured: a paced target (~30 MB/s, eMMC through rpiboot over USB 2.0). This machine's cgroup
-is v1, and loop devices do their I/O in a kernel worker that a per-process blkio throttle does not
-reach; on such a target every written byte costs ~33 ms/MiB, so the ratios there follow the
-"written/image" column more than the seconds here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -38,11 +39,14 @@ sys.path.insert(0, str(REPO / "scripts"))
 import collection_link  # noqa: E402
 
 COLLECTIONS = collection_link.activate()
+sys.path.insert(0, str(REPO / "sim"))
+from carrier_sim import pacing  # noqa: E402
 
 MIB = 1024 * 1024
 SMALL_MB = int(os.environ.get("BENCH_FLASH_SMALL_MB", 400))
 BIG_MB = int(os.environ.get("BENCH_FLASH_BIG_MB", 4096))
 DATA_MB = int(os.environ.get("BENCH_FLASH_DATA_MB", 40))
+RATE = float(os.environ.get("BENCH_FLASH_RATE", 30))
 
 CHILD = r"""
 import json, resource, sys, time
@@ -109,6 +113,45 @@ class LoopTarget(object):
             self.device = None
 
 
+class PacedTarget(object):
+    """A fresh sparse backing file behind a paced disk (pacing.PacedDisk) for each run, and a loop device
+    over it when ``loop`` is true."""
+
+    def __init__(self, work, loop):
+        self.work, self.loop = work, loop
+        self.backing = os.path.join(work, "paced-backing.img")
+        self.disk = None
+        self.device = None
+
+    @classmethod
+    def make(cls, work):
+        if pacing.unavailable():
+            return None
+        loop = os.geteuid() == 0 and shutil.which("losetup") is not None
+        return cls(work, loop)
+
+    def fresh(self, size):
+        self.release()
+        fresh_target(self.backing, size)
+        self.disk = pacing.PacedDisk(self.work, "sda", self.backing, RATE)
+        asyncio.run(self.disk.start())
+        if not self.loop:
+            return self.disk.path
+        # direct I/O: the loop reads the paced file, not the page cache its writes left (a read-back after
+        # the loop device's own cache is dropped comes over "USB", as from a real gadget disk)
+        self.device = subprocess.run(["losetup", "--direct-io=on", "-f", "--show", self.disk.path], check=True,
+                                     capture_output=True, text=True).stdout.strip()
+        return self.device
+
+    def release(self):
+        if self.device:
+            subprocess.run(["losetup", "-d", self.device], check=False, capture_output=True)
+            self.device = None
+        if self.disk:
+            self.disk.stop()
+            self.disk = None
+
+
 def drop_cache(path):
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -145,8 +188,9 @@ def timed(*argvs, between=None):
     return time.monotonic() - start
 
 
-def compare(small, image_size, device, fresh, runs):
-    """The rows of one target kind: (writer, seconds, bytes written, peak KiB or None)."""
+def compare(small, image_size, device, fresh, runs, bmaptool=True):
+    """The rows of one target kind: (writer, seconds, bytes written, peak KiB or None); seconds None for
+    bmaptool when it cannot write this kind of target."""
     from ansible_collections.picluster.carrier.plugins.module_utils._flash import bmap as B
     rows = []
     r = median_of(runs, lambda: node_flash(small, fresh(device), device, small + ".bmap"))
@@ -167,6 +211,9 @@ def compare(small, image_size, device, fresh, runs):
 
     r = median_of(runs, dd_cmp)
     rows.append(("dd ... && cmp (read-back)", r["seconds"], image_size, None))
+    if not bmaptool:
+        rows.append(("bmaptool copy", None, B.parse(small + ".bmap").mapped_size, None))
+        return rows
     r = median_of(runs, lambda: {"seconds": timed(["bmaptool", "copy", "--bmap", small + ".bmap", small,
                                                    fresh(device)])})
     rows.append(("bmaptool copy", r["seconds"], B.parse(small + ".bmap").mapped_size, None))
@@ -180,9 +227,12 @@ def print_rows(title, rows, image_size):
     header = ("writer", "seconds", "written/image", "peak MiB", "vs dd", "vs bmaptool")
     print("%-26s %9s %14s %10s %12s %12s" % header)
     for name, secs, written, rss in rows:
-        print("%-26s %9.2f %13.1f%% %10s %11.1fx %11.2fx" % (
+        if secs is None:
+            print("%-26s %9s %13.1f%% %10s %12s %12s" % (name, "-", 100.0 * written / image_size, "-", "-", "-"))
+            continue
+        print("%-26s %9.2f %13.1f%% %10s %11.1fx %12s" % (
             name, secs, 100.0 * written / image_size, "%.1f" % (rss / 1024.0) if rss else "-",
-            dd_time / secs, bmaptool_time / secs))
+            dd_time / secs, "%.2fx" % (bmaptool_time / secs) if bmaptool_time else "-"))
     print("(vs dd, vs bmaptool: their time / this one's; above 1 is faster)")
     print()
 
@@ -200,6 +250,31 @@ def memory(work, small, target):
         device = (size_mb + 64) * MIB
         r = node_flash(path, fresh_target(target, device), device, bmap)
         print("%-34s %10d %10.1f %9.2f" % (label, size_mb, r["maxrss_kib"] / 1024.0, r["seconds"]))
+
+
+def paced(work, small, image_size, device):
+    """The paced tables: a loop device over the paced file (root with losetup), then the paced file itself
+    (the simulator's ``<dir>/dev/sdX``: bmaptool refuses it) unless ``BENCH_FLASH_PACED_FILE=0``."""
+    if pacing.unavailable():
+        print("Paced target: not measured (%s)\n" % pacing.unavailable())
+        return
+    runs = int(os.environ.get("BENCH_FLASH_PACED_RUNS", 1))
+    what = "a %d MiB image (%d MiB of data), %s" % (SMALL_MB, DATA_MB, "median of %d runs" % runs if runs > 1 else
+                                                    "one run")
+    kinds = []
+    if os.geteuid() == 0 and shutil.which("losetup") is not None:
+        kinds.append((True, "a loop device over the paced file (a block device, as /dev/sdX on a controller)"))
+    if os.environ.get("BENCH_FLASH_PACED_FILE", "1") != "0" or not kinds:
+        kinds.append((False, "the paced file itself (the simulator's <dir>/dev/sdX; bmaptool copy cannot "
+                             "truncate it)"))
+    for loop, kind in kinds:
+        target = PacedTarget(work, loop)
+        try:
+            rows = compare(small, image_size, device, target.fresh, runs, bmaptool=loop)
+        finally:
+            target.release()
+        print_rows("Flashing %s to a disk paced at %g MB/s (eMMC over USB 2.0: the simulator's nbdkit rate "
+                   "filter behind nbdfuse), as %s" % (what, RATE, kind), rows, image_size)
 
 
 def main():
@@ -226,7 +301,7 @@ def main():
             rows = compare(small, image_size, device, loop.fresh, runs)
             print_rows("Flashing %s to a loop device over a sparse file (a block device)" % what, rows, image_size)
             loop.release()
-        print("Paced target (~30 MB/s, eMMC over USB 2.0): not measured (see this script's docstring)\n")
+        paced(work, small, image_size, device)
         if os.environ.get("BENCH_FLASH_MEMORY", "1") != "0":
             memory(work, small, target)
         if os.path.exists(target):

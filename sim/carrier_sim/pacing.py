@@ -25,7 +25,7 @@ import subprocess
 import time
 
 TOOLS = ("nbdkit", "nbdfuse", "fusermount3")
-BURSTINESS = 0.25  # seconds of rate the bucket holds (nbdkit's default, 2 s, lets 60 MB through unpaced)
+BURSTINESS = 0.1  # seconds of rate the bucket holds (nbdkit's default, 2 s, lets 60 MB through unpaced)
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 LINGER = 1.0  # seconds nbdfuse may take to exit once unmounted before it is ended (a writer held the file)

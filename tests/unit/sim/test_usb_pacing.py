@@ -76,7 +76,7 @@ def test_writes_and_reads_are_paced_and_land_in_the_emmc(run_sim, short_dir):
             assert libc.fallocate(fd, 0x03, 0, MIB) == -1 and ctypes.get_errno() == errno.EINVAL  # no discard
         finally:
             os.close(fd)
-        # 16 MiB at 30 MB/s is 0.56 s; the bucket lets a quarter second through unpaced: a generous bound
+        # 16 MiB at 30 MB/s is 0.56 s; the bucket lets a tenth of a second through unpaced: a generous bound
         assert took >= 0.3, "16 MiB written in %.2f s: not paced" % took
         with open(dev, "rb") as handle:  # a read-back from the storage, the cached pages dropped as node_flash does
             os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
