@@ -35,7 +35,7 @@ MODELS = {
     )
 }
 DEFAULT_MODEL = "cm4"
-# Boot-ROM models that network-boot from their built-in Ethernet (docs/hardware.md section 13): the ROM
+# Boot-ROM models that network-boot from their built-in Ethernet (docs/hardware.md section 11): the ROM
 # fetches bootcode.bin over TFTP. The 3B+ ROM has it enabled; a 3B needs OTP bit 17
 # (program_usb_boot_mode=1). Zero 2 W, CM3 and Zero have no Ethernet: USB boot only.
 ROM_NETBOOT_MODELS = ("pi3", "pi3bplus")

@@ -9,6 +9,8 @@ starts; other stages set the state themselves (the getty: "login" once its promp
 A stage may return the name of a stage to jump to (for example a bootloader that decides to stop), or None
 to go on with the next one.
 
+- a board without an EEPROM boots from its boot ROM: a Pi 3B+/3B as bootcode.py describes (SD, then
+  USB and the network), the others from SD;
 - :meth:`Node.eeprom_config` supplies BOOT_ORDER and the other keys from the node's EEPROM image
   (eeprom.py); the "rom" stage before "bootloader" runs recovery.bin from the boot partition, which
   flashes a staged update (docs/hardware.md section 4);
@@ -27,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from . import diskboot, eeprom
+from . import bootcode, diskboot, eeprom
 from .bootconf import parse_boot_order
 from .firmware import BOOTLOADER_BUILD_TS, BOOTLOADER_DATE, BOOTLOADER_TIME, BOOTLOADER_VERSION, FIRMWARE_HASH
 from .httpboot import mode_http
@@ -96,6 +98,10 @@ async def stage_bootloader(node, ctx):
     """The SPI EEPROM bootloader (BCM2711/BCM2712) with BOOT_UART=1, then start4.elf."""
     info = node.info
     if not info["eeprom"]:
+        if info.get("rom_netboot"):  # Pi 3B+/3B: SD card, then USB and Ethernet (bootcode.py)
+            if not await bootcode.rom_boot(node, ctx):
+                raise BootHalted()
+            return None
         # bootcode.bin boards (CM3, Pi Zero) print nothing on the UART before the kernel.
         await node.at(1.5)
         ctx.mode = "SD"

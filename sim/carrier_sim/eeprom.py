@@ -61,6 +61,7 @@ COMPATIBLE = {
     "cm4": "raspberrypi,4-compute-module", "pi4": "raspberrypi,4-model-b", "cm4s": "raspberrypi,4-compute-module-s",
     "cm5": "raspberrypi,5-compute-module", "pi5": "raspberrypi,5-model-b", "cm3": "raspberrypi,3-compute-module-plus",
     "pizero2": "raspberrypi,model-zero-2-w", "pizero": "raspberrypi,model-zero",
+    "pi3bplus": "raspberrypi,3-model-b-plus", "pi3": "raspberrypi,3-model-b",
 }
 
 

@@ -37,6 +37,14 @@ MODELS = {
     "cm3": {"boardrev": "a02100", "name": "Raspberry Pi Compute Module 3 Plus Rev 1.0", "soc": "BCM2837",
             "dtb": "bcm2710-rpi-cm3.dtb", "eeprom": False, "cpu": _A53, "cores": 4, "mem_mb": 1024,
             "machine": "aarch64", "kernel": "6.6.51+rpt-rpi-v8"},
+    # rom_netboot: the BCM2837 boot ROM network-boots from the board's Ethernet (docs/hardware.md section 11):
+    # "rom" enabled as made (3B+), "otp" once OTP bit 17 is set (3B: the slot's sim.otp_usb_boot).
+    "pi3bplus": {"boardrev": "a020d3", "name": "Raspberry Pi 3 Model B Plus Rev 1.3", "soc": "BCM2837",
+                 "dtb": "bcm2710-rpi-3-b-plus.dtb", "eeprom": False, "rom_netboot": "rom", "cpu": _A53,
+                 "cores": 4, "mem_mb": 1024, "machine": "aarch64", "kernel": "6.6.51+rpt-rpi-v8"},
+    "pi3": {"boardrev": "a02082", "name": "Raspberry Pi 3 Model B Rev 1.2", "soc": "BCM2837",
+            "dtb": "bcm2710-rpi-3-b.dtb", "eeprom": False, "rom_netboot": "otp", "cpu": _A53, "cores": 4,
+            "mem_mb": 1024, "machine": "aarch64", "kernel": "6.6.51+rpt-rpi-v8"},
     "pizero2": {"boardrev": "902120", "name": "Raspberry Pi Zero 2 W Rev 1.0", "soc": "BCM2837",
                 "dtb": "bcm2710-rpi-zero-2-w.dtb", "eeprom": False, "cpu": _A53, "cores": 4, "mem_mb": 512,
                 "machine": "aarch64", "kernel": "6.6.51+rpt-rpi-v8"},

@@ -44,12 +44,17 @@ def _parse_oack(data):
 
 
 class TftpClient:
-    def __init__(self, net, server, port=69, blksize=1024, file_timeout=30.0):
+    """``options=False``: plain RFC 1350 requests (512-byte blocks, no tsize), as a Pi 3's boot ROM and
+    bootcode.bin send them (docs/hardware.md section 11); an existence test then stops after the first
+    block and returns that block's size."""
+
+    def __init__(self, net, server, port=69, blksize=1024, file_timeout=30.0, options=True):
         self.net = net
         self.server = server
         self.port = port
-        self.blksize = blksize
+        self.blksize = blksize if options else 512
         self.file_timeout = file_timeout
+        self.options = options
         self.bytes = 0
 
     async def _socket(self):
@@ -71,7 +76,7 @@ class TftpClient:
         sock = await self._socket()
         try:
             deadline = time.monotonic() + self.file_timeout
-            packet = _rrq(path, {"tsize": 0, "blksize": self.blksize})
+            packet = _rrq(path, {"tsize": 0, "blksize": self.blksize} if self.options else {})
             dest = (self.server, self.port)
             tid = None
             blksize = 512
@@ -122,7 +127,7 @@ class TftpClient:
                 payload = data[4:]
                 if probe:
                     await loop.sock_sendto(sock, _error(0, "Early terminate"), dest)
-                    return None, None
+                    return (None if self.options else len(payload)), None
                 size += len(payload)
                 self.bytes += len(payload)
                 if keep and chunks is not None:

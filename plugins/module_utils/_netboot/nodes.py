@@ -24,7 +24,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._models import (
 )
 from ansible_collections.picluster.carrier.plugins.module_utils._values import check_name
 
-# The EEPROM bootloaders (sections 5, 6) and the Pi 3 boot ROMs with Ethernet (section 13).
+# The EEPROM bootloaders (sections 5, 6) and the Pi 3 boot ROMs with Ethernet (section 11).
 NETBOOT_MODELS = eeprom_models() + ROM_NETBOOT_MODELS
 # TFTP_PREFIX=0: the serial directory (last 8 hex digits); TFTP_PREFIX=2: the MAC directory.
 TFTP_PREFIXES = ("serial", "mac")
@@ -61,7 +61,7 @@ class NodeSpec:
 
     @property
     def rom(self):
-        """The boot ROM fetches bootcode.bin from the TFTP root first (docs/hardware.md section 13)."""
+        """The boot ROM fetches bootcode.bin from the TFTP root first (docs/hardware.md section 11)."""
         return MODELS[self.model].bootloader == "rom"
 
     def as_template_var(self):
@@ -191,7 +191,7 @@ def _parse_node(raw, where, tftp_prefix, customize=None):
         raise CarrierError("%s.tftp_prefix: %r must be one of %s" % (where, prefix, ", ".join(TFTP_PREFIXES)))
     if prefix != "serial" and MODELS[model].bootloader == "rom":
         raise CarrierError("%s.tftp_prefix: %r: node %s is a %s, whose bootcode.bin looks only for a serial "
-                           "directory (docs/hardware.md section 13): use tftp_prefix serial and give its serial"
+                           "directory (docs/hardware.md section 11): use tftp_prefix serial and give its serial"
                            % (where, prefix, name, MODELS[model].description))
     serial, serial8, mac, dirname = _identity(raw, where, name, prefix)
     nfs_root, root, rootfstype = _roots(raw, where, name)

@@ -34,7 +34,7 @@ LOCK_FILE = ".netboot.lock"
 DEFAULT_PRESERVE = ("pieeprom.upd", "pieeprom.sig")
 RENDERED = ("config.txt", "cmdline.txt")
 # What a Pi 3's boot ROM reads from the TFTP root itself, before any serial directory (docs/hardware.md
-# section 13): put there from the source when a node of a boot-ROM model is listed.
+# section 11): put there from the source when a node of a boot-ROM model is listed.
 ROOT_FILES = ("bootcode.bin",)
 
 

@@ -31,7 +31,7 @@ PI5_FILES = {
     "kernel_2712.img": 9532928 // 64,
     "overlays/disable-wifi-pi5.dtbo": 801,
 }
-# A Pi 3's boot files (bootcode.bin's text holds BOOT_UART=0, as the real one's does: docs/hardware.md section 13).
+# A Pi 3's boot files (bootcode.bin's text holds BOOT_UART=0, as the real one's does: docs/hardware.md section 11).
 PI3_FILES = {
     "start.elf": 2975744 // 64,
     "fixup.dat": 7314,

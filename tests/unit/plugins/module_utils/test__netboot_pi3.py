@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: picluster.carrier contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pi 3B+ / 3B nodes (docs/hardware.md section 13): the models, their TFTP trees (bootcode.bin at the
+"""Pi 3B+ / 3B nodes (docs/hardware.md section 11): the models, their TFTP trees (bootcode.bin at the
 TFTP root, the serial directory), and the EEPROM code refusing them with the reason."""
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def test_eeprom_model_check_names_node_and_model():
 def test_eeprom_config_refuses_a_pi3_by_its_device_tree(tmp_path):
     compatible = tmp_path / "compatible"
     compatible.write_bytes(b"raspberrypi,3-model-b-plus\0brcm,bcm2837\0")
-    with pytest.raises(CarrierError, match=r"this machine is not a Raspberry Pi 4/5 or CM4/CM5: a Raspberry Pi 3 Model B\+ \(pi3bplus, BCM2837\) has "
-                                           r"no SPI EEPROM; its bootloader is in ROM/bootcode.bin"):
+    reason = (r"this machine is not a Raspberry Pi 4/5 or CM4/CM5: a Raspberry Pi 3 Model B\+ \(pi3bplus, BCM2837\) "
+              r"has no SPI EEPROM; its bootloader is in ROM/bootcode.bin")
+    with pytest.raises(CarrierError, match=reason):
         detect_soc(str(compatible))
 
 
