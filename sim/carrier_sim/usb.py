@@ -267,8 +267,12 @@ class UsbHost:
                 continue
             link = os.path.join(self.dev, disk.name)
             tmp = link + ".paced"
-            os.symlink(paced.path, tmp)
-            os.replace(tmp, link)
+            try:
+                os.symlink(paced.path, tmp)
+                os.replace(tmp, link)
+            except OSError:
+                paced.stop()
+                raise
             disk.paced, disk.target = paced, paced.path
             self.log("usb %s: %s paced at %g MB/s (%s)" % (node.spec.usb_port, disk.name, rate, paced.path))
 
