@@ -257,7 +257,8 @@ class HubEmulator:
             if slot is None:
                 raise ValueError("board %s: port %s of hub %s has no slot" % (self.name, port, hub or self.hub))
         if isinstance(slot, bool) or slot not in self.slot_port:
-            raise ValueError("board %s has no slot %r (slots: %s)" % (self.name, slot, ", ".join(map(str, sorted(self.slot_port)))))
+            raise ValueError("board %s has no slot %r (slots: %s)"
+                             % (self.name, slot, ", ".join(map(str, sorted(self.slot_port)))))
         return slot
 
     def _set_stuck(self, slot, level):

@@ -122,8 +122,9 @@ class HubDriver(object):
             raise self._gone(slot)
         port_dir = self.port_dir(slot)
         if not os.path.isdir(port_dir):
+            port = self.board.profile.outlets[slot]["port"]
             raise BusError("%s: the hub has no port %d (no directory %s)"
-                           % (self._where(slot, self.hub_dir(slot)), self.board.profile.outlets[slot]["port"], port_dir))
+                           % (self._where(slot, self.hub_dir(slot)), port, port_dir))
         path = os.path.join(port_dir, "disable")
         if not os.path.exists(path):
             raise BusError("%s: no %s: the kernel has no port disable attribute (Linux 6.0 or later needed)"
@@ -179,7 +180,9 @@ class HubDriver(object):
         return facts
 
     def _hub_facts(self, hub_dir):
-        read = lambda name: _read_optional(os.path.join(hub_dir, name))  # noqa: E731
+        def read(name):
+            return _read_optional(os.path.join(hub_dir, name))
+
         facts = {"model": read("product"), "manufacturer": read("manufacturer"), "vendor_id": read("idVendor"),
                  "product_id": read("idProduct"), "firmware": read("bcdDevice"), "ports": None,
                  "power_switching": "unknown"}

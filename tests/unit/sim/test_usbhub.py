@@ -21,7 +21,8 @@ def topology(sim=None, slots=None, profile="usb_hub7"):
 
 
 def disable(short_dir, port, hub="1-1"):
-    return os.path.join(short_dir, "state/sys/bus/usb/devices", hub, "%s:1.0" % hub, "%s-port%d" % (hub, port), "disable")
+    port_dir = os.path.join(hub, "%s:1.0" % hub, "%s-port%d" % (hub, port))
+    return os.path.join(short_dir, "state/sys/bus/usb/devices", port_dir, "disable")
 
 
 def read(path):
