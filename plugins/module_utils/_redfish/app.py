@@ -13,6 +13,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 import traceback
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
@@ -173,9 +174,16 @@ def main(argv=None):
     host, port = server.bind_addr[:2]
     sys.stdout.write("carrier-redfish: serving %s://%s:%d\n" % ("https" if config["tls_cert"] else "http", host, port))
     sys.stdout.flush()
-    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    # cheroot's stop() waits for the serving loop: serve on a thread, stop from the main one on SIGTERM
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    thread = threading.Thread(target=server.serve, name="carrier-redfish", daemon=True)
+    thread.start()
     try:
-        server.serve()
+        while thread.is_alive() and not stopping.wait(1.0):
+            pass
     except KeyboardInterrupt:
-        server.stop()
+        pass
+    server.stop()
+    thread.join(10)
     return 0

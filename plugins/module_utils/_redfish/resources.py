@@ -59,7 +59,7 @@ def service_root(manager):
         UUID=service_uuid(manager), Product="picluster.carrier carrier-redfish", Vendor="picluster.carrier",
         Systems=link(ROOT + "/Systems"), Chassis=link(ROOT + "/Chassis"), Managers=link(ROOT + "/Managers"),
         SessionService=link(ROOT + "/SessionService"), AccountService=link(ROOT + "/AccountService"),
-        EventService=link(ROOT + "/EventService"), TaskService=link(ROOT + "/TaskService"),
+        EventService=link(ROOT + "/EventService"), Tasks=link(ROOT + "/TaskService"),
         Links={"Sessions": link(ROOT + "/SessionService/Sessions")},
         ProtocolFeaturesSupported={"ExpandQuery": {"ExpandAll": False, "Levels": False, "Links": False,
                                                    "NoLinks": False},
@@ -199,7 +199,7 @@ def account_service():
 
 def account(name, spec):
     return resource("ManagerAccount", "%s/AccountService/Accounts/%s" % (ROOT, name), name, "User Account",
-                    UserName=name, RoleId=spec["role"], Enabled=True, Locked=False,
+                    UserName=name, RoleId=spec["role"], Enabled=True, Locked=False, AccountTypes=["Redfish"],
                     Links={"Role": link("%s/AccountService/Roles/%s" % (ROOT, spec["role"]))})
 
 
@@ -213,11 +213,10 @@ def roles():
                       ["%s/AccountService/Roles/%s" % (ROOT, r) for r in ROLES])
 
 
-def event_service(event_types):
+def event_service():
     return resource("EventService", ROOT + "/EventService", "EventService", "Event Service", ServiceEnabled=True,
-                    DeliveryRetryAttempts=1, DeliveryRetryIntervalSeconds=1,
-                    EventTypesForSubscription=list(event_types),
-                    Status=dict(OK), Subscriptions=link(ROOT + "/EventService/Subscriptions"))
+                    DeliveryRetryAttempts=1, DeliveryRetryIntervalSeconds=1, Status=dict(OK),
+                    Subscriptions=link(ROOT + "/EventService/Subscriptions"))
 
 
 def subscription(sub_id, sub):

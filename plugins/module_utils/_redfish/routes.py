@@ -11,7 +11,6 @@ from ansible_collections.picluster.carrier.plugins.module_utils._redfish import 
 from ansible_collections.picluster.carrier.plugins.module_utils._redfish.accounts import ROLES
 from ansible_collections.picluster.carrier.plugins.module_utils._redfish.app import json_body, reply
 from ansible_collections.picluster.carrier.plugins.module_utils._redfish.errors import RedfishError
-from ansible_collections.picluster.carrier.plugins.module_utils._redfish.events import EVENT_TYPES
 from ansible_collections.picluster.carrier.plugins.module_utils._redfish.nodes import RESET_TYPES
 from ansible_collections.picluster.carrier.plugins.module_utils._sensors import SensorReader
 
@@ -207,4 +206,4 @@ def register(app, service):
     register_root(app, service)
     register_systems(app, service)
     register_chassis(app, service)
-    routes_services.register(app, service, ROLES, EVENT_TYPES)
+    routes_services.register(app, service, ROLES)

@@ -83,12 +83,12 @@ def register_accounts(app, service, roles):
         return reply(res.role(name))
 
 
-def register_events(app, service, event_types):
+def register_events(app, service):
     from flask import request
 
     @app.get(ROOT + "/EventService")
     def event_service():
-        return reply(res.event_service(event_types))
+        return reply(res.event_service())
 
     @app.route(ROOT + "/EventService/Subscriptions", methods=["GET", "POST"])
     def subscriptions():
@@ -142,8 +142,8 @@ def register_tasks(app, service):
         return reply(found.result[1], found.result[0])
 
 
-def register(app, service, roles, event_types):
+def register(app, service, roles):
     register_sessions(app, service)
     register_accounts(app, service, roles)
-    register_events(app, service, event_types)
+    register_events(app, service)
     register_tasks(app, service)

@@ -1,0 +1,254 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""carrier-redfish in front of the simulator, started as the redfish_service role's unit starts it
+(its entry script, plain HTTP on 127.0.0.1 and once over TLS with a certificate ``openssl req -x509``
+makes here), driven by real Redfish clients: sushy (what Ironic uses) powers nodes on and off and sets
+the boot device, DMTF's Redfish Service Validator checks every resource against the DSP8010 schemas,
+and Redfish resets race node_power tasks on one chip without losing a write.
+
+The validator needs the DSP8010 CSDL files: it downloads them unless it is given a directory
+(``REDFISH_SCHEMA_DIR``, a DSP8010 ``csdl/`` directory); without network and without that directory
+its test is skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from modrun import run_module  # noqa: E402
+
+pytest.importorskip("flask")
+pytest.importorskip("cheroot")
+
+from ansible_collections.picluster.carrier.plugins.module_utils._redfish.accounts import hash_password  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+ENTRY = REPO / "roles" / "redfish_service" / "files" / "carrier-redfish.py"
+USERS = {"admin": ("admin-pw-1", "Administrator"), "viewer": ("viewer-pw-1", "ReadOnly")}
+
+
+class Redfish:
+    """A running carrier-redfish process and a small client for it."""
+
+    def __init__(self, url, process, ca=None):
+        self.url = url
+        self.process = process
+        self.ca = ca
+
+    def request(self, method, path, body=None, user="admin", headers=None):
+        """``(status, headers, JSON body or None)``."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        if user:
+            login = ("%s:%s" % (user, USERS[user][0])).encode()
+            request.add_header("Authorization", "Basic " + base64.b64encode(login).decode())
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        context = None
+        if self.url.startswith("https"):
+            import ssl
+            context = ssl.create_default_context(cafile=self.ca)
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=context) as response:
+                text = response.read()
+                return response.status, response.headers, json.loads(text) if text else None
+        except urllib.error.HTTPError as exc:
+            text = exc.read()
+            return exc.code, exc.headers, json.loads(text) if text else None
+
+    def reset(self, host, reset_type, user="admin"):
+        return self.request("POST", "/redfish/v1/Systems/%s/Actions/ComputerSystem.Reset" % host,
+                            {"ResetType": reset_type}, user=user)
+
+
+def service_config(cluster, directory, tls=None):
+    accounts = {"version": 1, "accounts": {u: {"password_hash": hash_password(p, iterations=1000), "role": r}
+                                           for u, (p, r) in USERS.items()}}
+    accounts_file = directory / "accounts.json"
+    accounts_file.write_text(json.dumps(accounts))
+    accounts_file.chmod(0o600)
+    lock_dir = os.path.join(cluster.dir, "locks")
+    os.makedirs(lock_dir, exist_ok=True)
+    boards = [{"name": name, "profile": board["profile"], "bus": board["bus"], "lock_dir": lock_dir,
+               "nodes": {str(slot): {"host": spec["host"], "model": spec.get("model", "cm4"),
+                                     "console_port": 2000 + int(slot)}
+                         for slot, spec in board["slots"].items()}}
+              for name, board in cluster.data["boards"].items()]
+    config = {"listen": "127.0.0.1", "port": 0, "tls_cert": None, "tls_key": None,
+              "accounts_file": str(accounts_file), "lock_dir": lock_dir, "state_dir": str(directory / "state"),
+              "session_timeout": 600, "console_host": "ctrl0.lan", "boards": boards}
+    if tls:
+        config["tls_cert"], config["tls_key"] = tls
+    path = directory / "redfish.json"
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+def start(config_path):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"))
+    if ENTRY.exists():
+        command = [sys.executable, str(ENTRY), "--config", str(config_path)]
+    else:
+        command = [sys.executable, "-c", "import sys; from ansible_collections.picluster.carrier.plugins."
+                   "module_utils._redfish import main; sys.exit(main(sys.argv[1:]))", "--config", str(config_path)]
+        env["PYTHONPATH"] = str(REPO / ".collections")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    line = process.stdout.readline()
+    match = re.search(r"serving (https?://[\d.]+:\d+)", line)
+    if not match:
+        process.kill()
+        raise AssertionError("carrier-redfish did not start: %r %s" % (line, process.stderr.read()))
+    return process, match.group(1)
+
+
+@pytest.fixture
+def redfish_factory(sim_cluster, tmp_path):
+    running = []
+
+    def make(tls=False):
+        ca = None
+        tls_files = None
+        if tls:
+            cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                            "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                            "-out", str(cert)], check=True, capture_output=True)
+            tls_files, ca = (str(cert), str(key)), str(cert)
+        process, url = start(service_config(sim_cluster, tmp_path, tls_files))
+        running.append(process)
+        service = Redfish(url, process, ca)
+        service.cluster = sim_cluster
+        return service
+
+    yield make
+    for process in running:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError("carrier-redfish did not stop on SIGTERM") from None
+        assert process.returncode == 0, process.stderr.read()
+
+
+@pytest.fixture
+def redfish(redfish_factory):
+    return redfish_factory()
+
+
+def powered(cluster, host):
+    return cluster.node(host)["lines"]["power"]
+
+
+def test_power_on_off_and_errors_over_http(redfish):
+    cluster = redfish.cluster
+    status, _headers, root = redfish.request("GET", "/redfish/v1/", user=None)
+    assert status == 200 and root["RedfishVersion"]
+    assert redfish.request("GET", "/redfish/v1/Systems", user=None)[0] == 401
+    assert redfish.reset("node05", "On")[0] == 204
+    assert powered(cluster, "node05")
+    cluster.wait_state("node05", ("bootloader", "kernel", "login"))
+    assert redfish.request("GET", "/redfish/v1/Systems/node05")[2]["PowerState"] == "On"
+    status, _headers, body = redfish.reset("node06", "Nmi")
+    assert status == 400 and body["error"]["code"].endswith("ActionParameterValueNotInList")
+    assert redfish.reset("node06", "On", user="viewer")[0] == 403
+    assert not powered(cluster, "node06")
+    assert redfish.reset("node05", "ForceOff")[0] == 204
+    assert not powered(cluster, "node05")
+
+
+def test_sushy_drives_power_and_boot_device_over_tls(redfish_factory):
+    sushy = pytest.importorskip("sushy")
+    redfish = redfish_factory(tls=True)
+    cluster = redfish.cluster
+    root = sushy.Sushy(redfish.url + "/redfish/v1", username="admin", password=USERS["admin"][0], verify=redfish.ca)
+    system = root.get_system("/redfish/v1/Systems/node01")
+    assert system.power_state == sushy.POWER_STATE_OFF
+    system.reset_system(sushy.RESET_ON)
+    system.refresh()
+    assert system.power_state == sushy.POWER_STATE_ON and powered(cluster, "node01")
+    assert sushy.BOOT_SOURCE_TARGET_PXE in system.get_allowed_system_boot_source_values()
+    system.set_system_boot_options(sushy.BOOT_SOURCE_TARGET_PXE, enabled=sushy.BOOT_SOURCE_ENABLED_CONTINUOUS)
+    system.refresh()
+    assert system.boot.target == sushy.BOOT_SOURCE_TARGET_PXE
+    assert system.boot.enabled == sushy.BOOT_SOURCE_ENABLED_CONTINUOUS
+    system.reset_system(sushy.RESET_FORCE_OFF)
+    system.refresh()
+    assert system.power_state == sushy.POWER_STATE_OFF and not powered(cluster, "node01")
+    assert [s.identity for s in root.get_system_collection().get_members()][:2] == ["node01", "node02"]
+
+
+def test_service_validator_finds_no_error(redfish, tmp_path):
+    validator = shutil.which("rf_service_validator") or str(Path(sys.executable).parent / "rf_service_validator")
+    if not os.path.exists(validator):
+        pytest.skip("rf_service_validator is not installed (requirements/test.txt: redfish-service-validator)")
+    schemas = os.environ.get("REDFISH_SCHEMA_DIR")
+    if not schemas or not os.path.isfile(os.path.join(schemas, "ComputerSystem_v1.xml")):
+        pytest.skip("the validator needs DMTF's DSP8010 CSDL files offline: set REDFISH_SCHEMA_DIR to a csdl/ "
+                    "directory")
+    ini = tmp_path / "validator.ini"  # the password in a 0600 file, not on the command line
+    ini.write_text("[Authentication]\nuser = admin\npassword = %s\nauthtype = Session\n" % USERS["admin"][0])
+    ini.chmod(0o600)
+    result = subprocess.run([validator, "--config", str(ini), "--rhost", redfish.url, "--schema_directory", schemas,
+                             "--skipschema", "--logdir", str(tmp_path / "validator")],
+                            capture_output=True, text=True, timeout=600, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert not re.search(r"\b[1-9]\d* errors?\b", output, re.IGNORECASE), output[-6000:]
+
+
+def test_redfish_resets_and_node_power_on_one_chip_lose_no_write(redfish, tmp_path):
+    """Slots 1-3 of rack1's first expander switched over Redfish while node_power switches slots 4 and 5
+    of the same chip: every request succeeds and each slot ends exactly as its last request left it."""
+    cluster = redfish.cluster
+    spec = cluster.data["boards"]["rack1"]
+    hosts = {slot: spec["slots"][slot]["host"] for slot in (1, 2, 3, 4, 5)}
+    rounds = 4
+    failures = []
+
+    def over_redfish(slot):
+        for i in range(rounds):
+            status, _headers, body = redfish.reset(hosts[slot], "On" if i % 2 == 0 else "ForceOff")
+            if status != 204:
+                failures.append((slot, status, body))
+
+    def over_ansible(slot):
+        for i in range(rounds):
+            result = run_module("node_power", {"board": "rack1", "profile": spec["profile"], "bus": spec["bus"],
+                                               "lock_dir": os.path.join(cluster.dir, "locks"), "slot": slot,
+                                               "state": "on" if i % 2 == 0 else "off", "stagger": 0},
+                                tmp_path / ("slot%d" % slot))
+            if result.exit_status != 0:
+                failures.append((slot, result.get("msg")))
+
+    threads = [threading.Thread(target=over_redfish, args=(s,)) for s in (1, 2, 3)]
+    threads += [threading.Thread(target=over_ansible, args=(s,)) for s in (4, 5)]
+    for slot in (4, 5):
+        (tmp_path / ("slot%d" % slot)).mkdir()
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not failures, failures
+    # rounds is even: every slot's last request was off; then one more On over Redfish for slot 2 only
+    assert [powered(cluster, hosts[s]) for s in (1, 2, 3, 4, 5)] == [False] * 5
+    assert redfish.reset(hosts[2], "On")[0] == 204
+    assert [powered(cluster, hosts[s]) for s in (1, 2, 3, 4, 5)] == [False, True, False, False, False]
+    assert time.monotonic() - started < 300
