@@ -28,14 +28,13 @@ plug, ``snmp://HOST[:PORT]`` for a switch, and for a hub its sysfs directory
 (``/sys/bus/usb/devices/1-1``; ``usb:1-1`` is short for that). Credentials come from the board's
 ``bmc`` options (``user``, ``password``, ``priv_password``, ``ca_path``, ``validate_certs``).
 
-A driver (``DRIVERS``: kind -> ``module:class`` in this package) is built as ``Driver(board)`` and
-has ``read(slots) -> {slot: bool}`` (the ports' power as the device reports it), ``write(slot, on)``,
-``facts() -> dict``, ``close()`` and ``settle`` (seconds a port may take to follow a write).
+A driver (:func:`make_driver`: ``usbhub.HubDriver``, ``poe.PoeDriver``, ``plug.PlugDriver``) is built
+as ``Driver(board)`` and has ``read(slots) -> {slot: bool}`` (the ports' power as the device reports
+it), ``write(slot, on)``, ``facts() -> dict``, ``close()`` and ``settle`` (seconds a port may take to follow a write).
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 import time
 import urllib.parse
@@ -47,12 +46,6 @@ PLUG_APIS = ("tasmota", "shelly_gen1", "shelly_gen2")
 SNMP_VERSIONS = ("2c", "3")
 SNMP_AUTH = ("md5", "sha", "sha224", "sha256", "sha384", "sha512")
 SNMP_PRIV = ("none", "des", "aes", "aes192", "aes256")
-
-DRIVERS = {
-    "smart_plug": "plug:PlugDriver",
-    "poe_switch": "poe:PoeDriver",
-    "usb_hub": "usbhub:HubDriver",
-}
 
 # A port number per slot, the key it is given under, and what else a slot may say.
 _SLOT_KEYS = {
@@ -216,15 +209,19 @@ def to_dict(profile):
 
 
 def make_driver(board):
-    module_name, class_name = DRIVERS[board.profile.kind].split(":")
-    module = importlib.import_module("%s.%s" % (__name__, module_name))
-    return getattr(module, class_name)(board)
-
-
-def _shipped_drivers():  # pragma: no cover - never called
-    """Names each driver to AnsiballZ, which ships with a module only the module_utils imported by name
-    (``import_module`` alone leaves a driver behind); an import in a function is an optional one to it."""
-    from ansible_collections.picluster.carrier.plugins.module_utils._outlets import usbhub  # noqa: F401
+    """The kind's driver for ``board``. Each import is by name, in this function: AnsiballZ ships with a
+    module only the module_utils it finds imported by name (an import in a function is an optional one
+    to it), and a driver's own third-party library is loaded only for its kind."""
+    kind = board.profile.kind
+    if kind == "usb_hub":
+        from ansible_collections.picluster.carrier.plugins.module_utils._outlets.usbhub import HubDriver as driver
+    elif kind == "poe_switch":
+        from ansible_collections.picluster.carrier.plugins.module_utils._outlets.poe import PoeDriver as driver
+    elif kind == "smart_plug":
+        from ansible_collections.picluster.carrier.plugins.module_utils._outlets.plug import PlugDriver as driver
+    else:
+        raise CarrierError("board %s: kind %r is not a kind of outlet board" % (board.name, kind))
+    return driver(board)
 
 
 class OutletSession(object):
