@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from carrier_sim.client import control
+from modrun import run_module
 from test_playbooks import playbook, recap
 
 HOSTS = ["pi%d" % n for n in range(1, 8)]
@@ -71,6 +72,19 @@ def test_on_again_check_off_cycle(sim_cluster_factory):
     assert recap(cycle.stdout)["pi5"]["changed"] == 1
     cluster.wait_state("pi5", ("bootloader", "kernel", "login"))
     assert cluster.node("pi5")["boots"] == boots + 1 and disable_files(cluster)[4] == "0"
+
+
+def test_node_info_shows_the_hub(sim_cluster_factory, tmp_path):
+    cluster = sim_cluster_factory(topology())
+    info = run_module("node_info", {"board": "hub1", "profile": "usb_hub7", "slot": "all",
+                                    "bus": cluster.data["boards"]["hub1"]["bus"],
+                                    "lock_dir": os.path.join(cluster.dir, "locks")}, tmp_path)
+    assert not info.get("failed"), info
+    assert [s["state"] for s in info["slots"]] == ["off"] * 7
+    device = info["chips"]["device"]
+    assert device["type"] == "usb_hub" and device["mechanism"] == "sysfs"
+    ids = (device["vendor_id"], device["product_id"], device["model"], device["ports"])
+    assert ids == ("2109", "2817", "USB2.0 Hub", 7)
 
 
 def test_a_port_that_does_not_follow_and_a_hub_that_is_gone(sim_cluster_factory):

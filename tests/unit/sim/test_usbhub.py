@@ -108,3 +108,32 @@ def test_idle_cpu_is_near_zero(run_sim, short_dir):
     after = os.times()
     used = (after.user - before.user) + (after.system - before.system)
     assert used < 0.1, "the simulator used %.3f s of CPU in 2 s idle" % used
+
+
+def test_without_inotify_the_files_are_polled(run_sim, short_dir, monkeypatch):
+    from carrier_sim import usbhub
+
+    def missing():
+        raise OSError(38, "inotify_init1: Function not implemented")
+
+    monkeypatch.setattr(usbhub, "_Inotify", missing)
+    sim = run_sim(topology(sim={"disabled": [1]}))
+    assert sim.status()["boards"]["hub"]["device"]["mechanism"] == "poll"
+    write(disable(short_dir, 1), "0\n")
+    sim.wait_state("w1", ("bootloader", "kernel", "login"))
+    write(disable(short_dir, 2), "1\n")
+    sim.wait_state("w2", "off")
+
+
+def test_a_root_hub_and_bad_faults(run_sim, short_dir):
+    sim = run_sim({"controllers": {"c": {}}, "boards": {"hub": {
+        "profile": "usb_hub4", "controller": "c", "bus": "{dir}/state/sys/bus/usb/devices/usb3",
+        "slots": {2: {"host": "w2"}}}}})
+    path = os.path.join(short_dir, "state/sys/bus/usb/devices/usb3/3-0:1.0/usb3-port2/disable")
+    assert read(path) == "0\n"
+    write(path, "1\n")
+    sim.wait_state("w2", "off")
+    for request, message in (({"stuck": "on"}, "has no slot None"), ({"slot": 2, "stuck": "half"}, "stuck 'half'"),
+                             ({"gone": "yes"}, "gone 'yes'"), ({}, "needs slot")):
+        with pytest.raises(Exception, match=message):
+            sim.control(dict({"op": "fault", "board": "hub"}, **request))
