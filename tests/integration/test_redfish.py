@@ -76,7 +76,7 @@ class Redfish:
                             {"ResetType": reset_type}, user=user)
 
 
-def service_config(cluster, directory, tls=None):
+def service_config(cluster, directory, tls=None, consoles=None):
     accounts = {"version": 1, "accounts": {u: {"password_hash": hash_password(p, iterations=1000), "role": r}
                                            for u, (p, r) in USERS.items()}}
     accounts_file = directory / "accounts.json"
@@ -86,12 +86,12 @@ def service_config(cluster, directory, tls=None):
     os.makedirs(lock_dir, exist_ok=True)
     boards = [{"name": name, "profile": board["profile"], "bus": board["bus"], "lock_dir": lock_dir,
                "nodes": {str(slot): {"host": spec["host"], "model": spec.get("model", "cm4"),
-                                     "console_port": 2000 + int(slot)}
+                                     "console_port": (consoles or {}).get(spec["host"])}
                          for slot, spec in board["slots"].items()}}
               for name, board in cluster.data["boards"].items()]
     config = {"listen": "127.0.0.1", "port": 0, "tls_cert": None, "tls_key": None,
               "accounts_file": str(accounts_file), "lock_dir": lock_dir, "state_dir": str(directory / "state"),
-              "session_timeout": 600, "console_host": "ctrl0.lan", "boards": boards}
+              "session_timeout": 600, "console_host": "127.0.0.1", "boards": boards}
     if tls:
         config["tls_cert"], config["tls_key"] = tls
     path = directory / "redfish.json"
@@ -121,7 +121,7 @@ def start(config_path):
 def redfish_factory(sim_cluster, tmp_path):
     running = []
 
-    def make(tls=False):
+    def make(tls=False, consoles=None):
         ca = None
         tls_files = None
         if tls:
@@ -130,7 +130,7 @@ def redfish_factory(sim_cluster, tmp_path):
                             "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
                             "-out", str(cert)], check=True, capture_output=True)
             tls_files, ca = (str(cert), str(key)), str(cert)
-        process, url = start(service_config(sim_cluster, tmp_path, tls_files))
+        process, url = start(service_config(sim_cluster, tmp_path, tls_files, consoles))
         running.append(process)
         service = Redfish(url, process, ca)
         service.cluster = sim_cluster
@@ -252,3 +252,36 @@ def test_redfish_resets_and_node_power_on_one_chip_lose_no_write(redfish, tmp_pa
     assert redfish.reset(hosts[2], "On")[0] == 204
     assert [powered(cluster, hosts[s]) for s in (1, 2, 3, 4, 5)] == [False, True, False, False, False]
     assert time.monotonic() - started < 300
+
+
+@pytest.mark.skipif(not shutil.which("ser2net"), reason="ser2net is needed (.ci/run installs it)")
+def test_graceful_shutdown_types_poweroff_on_a_logged_in_console(redfish_factory, sim_cluster, tmp_path):
+    """Through a real ser2net (as the terminal_server role sets it up): refused at the login prompt
+    (nothing switched), done once the console is logged in: the node halts, then its power goes off."""
+    from console_rig import Ser2net
+
+    from ansible_collections.picluster.carrier.plugins.module_utils._console import ConsoleSession
+
+    ser2net = Ser2net(str(tmp_path), {"node05": sim_cluster.consoles["node05"]})
+    try:
+        redfish = redfish_factory(consoles={"node05": ser2net.ports["node05"]})
+        system = redfish.request("GET", "/redfish/v1/Systems/node05")[2]
+        assert system["SerialConsole"]["Telnet"]["Port"] == ser2net.ports["node05"]
+        assert redfish.reset("node05", "On")[0] == 204
+        sim_cluster.wait_state("node05", "login", timeout=60)
+        status, _headers, body = redfish.reset("node05", "GracefulShutdown")
+        assert status == 409 and "login prompt" in body["error"]["message"], body
+        assert powered(sim_cluster, "node05")
+        with ConsoleSession(ser2net.url("node05")) as console:
+            console.login("pi", "raspberry", timeout=30)
+        status, headers, body = redfish.reset("node05", "GracefulShutdown")
+        if status == 202:  # the halt took longer than the task threshold: poll the task monitor
+            deadline = time.monotonic() + 60
+            while status == 202 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                status, _h, body = redfish.request("GET", headers["Location"])
+        assert status == 204, body
+        assert not powered(sim_cluster, "node05")
+        assert redfish.request("GET", "/redfish/v1/Systems/node05")[2]["PowerState"] == "Off"
+    finally:
+        ser2net.stop()

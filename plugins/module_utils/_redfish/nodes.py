@@ -11,8 +11,9 @@ and never undo each other's lines.
 
 Reset types (ComputerSystem.Reset): On -> ``state=on``, ForceOff -> ``off``, ForceRestart -> ``reset``
 (the run line pulsed; a power cycle where the slot has none), PowerCycle -> ``cycle``. GracefulShutdown
-needs a shell on the node's console: this service does not drive consoles, so it is refused with a
-Redfish error and nothing switched. Nmi has no line to raise on a Pi and is not offered.
+types ``poweroff`` at the node's logged-in console shell and then switches the power off
+(:mod:`shutdown`); without a logged-in console it is refused with a Redfish error and nothing switched.
+Nmi has no line to raise on a Pi and is not offered.
 
 The boot override (Boot.BootSourceOverrideTarget / Enabled) is kept in ``state_dir``. ``Usb`` is the
 slot's rpiboot line (the bootloader waits for rpiboot over USB), set at the next power-on through
@@ -29,6 +30,10 @@ from ansible_collections.picluster.carrier.plugins.module_utils._board import bo
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError
 from ansible_collections.picluster.carrier.plugins.module_utils._power import PowerRequest, execute
 from ansible_collections.picluster.carrier.plugins.module_utils._redfish.errors import RedfishError
+from ansible_collections.picluster.carrier.plugins.module_utils._redfish.shutdown import (
+    console_url,
+    poweroff_over_console,
+)
 
 RESET_STATES = {"On": "on", "ForceOff": "off", "ForceRestart": "reset", "PowerCycle": "cycle"}
 RESET_TYPES = ("On", "ForceOff", "ForceRestart", "PowerCycle", "GracefulShutdown")
@@ -59,6 +64,7 @@ class Nodes(object):
         self.store = store
         self.sleep = sleep
         self.on_power_change = on_power_change
+        self.poweroff = poweroff_over_console
         self._options = {} if bus_opener is None else {"bus_opener": bus_opener}
         self.boards = {spec["name"]: spec for spec in config["boards"]}
         self.systems = {}
@@ -121,30 +127,56 @@ class Nodes(object):
             return None
         return override["target"] == "Usb"
 
-    def reset(self, node, reset_type):
-        """Carry out ``ComputerSystem.Reset``; the :func:`_power.execute` result. Refusals switch nothing."""
-        if reset_type == "GracefulShutdown":
-            raise RedfishError("ActionParameterValueConflict", "ResetType", reset_type, status=409, detail=(
-                "GracefulShutdown needs a shell on the console of %s (a poweroff there); this service does not "
-                "drive consoles: nothing was switched. Shut the node down from its OS, or use ForceOff." % node.host))
-        if reset_type not in RESET_STATES:
-            raise RedfishError("ActionParameterValueNotInList", reset_type, "ResetType", "ComputerSystem.Reset")
-        usb_boot = self._usb_boot(node, reset_type)
+    def _consume_once(self, node):
+        """A ``Once`` override is spent by the power-on that started the node (as a BMC's next boot)."""
+        with self.store.changing(OVERRIDES) as overrides:
+            entry = overrides.get(node.host) or {}
+            if entry.get("enabled") == "Once":
+                overrides[node.host] = {"target": "None", "enabled": "Disabled",
+                                        "generation": int(entry.get("generation", 0)) + 1}
+
+    def _graceful_shutdown(self, node):
+        """``poweroff`` on the node's logged-in console, then its power line off (:mod:`shutdown`)."""
+        if self.power_state(self.lines(node)) == "Off":
+            return self._execute(node, "ForceOff", None)  # nothing to shut down: a no-op read
+        if not node.console_port or not self.config.get("console_host"):
+            raise RedfishError("ActionParameterValueConflict", "ResetType", "GracefulShutdown", status=409, detail=(
+                "%s has no console configured (console_host and its console_port): nothing was switched; "
+                "use ForceOff" % node.host))
+        try:
+            self.poweroff(console_url(self.config["console_host"], node.console_port), node.host)
+        except CarrierError as exc:
+            raise RedfishError("ActionParameterValueConflict", "ResetType", "GracefulShutdown", status=409,
+                               detail=str(exc)) from None
+        return self._execute(node, "ForceOff", None)
+
+    def _execute(self, node, reset_type, usb_boot):
         board = self.new_board(node.board_spec)
-        if usb_boot is not None and reset_type == "On" and self.power_state(self.lines(node)) == "On":
-            usb_boot = None  # On for a running node changes nothing, not even its boot mode
         try:
             request = PowerRequest(board, [node.slot], RESET_STATES[reset_type], usb_boot=usb_boot, force=False)
-            result = execute(request, sleep=self.sleep)
+            return execute(request, sleep=self.sleep)
         except CarrierError as exc:
             raise RedfishError("ActionParameterValueConflict", "ResetType", reset_type, status=409,
                                detail="%s: %s" % (node.host, exc)) from None
-        if usb_boot is not None and self.boot_override(node)["enabled"] == "Once":
-            with self.store.changing(OVERRIDES) as overrides:
-                entry = overrides.get(node.host) or {}
-                overrides[node.host] = {"target": "None", "enabled": "Disabled",
-                                        "generation": int(entry.get("generation", 0)) + 1}
+
+    def reset(self, node, reset_type):
+        """Carry out ``ComputerSystem.Reset``; the :func:`_power.execute` result. Refusals switch nothing."""
+        if reset_type not in RESET_TYPES:
+            raise RedfishError("ActionParameterValueNotInList", reset_type, "ResetType", "ComputerSystem.Reset")
+        if reset_type == "GracefulShutdown":
+            result = self._graceful_shutdown(node)
+            self._announce(node, reset_type, result)
+            return result
+        usb_boot = self._usb_boot(node, reset_type)
+        if usb_boot is not None and reset_type == "On" and self.power_state(self.lines(node)) == "On":
+            usb_boot = None  # On for a running node changes nothing, not even its boot mode
+        result = self._execute(node, reset_type, usb_boot)
+        if reset_type in POWER_ON_TYPES and result["slots"][0]["action"] != "none":
+            self._consume_once(node)
+        self._announce(node, reset_type, result)
+        return result
+
+    def _announce(self, node, reset_type, result):
         entry = result["slots"][0]
         if entry["before"]["state"] != entry["after"]["state"] and self.on_power_change is not None:
             self.on_power_change(node, reset_type, entry)
-        return result

@@ -118,13 +118,35 @@ def test_resets_switch_the_lines_through_the_library(rf):
     ({"ResetType": "Explode"}, 400, "ActionParameterValueNotInList"),
     ({}, 400, "ActionParameterMissing"),
     ({"ResetType": "On", "Delay": 3}, 400, "ActionParameterNotSupported"),
-    ({"ResetType": "GracefulShutdown"}, 409, "ActionParameterValueConflict"),
 ])
 def test_refused_resets_switch_nothing(rf, body, status, message_id):
     writes = len(rf.rig.writes())
     response = rf.post("/redfish/v1/Systems/node01/Actions/ComputerSystem.Reset", json=body, headers=basic("admin"))
     assert_error(response, status, message_id)
     assert len(rf.rig.writes()) == writes and power(rf) == "Off"
+
+
+def test_graceful_shutdown_over_the_console_or_a_clear_refusal(rf):
+    typed = []
+    rf.service.nodes.poweroff = lambda url, host: typed.append((url, host))
+    assert reset(rf, "GracefulShutdown").status_code == 204  # off already: nothing to do
+    assert typed == []
+    assert reset(rf, "On").status_code == 204 and reset(rf, "On", host="node02").status_code == 204
+    body = assert_error(reset(rf, "GracefulShutdown", host="node02"), 409, "ActionParameterValueConflict")
+    assert "no console configured" in body["error"]["message"] and power(rf, "node02") == "On"
+
+    def refuse(url, host):
+        raise CarrierError("%s: its console (%s) is at a login prompt, not a logged-in shell: nothing was switched"
+                           % (host, url))
+
+    rf.service.nodes.poweroff = refuse
+    writes = len(rf.rig.writes())
+    body = assert_error(reset(rf, "GracefulShutdown"), 409, "ActionParameterValueConflict")
+    assert "rfc2217://ctrl0.lan:2001" in body["error"]["message"] and "login prompt" in body["error"]["message"]
+    assert len(rf.rig.writes()) == writes and power(rf) == "On"
+    rf.service.nodes.poweroff = lambda url, host: typed.append((url, host))
+    assert reset(rf, "GracefulShutdown").status_code == 204
+    assert typed == [("rfc2217://ctrl0.lan:2001?ign_set_control", "node01")] and power(rf) == "Off"
 
 
 def test_malformed_json_and_unknown_urls(rf):
