@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "tests" / "unit" / "plugins" / "module_utils"))
 if str(REPO / ".collections") not in sys.path:
     sys.path.insert(0, str(REPO / ".collections"))
 
-from netboot_fixtures import BOOTCODE_BIN, make_boot_dir  # noqa: E402
+from netboot_fixtures import BOOTCODE_BIN, make_boot_dir, rsa_key  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_root, pytest.mark.slow]
 
@@ -106,13 +106,16 @@ def site(lab):
                          extra={"bootcode.bin": BOOTCODE_BIN.replace(b"BOOT_UART=0", b"BOOT_UART=1")})
     inventory = base / "cluster.carrier.yml"
     inventory.write_text(yaml.safe_dump(_topology(lab, base), sort_keys=False))
+    key_path = base / "boot.pem"
+    rsa_key(key_path)  # HTTP boot asked for: Pi 3 nodes have none, so the play leaves them out
     conf = base / "dnsmasq-netboot.conf"
     extra = {
         "netboot_source": str(boot), "netboot_server_interface": "br0", "netboot_server_subnet": SUBNET + ".0",
         "netboot_server_tftp_root": str(base / "tftp"), "netboot_server_dnsmasq_conf": str(conf),
         "netboot_server_dnsmasq_pid_file": str(base / "dnsmasq.pid"), "netboot_server_dnsmasq_user": "root",
         "netboot_server_log_dhcp": True, "netboot_server_install_packages": False,
-        "netboot_server_manage_services": False,
+        "netboot_server_manage_services": False, "netboot_http_signing_key": str(key_path),
+        "netboot_server_http_root": str(base / "http"),
     }
     (base / "extra.json").write_text(json.dumps(extra))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_NOCOLOR="1",
@@ -125,6 +128,9 @@ def site(lab):
     assets = results["Build the TFTP directories"][0]
     assert assets["changed"] is True and assets["root_files"] == {"bootcode.bin": "added"}, assets
     assert sorted(assets["changed_nodes"]) == sorted(NODES)
+    http = results["Build the signed HTTP boot images"][0]
+    assert http.get("skipped_reason") == "No items in the list" and not http["results"], http
+    assert not (base / "http").exists()
     second, results2, changed2 = ansible_playbook(args, env, base)
     assert second.returncode == 0, second.stdout[-4000:]
     assert results2["Build the TFTP directories"][0]["root_files"] == {"bootcode.bin": "unchanged"}
