@@ -17,6 +17,7 @@ for its descriptor through usbfs (``/dev/bus/usb/BBB/DDD``) where it may, else s
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
@@ -25,9 +26,11 @@ import time
 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import BusError, CarrierError
 
-# USBDEVFS_CONTROL = _IOWR('U', 0, struct usbdevfs_ctrltransfer) on a 64-bit kernel (24-byte struct).
-USBDEVFS_CONTROL = 0xC0185500
-_CTRL = "=BBHHHI4xQ"  # bRequestType, bRequest, wValue, wIndex, wLength, timeout (ms), data pointer
+# struct usbdevfs_ctrltransfer in native layout: bRequestType, bRequest, wValue, wIndex, wLength, timeout
+# (ms), data pointer: 24 bytes on a 64-bit kernel, 16 on a 32-bit one (Raspberry Pi OS armhf).
+_CTRL = "@BBHHHIP"
+# USBDEVFS_CONTROL = _IOWR('U', 0, struct usbdevfs_ctrltransfer)
+USBDEVFS_CONTROL = 0xC0000000 | (struct.calcsize(_CTRL) << 16) | (ord("U") << 8)
 SWITCHING = {0: "ganged", 1: "per-port", 2: "none", 3: "none"}
 #: How long a switched port may take to read as written (a hub's bPwrOn2PwrGood is at most 510 ms).
 SETTLE = 0.6
@@ -55,23 +58,22 @@ def parse_hub_descriptor(data):
     return data[2], SWITCHING[characteristics & 0x3]
 
 
-def read_hub_descriptor(hub_dir, dev_root="/dev/bus/usb"):
-    """Ask the hub for its descriptor through usbfs (GET_DESCRIPTOR, class request); bytes or None."""
-    import ctypes
-
+def read_hub_descriptor(hub_dir, dev_root="/dev/bus/usb", opener=os.open, ioctl=fcntl.ioctl):
+    """Ask the hub for its descriptor through usbfs (GET_DESCRIPTOR, class request); bytes or None
+    (no such device node, not allowed to open it - usbfs wants root or a udev rule -, or refused)."""
     busnum, devnum = _read_optional(os.path.join(hub_dir, "busnum")), _read_optional(os.path.join(hub_dir, "devnum"))
     speed = _read_optional(os.path.join(hub_dir, "speed")) or ""
     if not (busnum and devnum and busnum.isdigit() and devnum.isdigit()):
         return None
     kind = 0x2A if speed.isdigit() and int(speed) >= 5000 else 0x29
-    buffer = ctypes.create_string_buffer(71)
+    buffer = ctypes.create_string_buffer(64)
     request = struct.pack(_CTRL, 0xA0, 6, kind << 8, 0, len(buffer), 1000, ctypes.addressof(buffer))
     try:
-        fd = os.open(os.path.join(dev_root, "%03d" % int(busnum), "%03d" % int(devnum)), os.O_RDWR)
+        fd = opener(os.path.join(dev_root, "%03d" % int(busnum), "%03d" % int(devnum)), os.O_RDWR)
     except OSError:
         return None
     try:
-        length = fcntl.ioctl(fd, USBDEVFS_CONTROL, bytearray(request), True)  # True: the call's result, the length
+        length = ioctl(fd, USBDEVFS_CONTROL, bytearray(request), True)  # True: the call's result, the length
     except OSError:
         return None
     finally:

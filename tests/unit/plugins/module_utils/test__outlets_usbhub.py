@@ -131,6 +131,38 @@ def test_hub_descriptor_power_switching():
         usbhub.parse_hub_descriptor(bytes([18, 1, 0, 2]))
 
 
+def test_hub_descriptor_asked_through_usbfs(devices):
+    import ctypes
+    import struct
+
+    hub = make_hub(devices, ports=7, busnum="1", devnum="5", speed="480")
+    seen = {}
+
+    def opener(path, flags):
+        seen["path"] = path
+        return os.open(os.devnull, os.O_RDONLY)
+
+    def ioctl(fd, request, arg, mutate):
+        fields = struct.unpack(usbhub._CTRL, bytes(arg))
+        seen["request"], seen["fields"] = request, fields[:6]
+        answer = bytes([9, 0x29, 7, 0x09, 0x00, 50, 100, 0, 0xff])
+        ctypes.memmove(fields[6], answer, len(answer))
+        return len(answer)
+
+    data = usbhub.read_hub_descriptor(str(hub), opener=opener, ioctl=ioctl)
+    assert seen["path"] == "/dev/bus/usb/001/005" and seen["request"] == usbhub.USBDEVFS_CONTROL
+    assert seen["fields"] == (0xA0, 6, 0x2900, 0, 64, 1000)
+    assert usbhub.parse_hub_descriptor(data) == (7, "per-port")
+
+    def refused(fd, request, arg, mutate):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    assert usbhub.read_hub_descriptor(str(hub), opener=opener, ioctl=refused) is None
+    assert usbhub.read_hub_descriptor(str(devices / "nothing")) is None
+    if struct.calcsize("P") == 8:
+        assert usbhub.USBDEVFS_CONTROL == 0xC0185500
+
+
 # --- against the simulator's emulated hub ------------------------------------------------------------
 
 @pytest.fixture
