@@ -20,9 +20,11 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 
 from ansible import constants as C
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 MODULES = ("node_power", "node_status", "node_info", "board_sensors")
@@ -30,6 +32,16 @@ MODULES = ("node_power", "node_status", "node_info", "board_sensors")
 BOARD_WIDE = ("board_sensors",)
 # Arguments naming one node: replaced in the board call by what the inventory says of each member.
 NODE_KEYS = {"node_status": ("node", "model", "port")}
+# from_inventory: module argument <- the node's host var (the inventory plugin's carrier_* vars), taken
+# when the var is defined, as ``default(omit)`` would. The profile is carrier_profile_data when set.
+BOARD_VARS = (("board", "carrier_board"), ("profile", "carrier_profile"), ("bus", "carrier_bus"),
+              ("addresses", "carrier_addresses"), ("lock_dir", "carrier_lock_dir"), ("bmc_user", "carrier_bmc_user"),
+              ("bmc_password", "carrier_bmc_password"), ("bmc_ca_path", "carrier_bmc_ca_path"))
+# The board options board_sensors takes from a node module's arguments (the board spec of _common).
+SENSOR_KEYS = ("board", "profile", "bus", "addresses", "protected_slots", "lock_dir", "bmc_user", "bmc_password",
+               "bmc_priv_password", "bmc_ca_path", "validate_certs")
+# Parts of a module result that are the call's, not data for the other nodes.
+CALL_KEYS = ("exception", "invocation")
 
 
 def _slot_of(value):
@@ -46,11 +58,27 @@ def _board_args(name, args):
     return {k: v for k, v in args.items() if k != "slot" and k not in NODE_KEYS.get(name, ())}
 
 
+def _board_group(task_vars, board):
+    """The hosts of the inventory plugin's group of ``board`` (C(board_<name>)), or None without one."""
+    groups = task_vars.get("groups") or {}
+    for name in ("board_" + board, re.sub(r"[^A-Za-z0-9_]", "_", "board_" + board)):
+        if name in groups:
+            return set(groups[name])
+    return None
+
+
 def _members(task_vars, board, controller):
-    """slot -> host for the hosts of the play batch on ``board`` (same controller)."""
+    """slot -> host for the hosts of the play batch on ``board`` (same controller).
+
+    Each ``hostvars[host]`` costs a whole variable merge for that host, so only the hosts of the
+    board's group are looked at when the inventory has one (every host is checked all the same: a
+    host of the board missing from the group only makes its own call)."""
     hostvars = task_vars.get("hostvars", {})
+    group = _board_group(task_vars, board)
     members = {}
     for host in task_vars.get("ansible_play_batch", []):
+        if group is not None and host not in group:
+            continue
         hv = hostvars[host]
         if hv.get("carrier_board") != board or hv.get("carrier_controller") != controller:
             continue
@@ -58,6 +86,29 @@ def _members(task_vars, board, controller):
         if slot is not None:
             members[slot] = host
     return members
+
+
+def _inventory_args(name, task_vars):
+    """The module's board arguments from the node's host vars (untemplated)."""
+    args = {}
+    for key, var in BOARD_VARS:
+        if key == "profile" and "carrier_profile_data" in task_vars:
+            var = "carrier_profile_data"
+        if var in task_vars:
+            args[key] = task_vars[var]
+    if name not in BOARD_WIDE:
+        args["slot"] = task_vars.get("carrier_slot")
+    if name == "node_power":
+        args["protected_slots"] = task_vars.get("carrier_protected_slots", [])
+    if name in NODE_KEYS:
+        args.update(node=task_vars.get("inventory_hostname"), model=task_vars.get("carrier_model", "cm4"))
+        if task_vars.get("carrier_console") is not None:
+            args["port"] = task_vars["carrier_console"]
+    return args
+
+
+def _sensor_args(args):
+    return {k: v for k, v in args.items() if k in SENSOR_KEYS}
 
 
 def _digest(args):
@@ -102,29 +153,64 @@ def _slice(result, slot, leader):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("module", "args"))
+    _VALID_ARGS = frozenset(("module", "args", "arg_vars", "from_inventory", "board_sensors"))
 
     def _call(self, name, args, task_vars):
         return self._execute_module(module_name="picluster.carrier." + name, module_args=args, task_vars=task_vars)
+
+    def _sensors_call(self, args, task_vars):
+        result = self._call("board_sensors", _sensor_args(args), task_vars)
+        return {k: v for k, v in result.items() if k not in CALL_KEYS}
+
+    def _own_call(self, name, args, task_vars, sensors):
+        """The node's own call, as a per-node task would make it (a failure lands on this node)."""
+        result = self._call(name, args, task_vars)
+        if sensors:
+            result["board_sensors"] = self._sensors_call(args, task_vars)
+        return result
 
     def _rendezvous(self, task_vars, board):
         batch = ",".join(sorted(task_vars.get("ansible_play_batch", [])))
         key = hashlib.sha256(("%s\0%s\0%s" % (self._task._uuid, batch, board)).encode()).hexdigest()[:24]
         return os.path.join(C.DEFAULT_LOCAL_TMP, "carrier-fleet-" + key)
 
-    def run(self, tmp=None, task_vars=None):
-        task_vars = task_vars or {}
-        super().run(tmp, task_vars)
+    def _arguments(self, task_vars):
+        """(module name, the node's module arguments, whether to read the board's sensors too)."""
         name = str(self._task.args.get("module", "")).rsplit(".", 1)[-1]
         if name not in MODULES:
             raise AnsibleActionFail("module: %r is not one of %s" % (self._task.args.get("module"), ", ".join(MODULES)))
-        args = dict(self._task.args.get("args") or {})
+        given = self._task.args.get("args") or {}
+        if not isinstance(given, dict):
+            raise AnsibleActionFail("args: a dict of the module's arguments is required (got %r)" % (given,))
+        try:
+            from_inventory = boolean(self._task.args.get("from_inventory", False), strict=True)
+            sensors = boolean(self._task.args.get("board_sensors", False), strict=True)
+        except TypeError as exc:
+            raise AnsibleActionFail("from_inventory, board_sensors: %s" % exc)
+        arg_vars = self._task.args.get("arg_vars") or {}
+        if not isinstance(arg_vars, dict) or not all(isinstance(v, str) for v in arg_vars.values()):
+            raise AnsibleActionFail("arg_vars: a dict of argument -> variable name is required (got %r)" % (arg_vars,))
+        # Vars reach an action plugin untemplated. Templating them here costs nothing for a plain value, where a
+        # template in the task's own arguments is compiled again in every node's fork.
+        args = _inventory_args(name, task_vars) if from_inventory else {}
+        args.update((key, task_vars[var]) for key, var in arg_vars.items() if var in task_vars)
+        if args:
+            args = {k: v for k, v in self._templar.template(args).items() if v is not None or k not in arg_vars}
+        args.update(given)
         if not isinstance(args.get("board"), str):
             raise AnsibleActionFail("args.board: the board name is required (got %r)" % (args.get("board"),))
+        if sensors and name in BOARD_WIDE:
+            raise AnsibleActionFail("board_sensors: only with a module of slots (module is %s)" % name)
+        return name, args, sensors
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        super().run(tmp, task_vars)
+        name, args, sensors = self._arguments(task_vars)
         own = _slot_of(task_vars.get("carrier_slot") if name in BOARD_WIDE else args.get("slot"))
         host = task_vars.get("inventory_hostname")
         if own is None:  # several slots or all: nothing to share
-            return self._call(name, args, task_vars)
+            return self._own_call(name, args, task_vars, sensors)
         base = self._rendezvous(task_vars, args["board"])
         with open(base + ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -133,22 +219,25 @@ class ActionModule(ActionBase):
                     shared = json.load(handle)
                 leader = False
             except (OSError, ValueError):
-                shared = self._board_call(name, args, task_vars, base)
+                shared = self._board_call(name, args, task_vars, base, sensors)
                 leader = True
         members = {int(k): v for k, v in shared["members"].items()}
         result = shared.get("result")
+        same = members.get(own) == host and shared["args"] == _digest(_board_args(name, args))
         if name in BOARD_WIDE:
             # The board's one result, a failure too: asking again from every node would only repeat it.
-            if result is None or members.get(own) != host or shared["args"] != _digest(_board_args(name, args)):
+            if result is None or not same:
                 return self._call(name, args, task_vars)
             return dict(result, fleet={"leader": leader, "slots": sorted(members)})
         covered = result is not None and any(entry.get("slot") == own for entry in result.get("slots") or [])
-        if (not covered or members.get(own) != host
-                or shared["args"] != _digest(_board_args(name, args))):
-            return self._call(name, args, task_vars)  # as a per-node task would
-        return _slice(result, own, leader)
+        if not covered or not same:
+            return self._own_call(name, args, task_vars, sensors)  # as a per-node task would
+        mine = _slice(result, own, leader)
+        if sensors:
+            mine["board_sensors"] = shared.get("sensors") or self._sensors_call(args, task_vars)
+        return mine
 
-    def _board_call(self, name, args, task_vars, base):
+    def _board_call(self, name, args, task_vars, base, sensors):
         members = _members(task_vars, args["board"], task_vars.get("carrier_controller"))
         shared_args = _board_args(name, args)
         call = dict(shared_args) if name in BOARD_WIDE else dict(shared_args, slot=sorted(members))
@@ -157,13 +246,14 @@ class ActionModule(ActionBase):
         if name in NODE_KEYS:
             hostvars = task_vars["hostvars"]
             call["nodes"] = {slot: _node_spec(hostvars[h], h) for slot, h in members.items()}
-        result = None
+        result = board = None
         try:
             result = self._call(name, call, task_vars) if members else None
+            board = self._sensors_call(shared_args, task_vars) if sensors and members else None
         finally:  # written even when the call raised, so the others make their own calls instead of another board call
             if result is not None:
-                result = {k: v for k, v in result.items() if k not in ("exception", "invocation")}
-            shared = {"members": members, "args": _digest(shared_args), "result": result}
+                result = {k: v for k, v in result.items() if k not in CALL_KEYS}
+            shared = {"members": members, "args": _digest(shared_args), "result": result, "sensors": board}
             data = json.dumps(shared, default=str)
             self._publish(base, data)
         return json.loads(data)

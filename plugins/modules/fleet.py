@@ -27,6 +27,8 @@ description:
   - For O(module=board_sensors), a module of the whole board, every node of the board gets the board's one result
     (a failure too).
   - Delegate the task to C(carrier_controller), as for the module itself.
+  - Each node's fork templates the task's arguments anew (Ansible compiles a template each time), which at a hundred
+    nodes cost more than the board calls; O(from_inventory) and O(arg_vars) let a task carry no template at all.
   - This is an action plugin; the module it calls runs on the controller.
 author:
   - picluster.carrier contributors (@picluster)
@@ -62,8 +64,36 @@ options:
       - The module's arguments for this node, with its one C(slot) (for M(picluster.carrier.node_status) also its
         C(node), C(model) and C(port); none for M(picluster.carrier.board_sensors)). A C(slot) that is a list or
         V(all) is passed through as one call.
+      - Given here, an argument wins over one from O(from_inventory) or O(arg_vars).
     type: dict
-    required: true
+    default: {}
+  from_inventory:
+    description:
+      - Take the board arguments from the node's host vars, as the P(picluster.carrier.boards#inventory) inventory
+        plugin sets them (C(board) from C(carrier_board), C(profile) from C(carrier_profile_data) or else
+        C(carrier_profile), C(bus), C(addresses), C(lock_dir), C(bmc_user), C(bmc_password) and C(bmc_ca_path) from
+        their C(carrier_*) vars when defined, C(slot) from C(carrier_slot); for M(picluster.carrier.node_power) also
+        C(protected_slots) from C(carrier_protected_slots); for M(picluster.carrier.node_status) C(node) from
+        C(inventory_hostname), C(model) from C(carrier_model) and C(port) from C(carrier_console)).
+      - The plugin templates these values itself, so the task holds no template per argument; each template in a
+        task's arguments is compiled again in every node's fork.
+    type: bool
+    default: false
+  arg_vars:
+    description:
+      - Module argument -> the name of a variable holding its value, for the arguments that come from the play
+        (for example V(state) from C(power_state)). A variable that is undefined or null leaves its argument out,
+        as if the argument were not given. Like O(from_inventory), it keeps templates out of the task's arguments.
+    type: dict
+    default: {}
+  board_sensors:
+    description:
+      - Also read the board's sensors and fans with M(picluster.carrier.board_sensors) in the board call (one read per
+        board, with the board options of the module's arguments); every node of the board gets that result as
+        RV(board_sensors). A failed read is reported there and does not fail the node.
+      - Not with O(module=board_sensors).
+    type: bool
+    default: false
 notes:
   - The board call's host is the first node of the board to reach the task; its arguments (other than slot and node)
     apply to the board, so they must not differ between the nodes of a board for the saving to apply.
@@ -73,7 +103,16 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Power the play's nodes on, one node_power call per board
+- name: Power the play's nodes on, one node_power call per board, the board options from the inventory
+  picluster.carrier.fleet:
+    module: node_power
+    from_inventory: true
+    arg_vars:
+      state: power_state
+  delegate_to: "{{ carrier_controller }}"
+  register: power_result
+
+- name: The same with every argument given
   picluster.carrier.fleet:
     module: node_power
     args:
@@ -83,7 +122,14 @@ EXAMPLES = r"""
       slot: "{{ carrier_slot }}"
       state: "on"
   delegate_to: "{{ carrier_controller }}"
-  register: power_result
+
+- name: Each node's lines and console state, and its board's sensors, one read of each per board
+  picluster.carrier.fleet:
+    module: node_status
+    from_inventory: true
+    board_sensors: true
+  delegate_to: "{{ carrier_controller }}"
+  register: status_info
 """
 
 RETURN = r"""
@@ -98,6 +144,11 @@ board:
   returned: always
   type: str
   sample: rack1
+board_sensors:
+  description: The result of M(picluster.carrier.board_sensors) for the node's board (see its return values).
+  returned: when O(board_sensors=true)
+  type: dict
+  sample: {"board": "carrier1", "slots": {"1": {"ok": true, "bus_voltage": 5.02, "current": 0.61, "power": 3.06}}}
 fleet:
   description: How the node's result was obtained, when it came from a board call.
   returned: when the node's result is a slice of a board call

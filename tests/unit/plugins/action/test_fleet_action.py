@@ -137,3 +137,92 @@ def test_board_sensors_one_read_every_node_the_board_result(action):
     assert action.calls == [("picluster.carrier.board_sensors", plain)]
     assert first["fleet"] == {"leader": True, "slots": [1, 2]} and second["fleet"]["leader"] is False
     assert first["slots"] == second["slots"]
+
+
+class Templar:
+    """Stands in for the task's templar: renders ``{{ name }}`` from the vars, leaves the rest."""
+
+    def __init__(self, variables):
+        self.variables = variables
+
+    def template(self, value):
+        if isinstance(value, dict):
+            return {k: self.template(v) for k, v in value.items()}
+        if isinstance(value, str) and value.startswith("{{"):
+            return self.variables[value.strip("{} ")]
+        return value
+
+
+def inventory_vars(host, **extra):
+    found = task_vars(host)
+    found.update(found["hostvars"][host], carrier_profile="backplane10", carrier_bus=1, inventory_hostname=host,
+                 carrier_protected_slots=[], **extra)
+    return found
+
+
+def run_with(plugin, found, **options):
+    plugin._task.args = dict(plugin._task.args, **options)
+    plugin._templar = Templar(found)
+    return plugin.run(task_vars=found)
+
+
+def test_from_inventory_and_arg_vars_make_the_arguments(action):
+    found = inventory_vars("n1", carrier_lock_dir="{{ locks }}", locks="/tmp/locks", power_state="on",
+                           power_stagger=None)
+    run_with(action({}), found, from_inventory=True, arg_vars={"state": "power_state", "stagger": "power_stagger",
+                                                               "usb_boot": "power_usb_boot"})
+    assert action.calls == [("picluster.carrier.node_power", {
+        "board": "rack1", "profile": "backplane10", "bus": 1, "lock_dir": "/tmp/locks", "protected_slots": [],
+        "slot": [1, 2], "state": "on", "isolate_slots": True})]
+    run_with(action({"force": True}), inventory_vars("n2", power_state="on"), from_inventory=True,
+             arg_vars={"state": "power_state"})
+    _name, own = action.calls[1]  # args over the inventory's: not the board call's arguments, its own call
+    assert own["slot"] == 2 and own["force"] is True and own["board"] == "rack1"
+
+
+def test_node_status_from_inventory_names_the_node(action):
+    found = inventory_vars("n1", carrier_console="/dev/ttyUSB0", carrier_profile_data={"chips": []})
+    run_with(action({}, module="node_status"), found, from_inventory=True)
+    _name, call = action.calls[0]
+    assert call["profile"] == {"chips": []} and "protected_slots" not in call
+    assert "node" not in call and "port" not in call
+    assert call["nodes"][1] == {"host": "n1", "model": "cm5"}
+
+
+def test_members_come_from_the_board_group(action, monkeypatch):
+    found = task_vars("n1", batch=("n1", "n2", "m1"))
+    found["groups"] = {"board_rack1": ["n1"]}  # n2 is on rack1 but not in the group: it makes its own call
+    looked = []
+    hostvars = found["hostvars"]
+    found["hostvars"] = type("HostVars", (), {"__getitem__": lambda self, h: looked.append(h) or hostvars[h]})()
+    action(args(1)).run(task_vars=found)
+    action(args(2)).run(task_vars=dict(found, inventory_hostname="n2"))
+    assert looked[:1] == ["n1"] and "m1" not in looked
+    assert [c[1]["slot"] for c in action.calls] == [[1], 2]
+
+
+def test_board_sensors_with_the_board_call(action):
+    first = action(args(1, console="log"), module="node_status").run(task_vars=task_vars("n1"))
+    assert [c[0] for c in action.calls] == ["picluster.carrier.node_status"] and "board_sensors" not in first
+    plugin = action(args(1, console="log"), module="node_status", uuid="task-2")
+    plugin._task.args["board_sensors"] = True
+    mine = plugin.run(task_vars=task_vars("n1"))
+    plugin = action(args(2, console="log"), module="node_status", uuid="task-2")
+    plugin._task.args["board_sensors"] = "yes"
+    theirs = plugin.run(task_vars=task_vars("n2"))
+    sensors = [c for c in action.calls if c[0] == "picluster.carrier.board_sensors"]
+    assert sensors == [("picluster.carrier.board_sensors", {"board": "rack1", "profile": "backplane10", "bus": 1})]
+    assert mine["board_sensors"] == theirs["board_sensors"] and "invocation" not in mine["board_sensors"]
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"arg_vars": {"state": 1}}, "arg_vars: a dict of argument -> variable name"),
+    ({"from_inventory": "maybe"}, "from_inventory, board_sensors"),
+    ({"module": "board_sensors", "board_sensors": True}, "board_sensors: only with a module of slots"),
+    ({"args": ["slot"]}, "args: a dict"),
+])
+def test_bad_options(action, options, message):
+    plugin = action(args(1))
+    plugin._task.args = dict(plugin._task.args, **options)
+    with pytest.raises(AnsibleActionFail, match=message):
+        plugin.run(task_vars=task_vars("n1"))
