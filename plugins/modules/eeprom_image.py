@@ -47,6 +47,12 @@ options:
       - Must be 524288 (BCM2711) or 2097152 (BCM2712) bytes.
     type: path
     required: true
+  model:
+    description:
+      - The model of the node the image is for, when known (the inventory's C(carrier_model)). A model without a
+        bootloader EEPROM (C(pi3bplus), C(pi3), C(cm4s) ...) is refused with the reason, and the image must be one
+        of the model's SoC. Without it only the image's own size says the SoC.
+    type: str
   dest:
     description:
       - With O(target=image), the image file to write.
@@ -213,6 +219,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.config i
 from ansible_collections.picluster.carrier.plugins.module_utils._eeprom.files import plan_image_files, write_planned
 from ansible_collections.picluster.carrier.plugins.module_utils._keys import load_private_key
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, run_module
+from ansible_collections.picluster.carrier.plugins.module_utils._models import check_eeprom_model
 
 
 def _private_key(module):
@@ -231,12 +238,16 @@ def _private_key(module):
 
 def _run(module):
     p = module.params
+    model = check_eeprom_model(p["model"], "model", purpose="take an EEPROM image") if p["model"] else None
     plan = plan_image_files(
         p["src"], p["dest"], target=p["target"], config=p["config"], boot_order=p["boot_order"],
         settings=p["settings"], section=p["section"], private_key=_private_key(module), sig_dest=p["sig_dest"],
         recovery_bin=p["recovery_bin"], recovery_reboot=p["recovery_reboot"],
         eeprom_write_protect=p["eeprom_write_protect"],
     )
+    if model is not None and plan.info["soc"] != model.soc:
+        raise CarrierError("src: %s is a %s image, but model %s is a %s" % (p["src"], plan.info["soc"], p["model"],
+                                                                           model.soc))
     for w in plan.warnings:
         module.warn(w)
     if plan.changed and not module.check_mode:
@@ -256,6 +267,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             src=dict(type="path", required=True),
+            model=dict(type="str"),
             dest=dict(type="path", required=True),
             target=dict(type="str", default="image", choices=["image", "usb_recovery", "tftp_self_update"]),
             config=dict(type="str"),

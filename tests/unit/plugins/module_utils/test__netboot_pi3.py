@@ -153,3 +153,23 @@ def test_netboot_assets_module_builds_a_pi3_tree(tmp_path, boot):
     r = run_module("netboot_assets", dict(source=boot, tftp_root=str(tftp), nodes=[PI3]), tmp_path)
     assert r["changed"] is True and r["root_files"] == {"bootcode.bin": "added"}, r
     assert (tftp / "bootcode.bin").is_file() and (tftp / "a1b2c3d4" / "start.elf").is_file()
+
+
+def test_eeprom_image_refuses_a_pi3_and_an_image_of_another_soc(tmp_path):
+    from modrun import run_module
+
+    from ansible_collections.picluster.carrier.plugins.module_utils._eeprom import image as I
+
+    src = tmp_path / "pieeprom.bin"
+    src.write_bytes(I.make_synthetic_image("bcm2711", "[all]\nBOOT_UART=0\n"))
+    dest = tmp_path / "out" / "pieeprom.bin"
+    dest.parent.mkdir()
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), model="pi3bplus"), tmp_path)
+    assert r["failed"] and r["msg"].startswith(
+        "model: a Raspberry Pi 3 Model B+ (pi3bplus, BCM2837) has no SPI EEPROM; its bootloader is in "
+        "ROM/bootcode.bin, so it cannot take an EEPROM image"), r
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), model="pi5"), tmp_path)
+    assert r["failed"] and r["msg"] == "src: %s is a bcm2711 image, but model pi5 is a bcm2712" % src, r
+    assert not dest.exists()
+    r = run_module("eeprom_image", dict(src=str(src), dest=str(dest), model="cm4"), tmp_path)
+    assert r["changed"] is True and dest.is_file(), r
