@@ -12,7 +12,9 @@ it. A hub port powers a Pi through its power input only (no data), so no child d
 
 The ``disable`` files are watched with inotify (IN_CLOSE_WRITE, no polling: idle CPU stays at 0;
 a 20 Hz poll of the files' mtimes where inotify is missing). ``0`` written: the port is powered and
-its node powers on; ``1``: off. A value other than 0 or 1 is put back (the kernel refuses it).
+its node powers on; ``1``: off. A value other than 0 or 1 is put back (the kernel refuses it). A hub
+behind another (``1-1.4`` on port 4 of ``1-1``) vanishes while that port is off and comes back with
+every port powered, as the kernel binds a hub again.
 
 Simulator settings (the board's ``sim:`` mapping): ``disabled`` (slots whose port starts off;
 default none: the kernel powers every port when it binds a hub), ``stuck`` (slot -> ``on`` | ``off``:
@@ -94,20 +96,26 @@ class HubEmulator:
         self.ids = {"idVendor": str(sim.get("vendor_id", "2109")), "idProduct": str(sim.get("product_id", "2817")),
                     "product": str(sim.get("product", "USB2.0 Hub")),
                     "manufacturer": str(sim.get("manufacturer", "VIA Labs, Inc."))}
-        self.slot_port = {}
-        for slot, outlet in spec.profile.outlets.items():
-            self.slot_port[slot] = (outlet.get("hub") or self.hub, outlet["port"])
+        self.slot_port = {slot: (outlet.get("hub") or self.hub, outlet["port"])
+                          for slot, outlet in spec.profile.outlets.items()}
         self.port_slot = {where: slot for slot, where in self.slot_port.items()}
-        self.hubs = {}
+        self.hubs = {self.hub: max(4, int(sim.get("ports", 0) or 0))}
         for hub, port in self.slot_port.values():
             self.hubs[hub] = max(self.hubs.get(hub, 4), port)
-        self.hubs[self.hub] = max(self.hubs.get(self.hub, 4), int(sim.get("ports", 0) or 0))
-        disabled = {int(s) for s in (sim.get("disabled") or [])}
-        self.power = {slot: slot not in disabled for slot in self.slot_port}
+        self.upstream = {}  # a hub plugged into a port of another of the board's hubs: hub -> that port
+        for hub in list(self.hubs):
+            parent, _dot, number = hub.rpartition(".")
+            if parent in self.hubs and number.isdigit():
+                self.upstream[hub] = (parent, int(number))
+                self.hubs[parent] = max(self.hubs[parent], int(number))
+        self.ports = {(hub, port): True for hub, count in self.hubs.items() for port in range(1, count + 1)}
+        for slot in sim.get("disabled") or []:
+            self.ports[self.slot_port[self._slot(int(slot), None, None)]] = False
         self.stuck = {}
         for slot, level in dict(sim.get("stuck") or {}).items():
             self._set_stuck(self._slot(int(slot), None, None), level)
-        self.power.update(self.stuck)
+        for slot, on in self.stuck.items():
+            self.ports[self.slot_port[slot]] = on
         self.gone = False
         self.created = []
         self.mechanism = None
@@ -123,30 +131,38 @@ class HubEmulator:
             return os.path.join(self.devices, hub, "%s-0:1.0" % hub[3:], "%s-port%d" % (hub, port), "disable")
         return os.path.join(self.devices, hub, "%s:1.0" % hub, "%s-port%d" % (hub, port), "disable")
 
-    def _port_on(self, hub, port):
-        slot = self.port_slot.get((hub, port))
-        return True if slot is None else self.power[slot]
+    def present(self, hub):
+        """Whether the kernel shows the hub: plugged in, and powered by its upstream port."""
+        if self.gone:
+            return False
+        if hub not in self.upstream:
+            return True
+        parent, port = self.upstream[hub]
+        return self.present(parent) and self.ports[(parent, port)]
 
-    def _build(self):
-        """Every hub's directory and files, as the kernel shows them once it has bound the hub."""
-        for number, (hub, ports) in enumerate(sorted(self.hubs.items()), 2):
-            hub_dir = os.path.join(self.devices, hub)
-            shutil.rmtree(hub_dir, ignore_errors=True)  # a tree a killed simulator left
-            os.makedirs(hub_dir)
-            bus = hub[3:] if hub.startswith("usb") else hub.split("-", 1)[0]
-            files = dict(self.ids, bcdDevice="9013", busnum=bus, devnum=str(1 if hub.startswith("usb") else number),
-                         speed="480", maxchild=str(ports), bConfigurationValue="1", bDeviceClass="09")
-            for name, value in files.items():
-                _write(os.path.join(hub_dir, name), value + "\n")
-            for port in range(1, ports + 1):
-                path = self.disable_path(hub, port)
-                os.makedirs(os.path.dirname(path))
-                _write(path, "0\n" if self._port_on(hub, port) else "1\n")
-                self._watch(hub, port, path)
+    def _build_hub(self, number, hub):
+        """A hub's directory and files, as the kernel shows them once it has bound the hub."""
+        hub_dir = os.path.join(self.devices, hub)
+        shutil.rmtree(hub_dir, ignore_errors=True)  # a tree a killed simulator left
+        os.makedirs(hub_dir)
+        bus = hub[3:] if hub.startswith("usb") else hub.split("-", 1)[0]
+        files = dict(self.ids, bcdDevice="9013", busnum=bus, devnum=str(1 if hub.startswith("usb") else number),
+                     speed="480", maxchild=str(self.hubs[hub]), bConfigurationValue="1", bDeviceClass="09")
+        for name, value in files.items():
+            _write(os.path.join(hub_dir, name), value + "\n")
+        for port in range(1, self.hubs[hub] + 1):
+            path = self.disable_path(hub, port)
+            os.makedirs(os.path.dirname(path))
+            _write(path, "0\n" if self.ports[(hub, port)] else "1\n")
+            self._watch(hub, port, path)
+
+    def _drop_hub(self, hub):
+        shutil.rmtree(os.path.join(self.devices, hub), ignore_errors=True)
+        self._watches = {key: where for key, where in self._watches.items() if where[0] != hub}
 
     def _remove(self):
         for hub in self.hubs:
-            shutil.rmtree(os.path.join(self.devices, hub), ignore_errors=True)
+            self._drop_hub(hub)
         self._watches.clear()
         self._mtimes.clear()
         directory = self.devices
@@ -166,12 +182,40 @@ class HubEmulator:
 
     # --- the ports -----------------------------------------------------------------------------------
     def lines(self, slot):
-        return {"power": bool(self.power[slot]) and not self.gone, "run": True, "rpiboot": False, "eeprom_wp": False}
+        hub, port = self.slot_port[slot]
+        return {"power": self.present(hub) and self.ports[(hub, port)], "run": True, "rpiboot": False,
+                "eeprom_wp": False}
 
     def apply(self, slot):
         node = self.nodes.get(slot)
         if node is not None:
             node.apply_lines(self.lines(slot))
+
+    def _present_hubs(self):
+        return {hub for hub in self.hubs if self.present(hub)}
+
+    def _settle(self, before):
+        """Hubs that lost power or were unplugged vanish; hubs that came back are bound again with every
+        port powered (as the kernel does), a stuck one excepted; then every node follows its port."""
+        after = self._present_hubs()
+        for hub in before - after:
+            self._drop_hub(hub)
+        for number, hub in enumerate(sorted(self.hubs), 2):
+            if hub in after - before:
+                for port in range(1, self.hubs[hub] + 1):
+                    slot = self.port_slot.get((hub, port))
+                    self.ports[(hub, port)] = self.stuck.get(slot, True)
+                self._build_hub(number, hub)
+        for slot in self.nodes:
+            self.apply(slot)
+
+    def _switch(self, where, on):
+        before = self._present_hubs()
+        self.ports[where] = on
+        slot = self.port_slot.get(where)
+        named = "" if slot is None else " (slot %d)" % slot
+        self.log("usb hub %s: port %s-%d %s%s" % (self.name, where[0], where[1], "on" if on else "off", named))
+        self._settle(before)
 
     def _written(self, hub, port):
         """A port's ``disable`` file was written: follow it, or put back what the port really does."""
@@ -181,16 +225,14 @@ class HubEmulator:
                 text = handle.read().strip()
         except OSError:
             return
-        slot = self.port_slot.get((hub, port))
-        current = self._port_on(hub, port)
-        wanted = current if text not in ("0", "1") else text == "0"
-        if slot is not None and slot in self.stuck:
+        where = (hub, port)
+        wanted = self.ports[where] if text not in ("0", "1") else text == "0"
+        slot = self.port_slot.get(where)
+        if slot in self.stuck:
             wanted = self.stuck[slot]
-        if slot is not None and wanted != current:
-            self.power[slot] = wanted
-            self.log("usb hub %s: port %s-%d %s (slot %d)" % (self.name, hub, port, "on" if wanted else "off", slot))
-            self.apply(slot)
-        if text != ("0" if wanted else "1"):
+        if wanted != self.ports[where]:
+            self._switch(where, wanted)
+        if text != ("0" if wanted else "1") and self.present(hub):
             _write(path, "0\n" if wanted else "1\n")
             if self._inotify is None:
                 self._mtimes[path] = os.stat(path).st_mtime_ns
@@ -221,7 +263,9 @@ class HubEmulator:
             self.mechanism = "inotify"
         except (OSError, AttributeError):
             self._inotify, self.mechanism = None, "poll"
-        self._build()
+        for number, hub in enumerate(sorted(self.hubs), 2):
+            if self.present(hub):
+                self._build_hub(number, hub)
         if self._inotify is not None:
             self._loop.add_reader(self._inotify.fd, self._on_inotify)
         else:
@@ -246,9 +290,9 @@ class HubEmulator:
 
     def snapshot(self):
         return {"path": self.root, "gone": self.gone, "mechanism": self.mechanism,
-                "power": {str(s): p and not self.gone for s, p in self.power.items()},
+                "power": {str(slot): self.lines(slot)["power"] for slot in self.slot_port},
                 "stuck": {str(s): "on" if on else "off" for s, on in self.stuck.items()},
-                "hubs": {hub: ports for hub, ports in self.hubs.items()}}
+                "hubs": {hub: {"ports": count, "present": self.present(hub)} for hub, count in self.hubs.items()}}
 
     # --- faults --------------------------------------------------------------------------------------
     def _slot(self, slot, port, hub):
@@ -274,24 +318,18 @@ class HubEmulator:
         if "stuck" in request:
             slot = self._slot(request.get("slot"), request.get("port"), request.get("hub"))
             self._set_stuck(slot, request["stuck"])
-            if slot in self.stuck and not self.gone:  # held from now on, whatever the file says
-                self.power[slot] = self.stuck[slot]
-                hub, port = self.slot_port[slot]
-                _write(self.disable_path(hub, port), "0\n" if self.power[slot] else "1\n")
-                self.apply(slot)
+            where = self.slot_port[slot]
+            if slot in self.stuck and self.stuck[slot] != self.ports[where]:  # held from now on
+                self._switch(where, self.stuck[slot])
+                if self.present(where[0]):
+                    _write(self.disable_path(*where), "0\n" if self.ports[where] else "1\n")
             done.update(slot=slot, stuck=request["stuck"])
         if "gone" in request:
             if not isinstance(request["gone"], bool):
                 raise ValueError("gone %r: true or false" % (request["gone"],))
-            if request["gone"] and not self.gone:
-                self.gone = True
-                self._remove()
-            elif not request["gone"] and self.gone:
-                self.gone = False
-                self.power = {slot: self.stuck.get(slot, True) for slot in self.power}
-                self._build()
-            for slot in self.nodes:
-                self.apply(slot)
+            before = self._present_hubs()
+            self.gone = request["gone"]
+            self._settle(before)
             done["gone"] = self.gone
         if not done:
             raise ValueError("a usb_hub fault needs slot (or port) + stuck, or gone")

@@ -113,9 +113,8 @@ class HubDriver(object):
         return "usb_hub board %s slot %d (%s)" % (self.board.name, slot, path)
 
     def _gone(self, slot):
-        hub_dir = self.hub_dir(slot)
-        return BusError("%s: the hub is gone (no %s: unplugged, without power, or reset?)"
-                        % (self._where(slot, hub_dir), hub_dir))
+        return BusError("%s: the hub is gone (its directory does not exist: unplugged, without power, or reset?)"
+                        % self._where(slot, self.hub_dir(slot)))
 
     def _disable_file(self, slot):
         if slot not in self.board.profile.outlets:
@@ -173,8 +172,8 @@ class HubDriver(object):
     def facts(self):
         hubs = sorted({self.hub_dir(slot) for slot in self.board.profile.outlets})
         if not os.path.isdir(self.root):
-            raise BusError("usb_hub board %s (%s): the hub is gone (no %s: unplugged, without power, or reset?)"
-                           % (self.board.name, self.root, self.root))
+            raise BusError("usb_hub board %s (%s): the hub is gone (its directory does not exist: unplugged, "
+                           "without power, or reset?)" % (self.board.name, self.root))
         facts = dict(self._hub_facts(self.root), mechanism="sysfs")
         behind = {os.path.basename(h): self._hub_facts(h) for h in hubs if h != self.root}
         if behind:

@@ -97,6 +97,17 @@ def test_a_hub_that_goes_and_comes_back(run_sim, short_dir):
     assert read(disable(short_dir, 2, hub="1-1.4")) == "0\n"
     with pytest.raises(Exception, match="has no slot 9"):
         sim.control({"op": "fault", "board": "hub", "slot": 9, "stuck": "on"})
+    write(disable(short_dir, 3), "1\n")  # a port without a node switches too
+    time.sleep(0.2)
+    assert read(disable(short_dir, 3)) == "1\n"
+    write(disable(short_dir, 4), "1\n")  # the port hub 1-1.4 is plugged into: that hub loses power
+    sim.wait_state("w2", "off")
+    wait_for(lambda: not os.path.exists(os.path.join(short_dir, "state/sys/bus/usb/devices/1-1.4")))
+    assert sim.node("w1")["lines"]["power"] is True
+    write(disable(short_dir, 4), "0\n")
+    sim.wait_state("w2", ("bootloader", "kernel", "login"))
+    hubs = sim.status()["boards"]["hub"]["device"]["hubs"]
+    assert hubs == {"1-1": {"ports": 4, "present": True}, "1-1.4": {"ports": 4, "present": True}}
 
 
 def test_idle_cpu_is_near_zero(run_sim, short_dir):
