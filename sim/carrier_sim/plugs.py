@@ -320,8 +320,9 @@ class PlugEmulator:
                 headers[key.strip().lower()] = value.strip()
             self.requests += 1
             status, payload, extra = device.answer(method, target, headers)
-            body = (json.dumps(payload, separators=(",", ":")) if isinstance(payload, (dict, list)) else str(payload)).encode("utf-8")
-            kind = "application/json" if isinstance(payload, (dict, list)) else "text/plain"
+            structured = isinstance(payload, (dict, list))
+            body = (json.dumps(payload, separators=(",", ":")) if structured else str(payload)).encode("utf-8")
+            kind = "application/json" if structured else "text/plain"
             head = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Error")), "Content-Type: %s" % kind,
                     "Content-Length: %d" % len(body), "Connection: close"]
             head += ["%s: %s" % item for item in extra.items()]
