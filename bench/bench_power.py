@@ -4,7 +4,9 @@
 1. playbooks/power.yml (switch on with stagger 0, then the no-op re-run) and playbooks/status.yml
    (lines and console logs, no health) against a play of ansible.builtin.ping delegated to the
    controller, on the same simulated hosts with the same forks, for 14, 100 and 400 nodes: wall
-   time of each ansible-playbook run (best of BENCH_RUNS, default 2) and the ratio to ping.
+   time of each ansible-playbook run (best of BENCH_RUNS, default 2) and the ratio to ping, and
+   the same for the CPU time of the run (user + system of ansible-playbook and its forks and
+   modules; the simulator's own is not counted), steadier than wall time on a shared machine.
    BENCH_NODES (a comma list) picks the sizes.
 2. Bus transactions to switch all 10 backplane slots on (stagger 0), counted by the simulator,
    against the minimum of one read, one write and one read-back per chip touched.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -63,12 +66,18 @@ def sim_topology(workdir, nodes=14):
     return path, data
 
 
+def _cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _play(env, topology, playbook, *args):
-    started = time.monotonic()
+    """(wall time, CPU time) of one ansible-playbook run."""
+    started, cpu = time.monotonic(), _cpu()
     subprocess.run([str(BIN / "ansible-playbook"), "-i", str(topology), str(playbook),
                     "-e", "ansible_python_interpreter=%s" % sys.executable] + list(args),
                    check=True, env=env, stdout=subprocess.DEVNULL, cwd=str(REPO))
-    return time.monotonic() - started
+    return time.monotonic() - started, _cpu() - cpu
 
 
 def fleet(nodes, runs):
@@ -97,11 +106,13 @@ def fleet(nodes, runs):
                                          "-e", "status_health=false", "-e", "status_log_dir=%s" % workdir))
     finally:
         subprocess.run(SIM + ["stop", "--state-dir", state], stdout=subprocess.DEVNULL, check=False)
-    best = {name: min(values) for name, values in times.items()}
-    figures = (nodes, start_time, best["ping"], best["on"], best["on"] / best["ping"], best["noop"],
-               best["noop"] / best["ping"], best["status"], best["status"] / best["ping"])
-    print("   %4d nodes (sim start %.1f s)  ping %6.1f s   on %6.1f s %5.2fx   no-op %6.1f s %5.2fx"
-          "   status %6.1f s %5.2fx" % figures)
+    for index, label in ((0, "wall"), (1, "CPU ")):
+        best = {name: min(value[index] for value in values) for name, values in times.items()}
+        figures = (nodes, label, best["ping"], best["on"], best["on"] / best["ping"], best["noop"],
+                   best["noop"] / best["ping"], best["status"], best["status"] / best["ping"])
+        print("   %4d nodes %s  ping %6.1f s   on %6.1f s %5.2fx   no-op %6.1f s %5.2fx"
+              "   status %6.1f s %5.2fx" % figures)
+    print("        (sim start %.1f s)" % start_time)
     sys.stdout.flush()
 
 
