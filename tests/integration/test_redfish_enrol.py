@@ -107,6 +107,11 @@ def test_controller_address_port_and_unverified_certificates(tmp_path):
     assert all(h["spec"]["bmc"]["disableCertificateVerification"] is True for h in hosts)
     ironic = yaml.safe_load((tmp_path / "out" / "ironic-nodes.yaml").read_text())
     assert {n["driver_info"]["redfish_verify_ca"] for n in ironic["nodes"]} == {False}
+    credentials.update(redfish_enrol_verify_certs=True, redfish_enrol_ca_file="/etc/ironic/carrier-ca.crt")
+    proc = enrol(tmp_path, credentials=credentials)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ironic = yaml.safe_load((tmp_path / "out" / "ironic-nodes.yaml").read_text())
+    assert {n["driver_info"]["redfish_verify_ca"] for n in ironic["nodes"]} == {"/etc/ironic/carrier-ca.crt"}
 
     # The controller's own service address and port (its host vars) win over ansible_host.
     host_vars = tmp_path / "host_vars"
