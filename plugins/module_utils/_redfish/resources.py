@@ -74,7 +74,7 @@ def odata_document(paths):
 
 def metadata_xml():
     """The service's CSDL document: a reference to every DSP8010 schema the resources use."""
-    names = sorted(set(TYPES) | {name for name in COLLECTIONS} | {"Resource"})
+    names = sorted(set(TYPES) | set(COLLECTIONS) | {"Resource"})
     refs = []
     for name in names:
         includes = '<edmx:Include Namespace="%s"/>' % name
