@@ -10,6 +10,7 @@ The board entries are the carrier_exporter's (``name``, ``profile``, ``bus``, ``
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 from ansible_collections.picluster.carrier.plugins.module_utils._board import board_from_dict
@@ -30,6 +31,17 @@ def _optional_path(data, key):
     if value is not None and (not isinstance(value, str) or not value):
         raise CarrierError("%s: %r is not a path" % (key, value))
     return value
+
+
+def _check_host(value, field):
+    """A host name or an IP address (IPv6 too: it is bracketed where it goes into a URL)."""
+    if not isinstance(value, str):
+        raise CarrierError("%s: %r is not a host name or IP address" % (field, value))
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        return check_name(value, field, what="host name or IP address")
 
 
 def _check_nodes(nodes, field, board, hosts):
@@ -75,9 +87,7 @@ def load_config(data, bus_opener=None):
     for key in ("accounts_file", "state_dir"):
         if not data.get(key):
             raise CarrierError("%s: a path is required" % key)
-    listen = data.get("listen") or "127.0.0.1"
-    if not isinstance(listen, str):
-        raise CarrierError("listen: %r is not an address" % (listen,))
+    listen = _check_host(data.get("listen") or "127.0.0.1", "listen")
     config = {
         "listen": listen,
         "port": int(check_number(data.get("port", DEFAULT_PORT), "port", minimum=0, maximum=65535, integer=True)),
@@ -94,7 +104,7 @@ def load_config(data, bus_opener=None):
     if bool(config["tls_cert"]) != bool(config["tls_key"]):
         raise CarrierError("tls_cert, tls_key: give both (TLS) or neither (plain HTTP, for tests only)")
     if config["console_host"] is not None:
-        check_name(config["console_host"], "console_host", what="host name")
+        _check_host(config["console_host"], "console_host")
     boards = data.get("boards")
     if not isinstance(boards, list) or not boards:
         raise CarrierError("boards: %r is not a non-empty list of boards ({name, profile, bus, nodes})" % (boards,))

@@ -23,7 +23,7 @@ HALT_TIMEOUT = 120.0
 
 
 def console_url(host, port):
-    return "rfc2217://%s:%d?ign_set_control" % (host, port)
+    return "rfc2217://%s:%d?ign_set_control" % ("[%s]" % host if ":" in host else host, port)
 
 
 def poweroff_over_console(url, host, prompt_timeout=PROMPT_TIMEOUT, halt_timeout=HALT_TIMEOUT):

@@ -275,7 +275,7 @@ def test_event_subscriptions_and_power_events(rf, tmp_path):
         assert_error(rf.post("/redfish/v1/EventService/Subscriptions", headers=basic("admin"),
                              json={"Destination": "ftp://x"}), 400, "PropertyValueFormatError")
         assert reset(rf, "On").status_code == 204
-        for _ in range(200):
+        for _attempt in range(200):
             if received:
                 break
             threading.Event().wait(0.01)
@@ -303,7 +303,7 @@ def test_slow_reset_returns_a_task(rig, tmp_path):
     monitor = response.headers["Location"]
     assert client.get(monitor, headers=basic("admin")).status_code == 202
     gate.set()
-    for _ in range(200):
+    for _attempt in range(200):
         done = client.get(monitor, headers=basic("admin"))
         if done.status_code != 202:
             break
@@ -318,6 +318,8 @@ def test_slow_reset_returns_a_task(rig, tmp_path):
     ({"port": 70000}, r"^port: "),
     ({"tls_cert": "/x"}, r"^tls_cert, tls_key: give both"),
     ({"colour": 1}, r"^config: unknown key\(s\) colour"),
+    ({"console_host": "ctrl 0"}, r"^console_host: 'ctrl 0' is not a valid host name or IP address"),
+    ({"listen": 8443}, r"^listen: 8443 is not a host name or IP address"),
     ({"boards": [{"name": "b1", "profile": "itx4", "bus": 1, "nodes": {"9": "n9"}}]}, r"^boards.0.nodes.9: slot: 9"),
     ({"boards": [{"name": "b1", "profile": "itx4", "bus": 1, "nodes": {"1": {"host": "a/b"}}}]},
      r"boards.0.nodes.1.host"),
@@ -328,6 +330,11 @@ def test_config_refusals_name_the_key(tmp_path, change, message):
     data.update(change)
     with pytest.raises(CarrierError, match=message):
         load_config(data)
+
+
+def test_addresses_accepted(tmp_path):
+    config = load_config(service_config(tmp_path, listen="::1", console_host="fd00::1"))
+    assert (config["listen"], config["console_host"]) == ("::1", "fd00::1")
 
 
 def test_main_check(tmp_path, capsys):
