@@ -94,7 +94,7 @@ def create_app(config, bus_opener=None, sleep=None, task_threshold=2.0):
 
     options = {} if sleep is None else {"sleep": sleep}
     service = Service(config, bus_opener=bus_opener, task_threshold=task_threshold, **options)
-    app = flask.Flask("carrier_redfish")
+    app = flask.Flask("carrier_redfish", static_folder=None)
     app.url_map.strict_slashes = False
     app.config["SERVICE"] = service
 

@@ -86,6 +86,26 @@ def test_service_root_is_public_and_the_rest_needs_credentials(rf):
     assert rf.get("/redfish/v1/Systems", headers=basic("viewer")).status_code == 200
 
 
+def test_no_route_but_the_public_ones_answers_without_credentials(rf):
+    """Every URL rule of the app, with every method it takes: 401 without credentials, switching nothing."""
+    public = {"/redfish", "/redfish/v1/", "/redfish/v1/odata", "/redfish/v1/$metadata"}
+    values = {"host": "node01", "name": "b1", "session_id": "x", "sub_id": "x", "task_id": "x"}
+    checked = 0
+    for rule in rf.application.url_map.iter_rules():
+        if rule.rule in public:
+            continue
+        path = rule.rule
+        for arg in rule.arguments:
+            path = path.replace("<%s>" % arg, values.get(arg, "x"))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            if method == "POST" and path == "/redfish/v1/SessionService/Sessions":
+                continue  # the login itself
+            response = rf.open(path, method=method, json={"ResetType": "On"})
+            assert response.status_code == 401, (method, path, response.status_code)
+            checked += 1
+    assert checked >= 25 and not rf.rig.levels(1)["power"]
+
+
 def test_systems_and_system_resource(rf):
     systems = rf.get("/redfish/v1/Systems", headers=basic("admin")).get_json()
     assert [m["@odata.id"] for m in systems["Members"]] == ["/redfish/v1/Systems/node01", "/redfish/v1/Systems/node02"]
