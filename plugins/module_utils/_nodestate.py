@@ -35,8 +35,8 @@ STATES = ("off", "held_in_reset", "usb_boot", "on", "bootloader", "kernel", "log
 LINE_STATES = {"off": "off", "reset": "held_in_reset", "usb_boot": "usb_boot"}
 # Seconds a powered node may stay silent before login before it counts as hung. Generous bounds (a
 # real CM4 reaches login in ~12 s from eMMC, a netboot takes longer), slower SoCs given more.
-BOOT_TIMEOUTS = {"cm3": 240.0, "pizero": 240.0, "pizero2": 240.0, "cm4": 180.0, "cm4s": 180.0, "pi4": 180.0,
-                 "cm5": 120.0, "pi5": 120.0}
+BOOT_TIMEOUTS = {"cm3": 240.0, "pi3": 240.0, "pi3bplus": 240.0, "pizero": 240.0, "pizero2": 240.0, "cm4": 180.0,
+                 "cm4s": 180.0, "pi4": 180.0, "cm5": 120.0, "pi5": 120.0}
 LOOP_BOOTS = 3  # boots in a row without a login: a boot loop
 WARNINGS = ("undervoltage", "thermal", "oops")
 HEAD_BYTES = 64  # the start of a log, to know it again
