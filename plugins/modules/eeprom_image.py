@@ -246,8 +246,8 @@ def _run(module):
         eeprom_write_protect=p["eeprom_write_protect"],
     )
     if model is not None and plan.info["soc"] != model.soc:
-        raise CarrierError("src: %s is a %s image, but model %s is a %s" % (p["src"], plan.info["soc"], p["model"],
-                                                                           model.soc))
+        raise CarrierError("src: %s is a %s image, but model %s is a %s"
+                           % (p["src"], plan.info["soc"], p["model"], model.soc))
     for w in plan.warnings:
         module.warn(w)
     if plan.changed and not module.check_mode:

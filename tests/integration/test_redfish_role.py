@@ -81,15 +81,15 @@ def test_files_consoles_idempotence_and_check_mode(tmp_path):
     assert "ExecStart=%s %s/carrier-redfish.py --config %s/redfish.json\n" % (
         sys.executable, root / "lib", root / "etc") in unit
 
-    again, _ = converge(tmp_path)
+    again, _root = converge(tmp_path)
     assert again.returncode == 0 and changed(again.stdout) == 0, again.stdout
 
     # A new address: check mode says what would change and writes nothing, the run then makes a new certificate.
     before = {p: p.read_bytes() for p in (root / "etc").rglob("*") if p.is_file()}
-    check, _ = converge(tmp_path, "--check", extra={"redfish_service_listen": "127.0.0.2"})
+    check, _root = converge(tmp_path, "--check", extra={"redfish_service_listen": "127.0.0.2"})
     assert check.returncode == 0 and changed(check.stdout) > 0, check.stdout
     assert {p: p.read_bytes() for p in (root / "etc").rglob("*") if p.is_file()} == before
-    moved, _ = converge(tmp_path, extra={"redfish_service_listen": "127.0.0.2"})
+    moved, _root = converge(tmp_path, extra={"redfish_service_listen": "127.0.0.2"})
     assert moved.returncode == 0, moved.stdout + moved.stderr
     config = json.loads((root / "etc" / "redfish.json").read_text())
     assert config["listen"] == "127.0.0.2" and Path(config["tls_cert"]) != cert
@@ -102,7 +102,7 @@ def test_any_address_and_bad_accounts_are_refused(tmp_path):
     allowed, root = converge(tmp_path, extra={"redfish_service_listen": "0.0.0.0",
                                               "redfish_service_allow_any_address": True})
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
-    bad_role, _ = converge(tmp_path, extra={"redfish_service_accounts": [
+    bad_role, _root = converge(tmp_path, extra={"redfish_service_accounts": [
         {"name": "admin", "password": PASSWORD, "role": "root"}]})
     assert bad_role.returncode != 0 and "role" in bad_role.stdout, bad_role.stdout
     assert PASSWORD not in bad_role.stdout + bad_role.stderr

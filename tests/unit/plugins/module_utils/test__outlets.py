@@ -113,8 +113,8 @@ def test_topology_takes_device_addresses_and_login(tmp_path):
     assert topo.node("a").hostvars()["carrier_bmc_user"] == "admin"
     assert topo.node("b").hostvars()["carrier_bus"] == "/sys/bus/usb/devices/1-1"
     with pytest.raises(CarrierError, match=r"boards\.sw\.bus: .*not an SNMP agent address"):
-        load_topology({"controllers": {"c": {}}, "boards": {"sw": {"profile": "poe_switch8", "bus": "1",
-                                                                    "slots": {1: "a"}}}})
+        board = {"profile": "poe_switch8", "bus": "1", "slots": {1: "a"}}
+        load_topology({"controllers": {"c": {}}, "boards": {"sw": board}})
 
 
 def test_power_through_a_driver_reads_back(fake, tmp_path):
