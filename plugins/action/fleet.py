@@ -36,7 +36,8 @@ NODE_KEYS = {"node_status": ("node", "model", "port")}
 # when the var is defined, as ``default(omit)`` would. The profile is carrier_profile_data when set.
 BOARD_VARS = (("board", "carrier_board"), ("profile", "carrier_profile"), ("bus", "carrier_bus"),
               ("addresses", "carrier_addresses"), ("lock_dir", "carrier_lock_dir"), ("bmc_user", "carrier_bmc_user"),
-              ("bmc_password", "carrier_bmc_password"), ("bmc_ca_path", "carrier_bmc_ca_path"))
+              ("bmc_password", "carrier_bmc_password"), ("bmc_priv_password", "carrier_bmc_priv_password"),
+              ("bmc_ca_path", "carrier_bmc_ca_path"))
 # The board options board_sensors takes from a node module's arguments (the board spec of _common).
 SENSOR_KEYS = ("board", "profile", "bus", "addresses", "protected_slots", "lock_dir", "bmc_user", "bmc_password",
                "bmc_priv_password", "bmc_ca_path", "validate_certs")

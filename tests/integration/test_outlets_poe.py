@@ -1,0 +1,125 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/power.yml and status.yml through PoE switch ports: one switch on SNMP v2c (a read-write
+community) and one on SNMPv3 authPriv (SHA-256, AES-128), both played by the simulator's SNMP agent on
+loopback UDP; 10 forks. The community and passphrases come from group_vars beside the inventory
+(never the command line) and must not show in any output."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import yaml
+from carrier_sim.client import control
+from test_playbooks import playbook, recap
+
+V2 = ["pa01", "pa02", "pa03"]
+V3 = ["pb01", "pb02"]
+ALL = V2 + V3
+SECRETS = {"v2": {"carrier_bmc_password": "rw-community-51"},
+           "v3": {"carrier_bmc_password": "auth-phrase-52", "carrier_bmc_priv_password": "priv-phrase-53"}}
+WRONG = "wrong-phrase-54"
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def topology():
+    return {
+        "plugin": "picluster.carrier.boards",
+        "controllers": {"ctrl0": {"vars": {"ansible_connection": "local"}}},
+        "profiles": {
+            "poe4v3": {"kind": "poe_switch", "slots": {n: {"port": n} for n in range(1, 5)},
+                       "snmp": {"version": "3", "auth_protocol": "sha256", "priv_protocol": "aes"}},
+        },
+        "boards": {
+            "v2": {"profile": "poe_switch8", "controller": "ctrl0", "bus": "snmp://127.0.0.1:%d" % free_udp_port(),
+                   "sim": {"community": SECRETS["v2"]["carrier_bmc_password"]},
+                   "slots": {n: {"host": "pa%02d" % n} for n in (1, 2, 3)}},
+            "v3": {"profile": "poe4v3", "controller": "ctrl0", "bus": "snmp://127.0.0.1:%d" % free_udp_port(),
+                   "bmc": {"user": "carrier"},
+                   "sim": {"v3_user": "carrier", "v3_auth": SECRETS["v3"]["carrier_bmc_password"],
+                           "v3_priv": SECRETS["v3"]["carrier_bmc_priv_password"]},
+                   "slots": {n: {"host": "pb%02d" % n} for n in (1, 2)}},
+        },
+    }
+
+
+@pytest.fixture
+def cluster(sim_cluster_factory, tmp_path):
+    sim = sim_cluster_factory(topology())
+    group_vars = tmp_path / "group_vars"
+    group_vars.mkdir()
+    for board, secrets in SECRETS.items():
+        path = group_vars / ("board_%s.yml" % board)
+        path.write_text(yaml.safe_dump(secrets))
+        path.chmod(0o600)
+    wrong = tmp_path / "wrong.yml"
+    wrong.write_text(yaml.safe_dump({"carrier_bmc_password": WRONG}))
+    wrong.chmod(0o600)
+    sim.wrong = str(wrong)
+    return sim
+
+
+def run(cluster, name, *args):
+    proc = playbook(cluster, name, *args, forks=10)
+    output = proc.stdout + proc.stderr
+    secrets = [v for board in SECRETS.values() for v in board.values()] + [WRONG]
+    assert not [s for s in secrets if s in output], "a secret is in the output"
+    return proc, output
+
+
+def power(cluster):
+    return {host: cluster.node(host)["lines"]["power"] for host in ALL}
+
+
+def test_on_idempotent_check_off_cycle_status(cluster):
+    proc, output = run(cluster, "power.yml", "-e", "power_state=on", "-e", "power_stagger=0")
+    assert proc.returncode == 0, output
+    nodes = recap(proc.stdout)
+    assert all(nodes[h]["changed"] == 1 and nodes[h]["failed"] == 0 for h in ALL), nodes
+    assert power(cluster) == {h: True for h in ALL}
+
+    again, output = run(cluster, "power.yml", "-e", "power_state=on")
+    assert again.returncode == 0, output
+    assert all(recap(again.stdout)[h]["changed"] == 0 for h in ALL)
+
+    check, output = run(cluster, "power.yml", "-e", "power_state=off", "--check", "--diff", "-l", "board_v3,pa02")
+    assert check.returncode == 0, output
+    assert {h for h, v in recap(check.stdout).items() if v["changed"]} == set(V3) | {"pa02"}
+    assert power(cluster) == {h: True for h in ALL}, "check mode switched a port"
+
+    off, output = run(cluster, "power.yml", "-e", "power_state=off", "-l", "board_v3,pa02")
+    assert off.returncode == 0, output
+    assert power(cluster) == {h: h in ("pa01", "pa03") for h in ALL}
+
+    boots = cluster.node("pa01")["boots"]
+    cycle, output = run(cluster, "power.yml", "-e", "power_state=cycle", "-l", "pa01")
+    assert cycle.returncode == 0, output
+    assert recap(cycle.stdout)["pa01"]["changed"] == 1
+    cluster.wait_state("pa01", ("booting", "login"))
+    assert cluster.node("pa01")["boots"] == boots + 1, "pa01 was not power-cycled"
+
+    status, output = run(cluster, "status.yml")
+    assert status.returncode == 0, output
+    table = [line for line in output.splitlines() if line.strip().startswith(("pa0", "pb0"))]
+    assert len(table) >= len(ALL), output
+
+
+def test_wrong_passphrase_and_a_port_that_never_delivers(cluster):
+    proc, output = run(cluster, "power.yml", "-e", "power_state=on", "-e", "@" + cluster.wrong, "-l", "board_v3")
+    assert proc.returncode != 0
+    assert all(recap(proc.stdout)[h]["failed"] == 1 for h in V3)
+    assert "SNMPv3 authentication of user 'carrier' failed: wrong digest" in output, output
+    assert not any(power(cluster).values())
+
+    control(cluster.state_dir, {"op": "fault", "board": "v2", "port": 2, "stuck": "off"})
+    proc, output = run(cluster, "power.yml", "-e", "power_state=on", "-e", "power_stagger=0", "-l", "board_v2")
+    assert proc.returncode != 0
+    nodes = recap(proc.stdout)
+    assert nodes["pa02"]["failed"] == 1 and nodes["pa01"]["failed"] == 0 and nodes["pa03"]["failed"] == 0, nodes
+    assert "poe_switch board v2: slot(s) 2 did not follow: slot 2 reads off, wanted on" in output
+    assert power(cluster) == {h: h in ("pa01", "pa03") for h in ALL}
