@@ -39,6 +39,11 @@ export ANSIBLE_COLLECTIONS_PATH
 export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 MOLECULE_NO_LOG=false
 python "$here/install_collections.py"
 "$here/build-base-image.sh"
+# Podman keeps each container's and volume's lock number on disk but the locks themselves in
+# shared memory, which a reboot clears: a volume left by an earlier run (the k3s scenario's) then
+# shares its number with a new container and podman refuses to start it ("deadlock due to lock
+# mismatch", containers/podman#9765). Renumbering before any scenario starts makes them agree.
+podman system renumber
 
 # Scenarios of different roles use different containers and ephemeral directories, and spend
 # much of their time waiting on systemd and package installs: MOLECULE_JOBS of them run at once

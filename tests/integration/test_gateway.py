@@ -59,6 +59,9 @@ def rig(tmp_path):
             sh("ip", "-n", name, "link", "set", "lo", "up")
         # the internet has no route back to the cluster subnet: only masquerading gets replies home
         sh("ip", "-n", ns["worker"], "route", "add", "default", "via", CLUSTER + ".1")
+        # a new namespace copies the host's IPv4 forwarding (devconf_inherit_init_net 0): start from a
+        # controller with it off, as a fresh install has
+        sh("ip", "netns", "exec", ns["controller"], "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")
         sh("ip", "netns", "exec", ns["controller"], "nft", "-f", "-", input=HOST_TABLE)
         (tmp_path / "www").mkdir()
         (tmp_path / "www" / "index.html").write_text("internet\n")
