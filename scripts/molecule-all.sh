@@ -42,8 +42,11 @@ python "$here/install_collections.py"
 # Podman keeps each container's and volume's lock number on disk but the locks themselves in
 # shared memory, which a reboot clears: a volume left by an earlier run (the k3s scenario's) then
 # shares its number with a new container and podman refuses to start it ("deadlock due to lock
-# mismatch", containers/podman#9765). Renumbering before any scenario starts makes them agree.
-podman system renumber
+# mismatch", containers/podman#9765). Renumbering before any scenario starts makes them agree; it
+# is only safe with no container running, so a machine running others is left as it is.
+if [[ -z $(podman ps -q) ]]; then
+    podman system renumber
+fi
 
 # Scenarios of different roles use different containers and ephemeral directories, and spend
 # much of their time waiting on systemd and package installs: MOLECULE_JOBS of them run at once

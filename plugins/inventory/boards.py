@@ -435,9 +435,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _unreachable_reason(board, controller_vars):
         """None when the board's bus can be read from here; otherwise why not."""
         bus = board["bus"]
-        if bus.startswith(("http://", "https://")):
-            return None  # a Turing Pi 2's BMC: reached over the network, as the modules reach it
-        device = bus_path(bus)
+        if bus.startswith(("http://", "https://", "snmp://")):
+            return None  # on the network (a Turing Pi 2's BMC, a plug, a PoE switch): reached as the modules reach it
+        # a USB hub's bus is its sysfs directory (the topology loader normalised usb:1-1 to it)
+        device = bus if bus.startswith("/") else bus_path(bus)
         if not bus.startswith("sim:"):
             local = (
                 controller_vars.get("ansible_connection") == "local"

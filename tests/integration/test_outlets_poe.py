@@ -6,7 +6,12 @@ loopback UDP; 10 forks. The community and passphrases come from group_vars besid
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,6 +24,7 @@ ALL = V2 + V3
 SECRETS = {"v2": {"carrier_bmc_password": "rw-community-51"},
            "v3": {"carrier_bmc_password": "auth-phrase-52", "carrier_bmc_priv_password": "priv-phrase-53"}}
 WRONG = "wrong-phrase-54"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_udp_port():
@@ -109,12 +115,18 @@ def test_on_idempotent_check_off_cycle_status(cluster):
     assert len(table) >= len(ALL), output
 
 
-def test_wrong_passphrase_and_a_port_that_never_delivers(cluster):
+def test_wrong_credentials_and_a_port_that_never_delivers(cluster):
     proc, output = run(cluster, "power.yml", "-e", "power_state=on", "-e", "@" + cluster.wrong, "-l", "board_v3")
     assert proc.returncode != 0
     assert all(recap(proc.stdout)[h]["failed"] == 1 for h in V3)
     assert "SNMPv3 authentication of user 'carrier' failed: wrong digest" in output, output
     assert not any(power(cluster).values())
+
+    # a v2c agent drops a request with a wrong community: the slots fail after the 5 s budget
+    proc, output = run(cluster, "power.yml", "-e", "power_state=on", "-e", "@" + cluster.wrong, "-l", "board_v2")
+    assert proc.returncode != 0
+    assert all(recap(proc.stdout)[h]["failed"] == 1 for h in V2)
+    assert "in 5 s (wrong community or credentials?)" in output and "poe_switch board v2 slot" in output, output
 
     control(cluster.state_dir, {"op": "fault", "board": "v2", "port": 2, "stuck": "off"})
     proc, output = run(cluster, "power.yml", "-e", "power_state=on", "-e", "power_stagger=0", "-l", "board_v2")
@@ -123,3 +135,32 @@ def test_wrong_passphrase_and_a_port_that_never_delivers(cluster):
     assert nodes["pa02"]["failed"] == 1 and nodes["pa01"]["failed"] == 0 and nodes["pa03"]["failed"] == 0, nodes
     assert "poe_switch board v2: slot(s) 2 did not follow: slot 2 reads off, wanted on" in output
     assert power(cluster) == {h: h in ("pa01", "pa03") for h in ALL}
+
+
+def probe(cluster, password):
+    """``ansible-inventory --list`` with ``probe: true``: the live power state of every node."""
+    source = cluster.dir + "/probe.carrier.yml"
+    with open(cluster.inventory) as handle:
+        text = handle.read()
+    with open(source, "w") as handle:
+        handle.write("probe: true\n" + text)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_INVENTORY_UNPARSED_FAILED="true", PICLUSTER_CARRIER_BMC_PASSWORD=password)
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", source, "--list"],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout + proc.stderr, json.loads(proc.stdout)["_meta"]["hostvars"]
+
+
+def test_inventory_probe_reads_the_ports(cluster):
+    community = SECRETS["v2"]["carrier_bmc_password"]
+    proc, output = run(cluster, "power.yml", "-e", "power_state=on", "-l", "pa02")
+    assert proc.returncode == 0, output
+    output, hostvars = probe(cluster, community)
+    assert community not in output
+    assert {h: hostvars[h]["carrier_power"] for h in V2} == {"pa01": "off", "pa02": "on", "pa03": "off"}
+    # the one probe password is the v2c community, not the v3 switch's passphrase (and the probe has no
+    # privacy passphrase): the v3 switch does not answer, and each of its nodes says so
+    for host in V3:
+        assert hostvars[host]["carrier_power"] == "unknown"
+        assert "poe_switch board v3 slot 1, 2" in hostvars[host]["carrier_power_error"], hostvars[host]

@@ -4,13 +4,18 @@ simulator's emulated 7-port hub, switched through the ports' sysfs ``disable`` f
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 from carrier_sim.client import control
 from modrun import run_module
 from test_playbooks import playbook, recap
 
 HOSTS = ["pi%d" % n for n in range(1, 8)]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def topology():
@@ -101,3 +106,19 @@ def test_a_port_that_does_not_follow_and_a_hub_that_is_gone(sim_cluster_factory)
     gone = power(cluster, "off", "-l", "pi2")
     assert gone.returncode != 0 and recap(gone.stdout)["pi2"]["failed"] == 1
     assert "usb_hub board hub1 slot 2 (%s/sys/bus/usb/devices/1-1): the hub is gone" % cluster.state_dir in gone.stdout
+
+
+def test_inventory_probe_reads_the_ports(sim_cluster_factory):
+    cluster = sim_cluster_factory(topology())
+    on = power(cluster, "on", "-l", "pi4")
+    assert on.returncode == 0, on.stdout + on.stderr
+    source = os.path.join(cluster.dir, "probe.carrier.yml")
+    with open(cluster.inventory) as handle, open(source, "w") as out:
+        out.write("probe: true\n" + handle.read())
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", source, "--list"],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    hostvars = json.loads(proc.stdout)["_meta"]["hostvars"]
+    assert [hostvars[h]["carrier_power"] for h in HOSTS] == ["off"] * 3 + ["on"] + ["off"] * 3
