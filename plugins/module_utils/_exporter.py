@@ -51,7 +51,9 @@ except ImportError:  # the modules never need it; only the exporter service does
 DEFAULT_PORT = 9842
 DEFAULT_MAX_AGE = 10.0
 DEFAULT_HEALTH_MAX_AGE = 300.0
-BOARD_KEYS = {"name", "profile", "bus", "addresses", "protected_slots", "lock_dir", "nodes"}
+BOARD_KEYS = {"name", "profile", "bus", "addresses", "protected_slots", "lock_dir", "nodes", "bmc"}
+# The login of a device that switches nodes (a PoE switch, a smart plug): the board library's ``bmc``.
+BMC_KEYS = {"user", "password", "priv_password", "ca_path", "validate_certs"}
 CONFIG_KEYS = {"listen", "port", "max_age", "log_dir", "health_dir", "health_max_age", "lock_dir", "boot_timeout",
                "loop_boots", "boards"}
 
@@ -70,6 +72,18 @@ def _check_nodes(nodes, field, board):
         board.profile.lines(slot)
         result[slot] = {"host": spec["host"], "model": model}
     return result
+
+
+def _check_bmc(bmc, field):
+    """A board's ``bmc`` login: a mapping of BMC_KEYS (its values are never put in a message)."""
+    if bmc is None:
+        return
+    if not isinstance(bmc, dict):
+        raise CarrierError("%s: a %s is not a mapping of %s" % (field, type(bmc).__name__, ", ".join(sorted(BMC_KEYS))))
+    unknown = sorted(str(key) for key in set(bmc) - BMC_KEYS)
+    if unknown:
+        known = ", ".join(sorted(BMC_KEYS))
+        raise CarrierError("%s: unknown key(s) %s (known: %s)" % (field, ", ".join(unknown), known))
 
 
 def load_config(data):
@@ -99,9 +113,12 @@ def load_config(data):
     names = set()
     for index, spec in enumerate(boards):
         field = "boards.%d" % index
+        # the keys, never the values, in the message: a board's bmc holds a password
         if not isinstance(spec, dict) or not {"name", "profile", "bus"} <= set(spec) or set(spec) - BOARD_KEYS:
-            raise CarrierError("%s: %r is not a mapping of name, profile, bus and optionally addresses, "
-                               "protected_slots, lock_dir, nodes" % (field, spec))
+            given = ", ".join(sorted(map(str, spec))) if isinstance(spec, dict) else type(spec).__name__
+            raise CarrierError("%s: (%s) is not a mapping of name, profile, bus and optionally addresses, "
+                               "protected_slots, lock_dir, nodes, bmc" % (field, given))
+        _check_bmc(spec.get("bmc"), field + ".bmc")
         check_name(spec["name"], field + ".name")
         if spec["name"] in names:
             raise CarrierError("%s.name: board %r is given twice" % (field, spec["name"]))
@@ -150,7 +167,7 @@ class BoardPoller(object):
 
         self.board = Board(spec["name"], spec["profile"], spec["bus"], addresses=spec.get("addresses"),
                            protected_slots=spec.get("protected_slots") or (), lock_dir=spec.get("lock_dir"),
-                           bus_opener=opener)
+                           bus_opener=opener, bmc=spec.get("bmc"))
         if self.board.profile.kind == "turingpi2":
             raise CarrierError("boards: %s is a Turing Pi 2 (its BMC has no I2C bus for the exporter to read)"
                                % spec["name"])

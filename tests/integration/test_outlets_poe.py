@@ -164,3 +164,41 @@ def test_inventory_probe_reads_the_ports(cluster):
     for host in V3:
         assert hostvars[host]["carrier_power"] == "unknown"
         assert "poe_switch board v3 slot 1, 2" in hostvars[host]["carrier_power_error"], hostvars[host]
+
+
+def test_the_exporter_and_its_role_over_the_switches(cluster, tmp_path):
+    """The carrier_exporter role takes each switch's login from the nodes' host vars into a 0600 file, and the
+    exporter it configures reads the ports through the same driver: a node on a delivering port is on."""
+    from test_exporter import ansible_env, role_play  # the exporter role's own test rig
+
+    proc, output = run(cluster, "power.yml", "-e", "power_state=on", "-l", "pa03,pb01")
+    assert proc.returncode == 0, output
+    (tmp_path / "units").mkdir()
+    cmd = role_play(tmp_path, [], 9842)
+    play = json.loads(Path(cmd[-1]).read_text())
+    play[0]["hosts"] = "ctrl0"
+    Path(cmd[-1]).write_text(json.dumps(play))
+    cmd[2] = cluster.inventory
+    env = dict(ansible_env(), ANSIBLE_INVENTORY_ENABLED="picluster.carrier.boards")
+    role = subprocess.run(cmd + ["--diff"], check=False, capture_output=True, text=True, env=env, timeout=300)
+    secrets = [v for board in SECRETS.values() for v in board.values()]
+    assert role.returncode == 0, role.stdout + role.stderr
+    assert not [s for s in secrets if s in role.stdout + role.stderr], "a secret is in the role's output"
+    path = tmp_path / "etc" / "exporter.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    config = json.loads(path.read_text())
+    boards = {board["name"]: board for board in config["boards"]}
+    assert boards["v2"]["bmc"] == {"password": SECRETS["v2"]["carrier_bmc_password"]}
+    assert boards["v3"]["bmc"] == {"user": "carrier", "password": SECRETS["v3"]["carrier_bmc_password"],
+                                   "priv_password": SECRETS["v3"]["carrier_bmc_priv_password"]}
+
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from ansible_collections.picluster.carrier.plugins.module_utils import _exporter
+
+    config["lock_dir"] = cluster.dir + "/locks"
+    registry, _collector = _exporter.make_registry(_exporter.load_config(config))
+    text = prometheus_client.generate_latest(registry).decode()
+    assert not [s for s in secrets if s in text]
+    for host, state in (("pa01", "off"), ("pa03", "on"), ("pb01", "on"), ("pb02", "off")):
+        line = [ln for ln in text.splitlines() if ln.startswith("carrier_node_powered{") and 'node="%s"' % host in ln]
+        assert line and line[0].endswith(" %s" % ("1.0" if state == "on" else "0.0")), (host, line, text[-3000:])

@@ -82,10 +82,17 @@ def exporter(rig, tmp_path):
      r"^boards.1.name: board 'b' is given twice"),
     ({"boards": [{"name": "../b", "profile": "itx4", "bus": 1}]}, r"^boards.0.name: '../b' is not a valid name"),
     ({"boards": [{"name": "b", "profile": "itx4"}]}, r"^boards.0: .* is not a mapping of name, profile, bus"),
+    ({"boards": [{"name": "b", "profile": "poe_switch8", "bus": "snmp://127.0.0.1", "bmc": "s3cret"}]},
+     r"^boards.0.bmc: a str is not a mapping of ca_path, password, priv_password, user, validate_certs$"),
+    ({"boards": [{"name": "b", "profile": "poe_switch8", "bus": "snmp://127.0.0.1", "bmc": {"pasword": "s3cret"}}]},
+     r"^boards.0.bmc: unknown key\(s\) pasword \(known: "),
+    ({"boards": [{"name": "b", "profile": "itx4", "bmc": {"password": "s3cret"}}]},
+     r"^boards.0: \(bmc, name, profile\) is not a mapping of name, profile, bus"),
 ])
 def test_bad_configuration_is_refused_naming_the_field(data, message):
-    with pytest.raises(CarrierError, match=message):
+    with pytest.raises(CarrierError, match=message) as caught:
         _exporter.load_config(data)
+    assert "s3cret" not in str(caught.value)
 
 
 @pytest.mark.parametrize("nodes, message", [
