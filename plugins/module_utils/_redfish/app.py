@@ -140,7 +140,12 @@ def make_server(app, config):
     except ImportError:
         raise CarrierError("carrier-redfish needs the Python package cheroot (pip install cheroot; "
                            "Debian: python3-cheroot)") from None
-    server = wsgi.Server((config["listen"], config["port"]), app, numthreads=16, server_name="carrier-redfish")
+    # cheroot's defaults (a listen queue of 5, 10 idle keep-alive connections) drop and re-open connections
+    # under a fleet engine's many clients: over TLS the queue overflowed with 100 clients and requests waited
+    # seconds for TCP retries (bench/bench_redfish.py). A queue of 128 and 128 kept connections hold them.
+    server = wsgi.Server((config["listen"], config["port"]), app, numthreads=16, server_name="carrier-redfish",
+                         request_queue_size=128)
+    server.keep_alive_conn_limit = 128
     if config["tls_cert"]:
         from cheroot.ssl.builtin import BuiltinSSLAdapter
 
