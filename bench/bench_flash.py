@@ -19,7 +19,9 @@ memory (ru_maxrss of a child process) of node_flash's writer on that image and o
 without one (every byte decompressed and written). node_flash's times include its read-back
 verification (the device's cached pages dropped first); bmaptool's its checksum check of the image
 side (it reads nothing back); ``dd && cmp`` drops the target's cached pages before ``cmp``, as
-node_flash does, so both read back from the storage. Figures only; no pass/fail.
+node_flash does, so both read back from the storage, and ``bmaptool ... + read-back`` is its copy
+followed by that same read-back of the mapped ranges: node_flash against bmaptool at equal work.
+Figures only; no pass/fail.
 """
 
 from __future__ import annotations
