@@ -41,6 +41,9 @@ BOARD_VARS = (("board", "carrier_board"), ("profile", "carrier_profile"), ("bus"
 # The board options board_sensors takes from a node module's arguments (the board spec of _common).
 SENSOR_KEYS = ("board", "profile", "bus", "addresses", "protected_slots", "lock_dir", "bmc_user", "bmc_password",
                "bmc_priv_password", "bmc_ca_path", "validate_certs")
+# Modules that read the board's sensors in their own run (option board_sensors): one module start per board
+# instead of two.
+SENSORS_IN_CALL = ("node_status",)
 # Parts of a module result that are the call's, not data for the other nodes.
 CALL_KEYS = ("exception", "invocation")
 
@@ -165,6 +168,8 @@ class ActionModule(ActionBase):
 
     def _own_call(self, name, args, task_vars, sensors):
         """The node's own call, as a per-node task would make it (a failure lands on this node)."""
+        if sensors and name in SENSORS_IN_CALL:
+            return self._call(name, dict(args, board_sensors=True), task_vars)
         result = self._call(name, args, task_vars)
         if sensors:
             result["board_sensors"] = self._sensors_call(args, task_vars)
@@ -249,8 +254,12 @@ class ActionModule(ActionBase):
             call["nodes"] = {slot: _node_spec(hostvars[h], h) for slot, h in members.items()}
         result = board = None
         try:
-            result = self._call(name, call, task_vars) if members else None
-            board = self._sensors_call(shared_args, task_vars) if sensors and members else None
+            if sensors and members and name in SENSORS_IN_CALL:
+                result = self._call(name, dict(call, board_sensors=True), task_vars)
+                board = result.pop("board_sensors", None)
+            else:
+                result = self._call(name, call, task_vars) if members else None
+                board = self._sensors_call(shared_args, task_vars) if sensors and members else None
         finally:  # written even when the call raised, so the others make their own calls instead of another board call
             if result is not None:
                 result = {k: v for k, v in result.items() if k not in CALL_KEYS}

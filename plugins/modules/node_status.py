@@ -98,6 +98,14 @@ options:
       - Boots in a row without a login that make a V(boot_loop).
     type: int
     default: 3
+  board_sensors:
+    description:
+      - Also read the board's sensors and fans (what M(picluster.carrier.board_sensors) returns, without driving a
+        fan) in the same run, returned as RV(board_sensors). A board that cannot be read there does not fail the
+        task; its RV(board_sensors) has C(failed) and C(msg).
+      - The status playbook uses it to read a board's lines, consoles and sensors in one module run.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -131,6 +139,11 @@ board:
   returned: always
   type: str
   sample: rack1
+board_sensors:
+  description: The board's sensors and fans, as M(picluster.carrier.board_sensors) returns them.
+  returned: when O(board_sensors) is true
+  type: dict
+  sample: {"board": "carrier1", "sensors": {"board_temp": {"ok": true, "temperature": 31.5}}, "fans": {}, "slots": {}}
 slots:
   description: One entry per slot, in slot order.
   returned: always
@@ -228,6 +241,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._console import 
 from ansible_collections.picluster.carrier.plugins.module_utils._errors import CarrierError, run_module  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._fileio import atomic_write  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._models import get_model  # noqa: E402
+from ansible_collections.picluster.carrier.plugins.module_utils._sensors import fan_plan, read_and_drive  # noqa: E402
 from ansible_collections.picluster.carrier.plugins.module_utils._nodestate import (  # noqa: E402
     boot_timeout,
     log_path,
@@ -355,7 +369,20 @@ def _run(module):
     summary = {}
     for entry in result:
         summary[entry["state"]] = summary.get(entry["state"], 0) + 1
-    return {"changed": False, "board": board.name, "slots": result, "summary": summary}
+    out = {"changed": False, "board": board.name, "slots": result, "summary": summary}
+    if params["board_sensors"]:
+        out["board_sensors"] = _board_sensors(board)
+    return out
+
+
+def _board_sensors(board):
+    """board_sensors' read (no fan driven) in this run; a failure is reported in it, not raised."""
+    try:
+        readings = read_and_drive(board, fan_plan(board.profile), check_mode=True)
+    except CarrierError as exc:
+        return {"failed": True, "msg": str(exc), "board": board.name}
+    readings.pop("diff", None)
+    return readings
 
 
 def main():
@@ -372,6 +399,7 @@ def main():
             listen=dict(type="float", default=2.0),
             boot_timeout=dict(type="float"),
             loop_boots=dict(type="int", default=3),
+            board_sensors=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("node", "nodes")],
         supports_check_mode=True,

@@ -54,7 +54,10 @@ def action(monkeypatch, tmp_path):
             calls.append((module_name, module_args))
             slot = module_args.get("slot", "all")
             slots = slot if isinstance(slot, list) else [1, 2, 3] if slot == "all" else [slot]
-            return power_result(slots, failing=tuple(s for s in failing if s in slots and len(slots) > 1))
+            result = power_result(slots, failing=tuple(s for s in failing if s in slots and len(slots) > 1))
+            if module_args.get("board_sensors"):  # node_status reads the sensors in the same run
+                result["board_sensors"] = {"board": module_args["board"], "sensors": {"t": {"ok": True}}}
+            return result
 
         plugin._execute_module = execute
         return plugin
@@ -210,9 +213,11 @@ def test_board_sensors_with_the_board_call(action):
     plugin = action(args(2, console="log"), module="node_status", uuid="task-2")
     plugin._task.args["board_sensors"] = "yes"
     theirs = plugin.run(task_vars=task_vars("n2"))
-    sensors = [c for c in action.calls if c[0] == "picluster.carrier.board_sensors"]
-    assert sensors == [("picluster.carrier.board_sensors", {"board": "rack1", "profile": "backplane10", "bus": 1})]
-    assert mine["board_sensors"] == theirs["board_sensors"] and "invocation" not in mine["board_sensors"]
+    # one module run for the board: node_status reads the sensors itself, no board_sensors run
+    assert [c[0] for c in action.calls] == ["picluster.carrier.node_status"] * 2
+    assert action.calls[1][1]["board_sensors"] is True and "board_sensors" not in action.calls[0][1]
+    assert mine["board_sensors"] == theirs["board_sensors"] == {"board": "rack1", "sensors": {"t": {"ok": True}}}
+    assert "board_sensors" not in mine["slots"][0]
 
 
 @pytest.mark.parametrize("options,message", [

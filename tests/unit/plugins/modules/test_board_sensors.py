@@ -124,3 +124,15 @@ def test_power_restore_module(lab, tmp_path):
     assert again["changed"] is False and again["slots"][3]["reason"] == "already on: not touched"
     bad = run_module("power_restore", dict(args, policy="sometimes"), tmp_path)
     assert bad["failed"] is True and "policy" in bad["msg"]
+
+
+def test_node_status_reads_the_sensors_in_its_own_run(lab, tmp_path):
+    """The status playbook's one module run per board: node_status with board_sensors gives what board_sensors
+    reads (no fan driven); without the option there is no board_sensors in its result."""
+    alone = run_module("board_sensors", board(lab), tmp_path)
+    status = run_module("node_status", board(lab, slot="all", console="none", board_sensors=True), tmp_path)
+    assert not status.get("failed") and [s["slot"] for s in status["slots"]] == [1, 2, 3, 4]
+    inside = status["board_sensors"]
+    assert set(inside["sensors"]) == set(alone["sensors"]) and set(inside["fans"]) == set(alone["fans"])
+    assert inside["fan_changes"] == [] and "diff" not in inside and inside["changed"] is False
+    assert "board_sensors" not in run_module("node_status", board(lab, slot=1, console="none"), tmp_path)

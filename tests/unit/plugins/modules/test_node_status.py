@@ -114,7 +114,7 @@ def test_the_return_block_names_what_is_returned(rig, tmp_path):
     from ansible_collections.picluster.carrier.plugins.modules import node_status
 
     documented = yaml.safe_load(node_status.RETURN)
-    result = status(rig, tmp_path, slot=1, node="n1")
+    result = status(rig, tmp_path, slot=1, node="n1", board_sensors=True)
     assert set(result) - {"changed", "invocation"} == set(documented)
     entry = result["slots"][0]
     assert set(entry) <= set(documented["slots"]["contains"]), set(entry) - set(documented["slots"]["contains"])
