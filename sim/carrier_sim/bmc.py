@@ -34,6 +34,7 @@ import ssl
 import urllib.parse
 
 from .bmcflash import BodyReader, FlashService
+from .devices import DeviceEmulator
 
 NODES = 4
 UART_BUFFER = 64 * 1024
@@ -42,15 +43,11 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
            411: "Length Required", 500: "Internal Server Error"}
 
 
-class BmcEmulator:
+class BmcEmulator(DeviceEmulator):
     """One Turing Pi 2 board. ``nodes``: slot -> simulator Node (with its ``uart``)."""
 
     def __init__(self, spec, nodes, state_dir, log=None):
-        self.spec = spec
-        self.name = spec.name
-        self.nodes = dict(nodes)
-        self.state_dir = state_dir
-        self.log = log or (lambda msg: None)
+        super().__init__(spec, nodes, state_dir, log)
         sim = dict(spec.sim or {})
         self.user = str(sim.get("bmc_user", "root"))
         self.password = str(sim.get("bmc_password", "turing"))

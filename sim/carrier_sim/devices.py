@@ -28,6 +28,17 @@ EMULATORS = {
 }
 
 
+class DeviceEmulator:
+    """What every emulator keeps of its board: the constructor of the protocol above."""
+
+    def __init__(self, spec, nodes, state_dir, log=None):
+        self.spec = spec
+        self.name = spec.name
+        self.nodes = dict(nodes)
+        self.state_dir = state_dir
+        self.log = log or (lambda msg: None)
+
+
 def _loopback(host):
     if host == "localhost":
         return True

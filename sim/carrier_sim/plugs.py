@@ -33,6 +33,8 @@ import secrets
 import urllib.parse
 import urllib.request
 
+from .devices import DeviceEmulator
+
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
            500: "Internal Server Error"}
 TASMOTA_VERSION = "14.3.0(tasmota)"
@@ -194,15 +196,11 @@ class _Device:
         return self.gen2(parts.path, target, query, headers)
 
 
-class PlugEmulator:
+class PlugEmulator(DeviceEmulator):
     """The devices of one ``smart_plug`` board. ``nodes``: slot -> simulator Node."""
 
     def __init__(self, spec, nodes, state_dir, log=None):
-        self.spec = spec
-        self.name = spec.name
-        self.nodes = dict(nodes)
-        self.state_dir = state_dir
-        self.log = log or (lambda msg: None)
+        super().__init__(spec, nodes, state_dir, log)
         self.api = spec.profile.outlet_options["api"]
         sim = dict(spec.sim or {})
         self.user = str(sim.get("user", "admin"))

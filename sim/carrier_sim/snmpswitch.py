@@ -43,6 +43,8 @@ from pysnmp.proto import rfc1902, rfc1905
 from pysnmp.smi import error as smi_error
 from pysnmp.smi import instrum
 
+from .devices import DeviceEmulator
+
 PORT_TABLE = (1, 3, 6, 1, 2, 1, 105, 1, 1, 1)
 MAIN_TABLE = (1, 3, 6, 1, 2, 1, 105, 1, 3, 1, 1)
 ADMIN, DETECTION = 3, 6
@@ -134,15 +136,11 @@ class _PoeMib(instrum.AbstractMibInstrumController):
         return list(varBinds)
 
 
-class PoeEmulator:
+class PoeEmulator(DeviceEmulator):
     """One PoE switch. ``nodes``: slot -> simulator Node."""
 
     def __init__(self, spec, nodes, state_dir, log=None):
-        self.spec = spec
-        self.name = spec.name
-        self.nodes = dict(nodes)
-        self.state_dir = state_dir
-        self.log = log or (lambda msg: None)
+        super().__init__(spec, nodes, state_dir, log)
         sim = dict(spec.sim or {})
         unknown = sorted(set(sim) - {"community", "v3_user", "v3_auth", "v3_priv", "detect_time"})
         if unknown:

@@ -37,6 +37,8 @@ import os
 import shutil
 import struct
 
+from .devices import DeviceEmulator
+
 IN_CLOSE_WRITE = 0x00000008
 IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
@@ -80,15 +82,11 @@ def _write(path, text):
         handle.write(text)
 
 
-class HubEmulator:
+class HubEmulator(DeviceEmulator):
     """One hub board (and the hubs behind it that its slots name). ``nodes``: slot -> simulator Node."""
 
     def __init__(self, spec, nodes, state_dir, log=None):
-        self.spec = spec
-        self.name = spec.name
-        self.nodes = dict(nodes)
-        self.state_dir = state_dir
-        self.log = log or (lambda msg: None)
+        super().__init__(spec, nodes, state_dir, log)
         self.root = spec.bus
         self.devices = os.path.dirname(self.root)
         self.hub = os.path.basename(self.root)
