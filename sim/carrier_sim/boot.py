@@ -56,6 +56,7 @@ class BootContext:
         self.config = node.eeprom_config()
         self.boot_order = parse_boot_order(self.config.get("BOOT_ORDER"))
         self.mode = None  # the boot mode that loaded the OS ("SD", "NETWORK" ...)
+        self.seed = {}  # the first-boot seed files a network boot fetched (a disk's are on its boot partition)
         self.files = {}  # name -> size of what the bootloader read
         self.partition = 0
 
@@ -298,6 +299,8 @@ async def stage_kernel(node, ctx):
                 return fault
         await node.at(base + kt)
         node.line(_dmesg(kt, text))
+    if node.twin is not None:  # init starts: the twin's systemd boots from here (twin.py)
+        node.twin.boot(ctx)
     if node.undervolt:
         node.line(_dmesg(2.9, "Under-voltage detected! (0x%08x)" % node.throttled()))
     await node.at(base + 3.0)

@@ -150,7 +150,8 @@ async def _bootcode(node, ctx, client, code, address):
     if not await _start_elf(node, ctx, reader, config_text):
         await node.uart_drain()
         return False
-    node.os_hostname = netboot_hostname(await first_boot_files(reader, ctx.cmdline), ctx.cmdline)
+    ctx.seed = await first_boot_files(reader, ctx.cmdline)
+    node.os_hostname = netboot_hostname(ctx.seed, ctx.cmdline)
     return True
 
 

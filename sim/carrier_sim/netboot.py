@@ -229,7 +229,8 @@ async def _network_boot(node, ctx, say, t, net):
         raise NetbootFailed("Failed to open kernel %s" % kernels[0])
     for value in _config_values(config_text, "initramfs"):
         await session.get(value.split()[0])
-    node.os_hostname = netboot_hostname(await first_boot_files(session, ctx.cmdline), ctx.cmdline)
+    ctx.seed = await first_boot_files(session, ctx.cmdline)
+    node.os_hostname = netboot_hostname(ctx.seed, ctx.cmdline)
     ctx.netboot = {"tftp": tftp_ip, "dir": session.prefix, "kernel": loaded, "bytes": session.client.bytes}
     return session.t
 

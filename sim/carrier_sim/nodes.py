@@ -68,6 +68,7 @@ class Node:
         self.storage_files = {}
         self.usb_devices = []  # the disks the mass-storage gadget exposes (state mass_storage)
         self.on_stop = []  # called with the node at power-off and reset (the gadget's disks go away)
+        self.twin = None  # its container when the topology asks for one (twin.py)
         self.os_hostname = None  # the name the booted OS took from its storage (diskboot.py); None: the host
         # The bootloader EEPROM (docs/hardware.md section 4): the config starts from sim.bootconf (or the image
         # of sim.eeprom_image with those keys set).
@@ -259,6 +260,8 @@ class Node:
         self._input.clear()
         for hook in self.on_stop:
             hook(self)
+        if self.twin is not None:
+            self.twin.on_stop(state)
         self.set_state(state)
 
     async def _run_pipeline(self):
@@ -336,4 +339,5 @@ class Node:
             "error": self.error,
             "uart": self.uart.snapshot() if hasattr(self.uart, "snapshot") else {},
             "history": [{"time": t, "state": s} for t, s in self.history[-10:]],
+            "twin": self.twin.snapshot() if self.twin is not None else None,
         }

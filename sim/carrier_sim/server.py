@@ -25,6 +25,7 @@ from .boards import SimBoard
 from .devices import EMULATORS, DeviceBoard, make_emulator, simulated
 from .bus import SimBus
 from .nodes import Node
+from .twin import TwinError, TwinRack, twin_settings
 from .uart import Uart
 from .usb import UsbHost
 
@@ -82,6 +83,7 @@ class Simulator:
         self.stopping = None
         self._loop = None
         self._clients = set()
+        self.twins = None  # TwinRack when some node has sim.twin
         self._build(transaction_time)
 
     # --- construction ------------------------------------------------------------------------------
@@ -120,6 +122,7 @@ class Simulator:
                 board.nodes[slot] = node
                 self.nodes[nspec.host] = node
         self._build_usb()
+        self._build_twins()
         if not self.boards:
             raise SimError("%s: no board is on a simulator bus (bus: sim:/path.sock)" % self.topology_source)
         if len(self.control_path.encode()) > MAX_SOCKET_PATH:
@@ -142,6 +145,15 @@ class Simulator:
                                                     board_rates=rates)
             except ValueError as exc:
                 raise SimError("%s: %s" % (", ".join(b.spec.name for b, _g in boards), exc)) from None
+
+    def _build_twins(self):
+        try:
+            pairs = [(node, settings) for board in self.boards.values() for node in board.nodes.values()
+                     for settings in [twin_settings(node.spec, board.spec)] if settings is not None]
+            if pairs:
+                self.twins = TwinRack(pairs, self.state_dir, log=self.log)
+        except TwinError as exc:
+            raise SimError(str(exc)) from None
 
     def _node(self, spec, slot, nspec, uart):
         try:
@@ -215,6 +227,12 @@ class Simulator:
                     link = os.path.abspath(console)
                     if link != os.path.join(self.console_dir, node.host):
                         self._symlink(node.uart.path, link)
+            if self.twins is not None:
+                progress("twin nodes: network and disks")
+                try:
+                    await self.twins.start()
+                except TwinError as exc:
+                    raise SimError(str(exc)) from None
             # power-on state of every board: apply pulls and defaults to the nodes
             for board in self.boards.values():
                 if isinstance(board, DeviceBoard):
@@ -289,6 +307,8 @@ class Simulator:
             os.rmdir(self.console_dir)
         for host in self.usb_hosts.values():
             host.close()
+        if self.twins is not None:
+            await self.twins.shutdown()
         for node in self.nodes.values():
             node.remove_tree()
         with contextlib.suppress(OSError):
@@ -455,6 +475,8 @@ class Simulator:
                                 "disks": [d.describe() for _n, d in sorted(host.disks.items())]}
                     for host in self.usb_hosts.values()},
             "nodes": {host: {"board": n.board, "slot": n.slot, "state": n.state} for host, n in self.nodes.items()},
+            "twins": ({"network": str(self.twins.network), "host_address": str(self.twins.host_address),
+                       "namespace": self.twins.rack_ns} if self.twins is not None else None),
         }
 
 
