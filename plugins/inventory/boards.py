@@ -26,7 +26,7 @@ description:
     they drive."
   - "Groups: C(carrier_nodes), C(carrier_controllers), C(board_<board>) and C(controller_<controller>)
     (the nodes of a board, of a controller), and one group per specialization named after it
-    (C(ceph_storage), C(k3s_server), C(k3s_agent), C(pihole), and any listed under the file's
+    (C(ceph_storage), C(k3s_server), C(k3s_agent), C(pihole), C(mpi), and any listed under the file's
     top-level C(specializations)). Names are sanitized as Ansible group names."
   - With the default inventory plugin list, C(ansible.builtin.auto) hands the file to this plugin
     (by its C(plugin) key). When C(enable_plugins) in the C([inventory]) section of C(ansible.cfg) or

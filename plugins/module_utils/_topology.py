@@ -61,7 +61,7 @@ from ansible_collections.picluster.carrier.plugins.module_utils._values import f
 
 
 #: Specializations every topology may use (each becomes an inventory group of that name).
-BUILTIN_SPECIALIZATIONS = ("ceph_storage", "k3s_server", "k3s_agent", "pihole")
+BUILTIN_SPECIALIZATIONS = ("ceph_storage", "k3s_server", "k3s_agent", "pihole", "mpi")
 
 #: Top-level keys that belong to the inventory plugin (its options); the topology ignores them.
 INVENTORY_OPTION_KEYS = frozenset({
