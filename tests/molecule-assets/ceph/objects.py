@@ -43,20 +43,48 @@ class GaveUp(Exception):
 
 
 def read_manifest(path):
-    """The manifest's entries, name -> sha256, in order; a missing manifest is an empty one."""
+    """The manifest's entries, name -> sha256, in order; a missing manifest is an empty one. A last
+    line without its newline is a record cut short (its machine went down before the fsync): it is
+    left out, as its object's acknowledgement was never fully recorded."""
     entries = {}
     try:
         with open(path, encoding="ascii") as manifest:
-            for number, line in enumerate(manifest, 1):
-                if not line.strip():
-                    continue
-                fields = line.split()
-                if len(fields) != 2:
-                    raise ValueError("%s:%d: expected 'name sha256', got %r" % (path, number, line))
-                entries[fields[0]] = fields[1]
+            text = manifest.read()
     except FileNotFoundError:
-        pass
+        return entries
+    for number, line in enumerate(text.split("\n")[:-1], 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise ValueError("%s:%d: expected 'name sha256', got %r" % (path, number, line))
+        entries[fields[0]] = fields[1]
     return entries
+
+
+def drop_partial_line(path):
+    """Cut a last line without its newline off the manifest, so that appending starts on a line of
+    its own; returns what was cut (empty when nothing was)."""
+    try:
+        with open(path, "rb+") as manifest:
+            data = manifest.read()
+            end = data.rfind(b"\n") + 1
+            if end < len(data):
+                manifest.truncate(end)
+                manifest.flush()
+                os.fsync(manifest.fileno())
+            return data[end:]
+    except FileNotFoundError:
+        return b""
+
+
+def fsync_dir(path):
+    """Make a new file's directory entry durable (its fsync covers only its contents)."""
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def retrying(operation, what, retry_on, retry_for=RETRY_FOR, pause=RETRY_PAUSE, clock=time.monotonic,
@@ -105,6 +133,10 @@ def write_objects(ioctx, manifest_path, count, size, prefix="obj", rate=None, re
     client that has timed out on an OSD can stay stuck with it after it comes back (seen with
     librados 16: every write to a restarted OSD timed out for minutes while new clients wrote at
     once), so a retry does not reuse it."""
+    cut = drop_partial_line(manifest_path)
+    if cut:
+        log("dropped an unfinished manifest line: %r" % cut.decode("ascii", "replace"))
+    created = not os.path.exists(manifest_path)
     names = new_names(read_manifest(manifest_path), prefix, count)
     start = last_progress = clock()
     retries = 0
@@ -123,6 +155,8 @@ def write_objects(ioctx, manifest_path, count, size, prefix="obj", rate=None, re
         log(line)
 
     with open(manifest_path, "a", encoding="ascii") as manifest:
+        if created:
+            fsync_dir(manifest_path)
         for done, name in enumerate(names):
             if rate:
                 # Paced against the start, not the previous write, so retries do not slow the rest.
@@ -144,9 +178,11 @@ def write_objects(ioctx, manifest_path, count, size, prefix="obj", rate=None, re
     return count
 
 
-def verify_objects(ioctx, manifest_path, not_found=(), retry_on=(), retry_for=60, clock=time.monotonic,
-                   sleep=time.sleep, log=print):
-    """Read back every object of the manifest; returns (checked, lost names, corrupt names)."""
+def verify_objects(ioctx, manifest_path, not_found=(), retry_on=(), unreadable=(), retry_for=60,
+                   clock=time.monotonic, sleep=time.sleep, log=print):
+    """Read back every object of the manifest; returns (checked, lost names, corrupt names). An object
+    whose read fails with one of ``unreadable`` (an I/O error) is lost too, and the others still get
+    checked."""
     entries = read_manifest(manifest_path)
     lost, corrupt = [], []
     for name, expected in entries.items():
@@ -162,6 +198,10 @@ def verify_objects(ioctx, manifest_path, not_found=(), retry_on=(), retry_for=60
         except GaveUp as error:
             lost.append(name)
             log("lost (unreadable): %s" % error)
+            continue
+        except unreadable as error:
+            lost.append(name)
+            log("lost (unreadable): %s: %s" % (name, describe(error)))
             continue
         if hashlib.sha256(data).hexdigest() != expected:
             corrupt.append(name)
@@ -208,18 +248,20 @@ def wait_clean(get_status, timeout, errors=(OSError, RuntimeError, ValueError), 
 # --- librados ---------------------------------------------------------------------------------------------
 
 class Session:
-    """A connection to the cluster (``cluster``) and, once ``open(pool)``, an ioctx on a pool."""
+    """A connection to the cluster (``cluster``, made by ``connect()``) and, once ``open(pool)``, an
+    ioctx on a pool. ``rados`` is the librados binding (the import, by default)."""
 
-    def __init__(self, op_timeout):
-        import rados  # only on the Ceph hosts, not needed by the unit tests
+    def __init__(self, op_timeout, rados=None):
+        if rados is None:
+            import rados  # only on the Ceph hosts, not needed by the unit tests
 
         self.rados = rados
         self.op_timeout = op_timeout
         self.pool = None
         self.ioctx = None
-        self.cluster = self._connect()
+        self.cluster = None
 
-    def _connect(self):
+    def connect(self):
         timeout = str(self.op_timeout)
         cluster = self.rados.Rados(conffile=CONF, conf={
             "keyring": KEYRING, "rados_osd_op_timeout": timeout, "rados_mon_op_timeout": timeout,
@@ -229,6 +271,7 @@ class Session:
         except self.rados.Error:
             cluster.shutdown()
             raise
+        self.cluster = cluster
         return cluster
 
     def open(self, pool):
@@ -238,8 +281,16 @@ class Session:
 
     def reconnect(self):
         self.close()
-        self.cluster = self._connect()
+        self.connect()
         return self.open(self.pool)
+
+    def status(self):
+        """``ceph status``'s document. Connects first when not connected, so that monitors out of
+        reach at the start (or the machine running this just booted) make a failed poll, not a
+        failed wait."""
+        if self.cluster is None:
+            self.connect()
+        return mon_command(self.cluster, prefix="status")
 
     def close(self):
         if self.ioctx is not None:
@@ -292,12 +343,12 @@ def main(argv=None):
         print(line, flush=True)
 
     session = Session(args.op_timeout)
-    rados, cluster = session.rados, session.cluster
+    rados = session.rados
     try:
         if args.command == "wait-clean":
-            clean = wait_clean(lambda: mon_command(session.cluster, prefix="status"), args.timeout,
-                               errors=(rados.Error, RuntimeError, ValueError), log=log)
+            clean = wait_clean(session.status, args.timeout, errors=(rados.Error, RuntimeError, ValueError), log=log)
             return 0 if clean else 1
+        cluster = session.connect()
         if args.command == "write":
             ensure_pool(cluster, args.pool, log)
             ioctx = session.open(args.pool)
@@ -314,7 +365,7 @@ def main(argv=None):
             return 1
         checked, lost, corrupt = verify_objects(session.open(args.pool), args.manifest,
                                                 not_found=(rados.ObjectNotFound,), retry_on=(rados.TimedOut,),
-                                                log=log)
+                                                unreadable=(rados.Error,), log=log)
         log("verified %d objects, %d lost, %d corrupt" % (checked, len(lost), len(corrupt)))
         return 1 if lost or corrupt else 0
     finally:

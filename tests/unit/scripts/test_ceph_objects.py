@@ -7,6 +7,7 @@ the code sleeps (or a write takes time)."""
 
 import hashlib
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,19 @@ def test_a_kept_manifest_gets_new_objects_instead_of_overwritten_ones(tmp_path):
     assert names == ["obj-000000", "obj-000002", "obj-000001", "obj-000003"]
 
 
+def test_a_line_cut_short_is_ignored_then_dropped_before_appending(tmp_path):
+    clock, manifest = Clock(), tmp_path / "m"
+    manifest.write_text("obj-000000 %s\nobj-000001 %s" % ("a" * 64, "b" * 20))
+    assert objects.read_manifest(str(manifest)) == {"obj-000000": "a" * 64}
+    ioctx = FakeIoctx(clock)
+    _, lines = write(ioctx, manifest, clock, count=2)
+    assert lines[0] == "dropped an unfinished manifest line: 'obj-000001 %s'" % ("b" * 20)
+    # The name is free again: its object is written anew, and recorded whole.
+    assert sorted(ioctx.store) == ["obj-000001", "obj-000002"]
+    assert [name for name, _ in manifest_entries(manifest)] == ["obj-000000", "obj-000001", "obj-000002"]
+    assert manifest.read_text().endswith("\n")
+
+
 def test_the_rate_paces_writes_from_the_start(tmp_path):
     clock, manifest = Clock(), tmp_path / "m"
     write(FakeIoctx(clock), manifest, clock, count=4, rate=2.0)
@@ -242,3 +256,67 @@ def test_wait_clean_returns_once_clean():
     answers = iter([status({"peering": 8}), status({"active+clean": 8})])
     assert objects.wait_clean(lambda: next(answers), 60, clock=clock, sleep=clock.sleep, log=lines.append) is True
     assert lines[-1] == "clean" and len(clock.sleeps) == 1
+
+
+def test_verify_counts_an_unreadable_object_as_lost_and_goes_on(tmp_path):
+    clock, manifest = Clock(), tmp_path / "m"
+    ioctx = FakeIoctx(clock)
+    write(ioctx, manifest, clock, count=3)
+
+    class Failing(FakeIoctx):
+        def read(self, name, length=8192):
+            if name == "obj-000000":
+                raise FakeError("EIO")
+            return super().read(name, length)
+
+    broken = Failing(clock, store=ioctx.store)
+    lines = []
+    result = objects.verify_objects(broken, str(manifest), not_found=(NotFound,), unreadable=(FakeError,),
+                                    log=lines.append)
+    assert result == (3, ["obj-000000"], [])
+    assert lines == ["lost (unreadable): obj-000000: FakeError: EIO"]
+
+
+class FakeRados:
+    """Stands for the rados module: ``Rados(...).connect()`` fails ``refusals`` times, then connects
+    to a cluster whose status is ``status``."""
+
+    Error = FakeError
+
+    def __init__(self, refusals, answer):
+        self.refusals, self.answer, self.clusters = refusals, answer, []
+        fake = self
+
+        class Rados:
+            def __init__(self, conffile, conf):
+                self.conf, self.shut = conf, False
+                fake.clusters.append(self)
+
+            def connect(self, timeout):
+                if fake.refusals:
+                    fake.refusals -= 1
+                    raise FakeError("RADOS timed out")
+
+            def mon_command(self, command, inbuf):
+                assert json.loads(command) == {"prefix": "status", "format": "json"} and inbuf == b""
+                return 0, json.dumps(fake.answer).encode(), ""
+
+            def shutdown(self):
+                self.shut = True
+
+        self.Rados = Rados
+
+
+def test_wait_clean_connects_when_the_monitors_answer():
+    fake = FakeRados(refusals=2, answer=status({"active+clean": 8}))
+    session = objects.Session(7, rados=fake)
+    clock, lines = Clock(), []
+    assert objects.wait_clean(session.status, 60, errors=(FakeError,), clock=clock, sleep=clock.sleep,
+                              log=lines.append) is True
+    assert lines[:2] == ["status failed: FakeError: RADOS timed out"] * 2
+    assert lines[-1] == "clean"
+    # A refused connection is shut down, not leaked; the one that worked stays open until closed.
+    assert [c.shut for c in fake.clusters] == [True, True, False]
+    assert fake.clusters[-1].conf["rados_osd_op_timeout"] == "7"
+    session.close()
+    assert fake.clusters[-1].shut and session.cluster is None
