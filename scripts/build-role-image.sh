@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Usage: scripts/build-role-image.sh --image NAME [--install "PKG..."] [--offline "PKG..."]
-#                                    [--mask-udev] [--force]
+#                                    [--mask-udev] [--copy DIR] [--force]
 #
 # A role's molecule image: the base image (localhost/bookworm-systemd, scripts/build-base-image.sh)
 # plus
@@ -14,7 +14,10 @@
 #                     install from it. Downloaded one at a time, since some of them conflict
 #                     (chrony and systemd-timesyncd) and apt would not plan them together;
 #   --mask-udev       mask the udev daemon and its triggers: in a privileged container it would see
-#                     (and act on) the host's devices.
+#                     (and act on) the host's devices;
+#   --copy DIR        copy DIR's tree over the image's root after the packages are installed (owned
+#                     by root, never group- or world-writable, existing directories kept as they
+#                     are), then run DIR/.image-setup.sh (if present) in the image and remove it.
 # Built in a build container on the host's network (the Debian archive only), with services kept
 # from starting (policy-rc.d), and cached: nothing is done when the image exists (--force rebuilds).
 # Each role's molecule/default/build-image.sh calls this as the scenario's `dependency` step.
@@ -25,13 +28,14 @@ root=$(dirname "$here")
 base=${BASE_IMAGE:-localhost/bookworm-systemd}
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/tests/molecule/containers.conf}
 
-image="" install="" offline="" mask_udev=0 force=0
+image="" install="" offline="" mask_udev=0 force=0 copy=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --image) image=${2:?--image needs a name}; shift 2 ;;
         --install) install=${2?--install needs a package list}; shift 2 ;;
         --offline) offline=${2?--offline needs a package list}; shift 2 ;;
         --mask-udev) mask_udev=1; shift ;;
+        --copy) copy=$(cd "${2:?--copy needs a directory}" && pwd); shift 2 ;;
         --force) force=1; shift ;;
         *) echo "build-role-image.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
@@ -49,7 +53,13 @@ podman image exists "$base" || "$root/scripts/build-base-image.sh"
 
 script='set -e
 export DEBIAN_FRONTEND=noninteractive
-printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d
+'
+if [[ -n "$copy" ]]; then
+    # stdin carries the --copy tree: kept aside (fd 3), so no package's script reads from it
+    script+='exec 3<&0 </dev/null
+'
+fi
+script+='printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d
 chmod 755 /usr/sbin/policy-rc.d
 apt-get update -q
 '
@@ -79,6 +89,11 @@ done
 echo 'deb [trusted=yes] file:/srv/picluster-debs ./' > /etc/apt/sources.list.d/picluster-debs.list
 "
 fi
+if [[ -n "$copy" ]]; then
+    script+='tar -x -C / --no-overwrite-dir -f - <&3
+if [ -f /.image-setup.sh ]; then sh -e /.image-setup.sh; rm -f /.image-setup.sh; fi
+'
+fi
 script+='rm -f /usr/sbin/policy-rc.d
 apt-get clean
 rm -rf /var/lib/apt/lists/*
@@ -87,7 +102,13 @@ rm -rf /var/lib/apt/lists/*
 start=$SECONDS
 name=role-image-build-$$
 trap 'podman rm -f "$name" >/dev/null 2>&1 || true' EXIT
-podman run --name "$name" --network host "$base" /bin/sh -c "$script" >/dev/null
+if [[ -n "$copy" ]]; then
+    # Streamed in rather than mounted: a mount point would stay behind in the committed image.
+    tar -C "$copy" --owner=0 --group=0 --numeric-owner --mode=go-w -cf - . \
+        | podman run -i --name "$name" --network host "$base" /bin/sh -c "$script" >/dev/null
+else
+    podman run --name "$name" --network host "$base" /bin/sh -c "$script" >/dev/null
+fi
 podman commit --quiet \
     --change 'CMD ["/sbin/init"]' --change 'ENV container=podman' --change 'STOPSIGNAL SIGRTMIN+3' \
     "$name" "$image" >/dev/null
