@@ -28,7 +28,7 @@ UNIT_WORKERS ?= 2
 export CONTAINERS_CONF ?= $(ROOT)/tests/molecule/containers.conf
 
 .PHONY: help venv venv-2.19 venv-2.21 collection-link collections lint units integration sanity \
-	units-2.21 sanity-2.21 smoke-2.21 base-image molecule test demo bench clean distclean
+	units-2.21 sanity-2.21 smoke-2.21 base-image molecule test demo demo-cluster bench clean distclean
 
 help:
 	@echo "make venv            create/update .venv (ansible-core 2.19, Py 3.11) and .venv-2.21 (2.21, Py 3.12)"
@@ -41,6 +41,7 @@ help:
 	@echo "make molecule        each role's default molecule scenario in podman"
 	@echo "make test            all of the above"
 	@echo "make demo            the simulated cluster demo (scripts/demo.sh)"
+	@echo "make demo-cluster    a bare rack of 5 twin nodes to a running cluster: flash, power, site.yml, checks (root)"
 	@echo "make bench           every bench/bench_*.py"
 	@echo "make clean           test outputs and caches (distclean also removes the venvs)"
 
@@ -118,6 +119,11 @@ test: lint units integration sanity smoke-2.21 molecule
 demo: venv-2.19
 	@test -x $(ROOT)/scripts/demo.sh || { echo "make demo: scripts/demo.sh is missing" >&2; exit 1; }
 	@PATH="$(VENV)/bin:$$PATH" $(ROOT)/scripts/demo.sh
+
+# scripts/twin_rack.py builds the twin image when missing and prints each stage's time; TWIN_NODES=14 for a bigger rack.
+TWIN_NODES ?= 5
+demo-cluster: venv-2.19 collection-link
+	@PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/python $(ROOT)/scripts/twin_rack.py --nodes $(TWIN_NODES)
 
 # Each bench makes the collection importable itself (scripts/collection_link.py).
 bench: venv-2.19

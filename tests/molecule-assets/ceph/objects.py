@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Data-integrity checks on a Ceph cluster, for the twin rack test's power loss stage.
 

@@ -169,7 +169,7 @@ def test_a_line_cut_short_is_ignored_then_dropped_before_appending(tmp_path):
     manifest.write_text("obj-000000 %s\nobj-000001 %s" % ("a" * 64, "b" * 20))
     assert objects.read_manifest(str(manifest)) == {"obj-000000": "a" * 64}
     ioctx = FakeIoctx(clock)
-    _, lines = write(ioctx, manifest, clock, count=2)
+    _written, lines = write(ioctx, manifest, clock, count=2)
     assert lines[0] == "dropped an unfinished manifest line: 'obj-000001 %s'" % ("b" * 20)
     # The name is free again: its object is written anew, and recorded whole.
     assert sorted(ioctx.store) == ["obj-000001", "obj-000002"]
@@ -185,7 +185,7 @@ def test_the_rate_paces_writes_from_the_start(tmp_path):
 
 def test_progress_lines_while_writing(tmp_path):
     clock, manifest = Clock(), tmp_path / "m"
-    _, lines = write(FakeIoctx(clock), manifest, clock, count=30, rate=2.0)
+    _written, lines = write(FakeIoctx(clock), manifest, clock, count=30, rate=2.0)
     progress = [line for line in lines if line.startswith("written ")]
     assert progress and progress[0].startswith("written 11/30 (2.2/s, 0 retries)")
 
