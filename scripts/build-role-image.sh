@@ -98,6 +98,12 @@ script+='rm -f /usr/sbin/policy-rc.d
 apt-get clean
 rm -rf /var/lib/apt/lists/*
 '
+if [[ -n "$offline" ]]; then
+    # An emptied lists directory dated now would tell apt's cache_valid_time (node_base's) that the
+    # lists are fresh, and nothing could be installed; a shipped image's lists are as old as the image.
+    script+='touch -d 2000-01-01 /var/lib/apt/lists
+'
+fi
 
 start=$SECONDS
 name=role-image-build-$$

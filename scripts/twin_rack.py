@@ -88,6 +88,7 @@ class Rack:
                         ANSIBLE_FORCE_COLOR="0", ANSIBLE_FORKS=str(max(count, 5)),
                         ANSIBLE_COLLECTIONS_PATH=_collections_path(),
                         ANSIBLE_HOST_KEY_CHECKING="False",
+                        ANSIBLE_LOG_PATH=str(self.work / "ansible.log"),  # to follow a long stage: tail -f
                         CONTAINERS_CONF=os.environ.get("CONTAINERS_CONF",
                                                        str(ROOT / "tests" / "molecule" / "containers.conf")),
                         PATH="%s:%s" % (Path(sys.executable).parent, os.environ.get("PATH", "")))
@@ -204,14 +205,17 @@ class Rack:
     def stage_rack(self):
         self.write_files()
         self.sim("stop", check=False)
+        # A new rack's storage is blank: node_flash's records of the last one would say it is written.
+        shutil.rmtree(self.work / "flash-state", ignore_errors=True)
         self.sim("start", "--topology", self.inventory, "--boot-time", "1.0")
         status = json.loads(self.sim("status", "--json").stdout)
         return {"twins": status.get("twins"), "nodes": len(status["nodes"]),
                 "states": sorted({n["state"] for n in status["nodes"].values()})}
 
     def stage_flash(self):
-        customize = {"users": [{"name": USER, "sudo": True,
-                                "ssh_authorized_keys": [Path(str(self.key) + ".pub").read_text().strip()]}]}
+        # The image is shaped like Raspberry Pi OS from Trixie on, whose first boot is cloud-init's.
+        key = Path(str(self.key) + ".pub").read_text().strip()
+        customize = {"style": "cloud-init", "users": [{"name": USER, "sudo": True, "ssh_authorized_keys": [key]}]}
         image = getattr(self, "image", IMAGE_CACHE / "rpi-64M.img.xz")
         self.playbook(ROOT / "playbooks" / "flash.yml", "-e", "flash_image=%s" % image,
                       "-e", json.dumps({"flash_customize": customize}), "-e", "flash_max_parallel=4",
@@ -246,13 +250,13 @@ class Rack:
         wait_clean = self.ssh(admin, "python3 /usr/local/sbin/twin-objects wait-clean --timeout 240", timeout=300)
         out["ceph_wait"] = wait_clean.strip().splitlines()[-1:]
         status = json.loads(self.ssh(admin, "ceph status --format json"))
-        tree = json.loads(self.ssh(admin, "ceph osd tree --format json"))
-        up_hosts = sorted(n["name"] for n in tree["nodes"] if n["type"] == "host" and any(
-            c["status"] == "up" for c in tree["nodes"] if c["id"] in n.get("children", [])))
+        up_hosts = sorted(h for h, up in self.osds_up(admin).items() if up)
         out["ceph"] = {"health": status["health"]["status"], "osds_up": status["osdmap"]["num_up_osds"],
                        "osd_hosts_up": up_hosts}
         if out["ceph"]["osds_up"] != len(storage) or up_hosts != sorted(storage):
             raise StageFailed("Ceph: expected an OSD up on each of %s, got %s" % (storage, out["ceph"]))
+        if out["ceph"]["health"] != "HEALTH_OK":
+            raise StageFailed("Ceph: %s" % self.ssh(admin, "ceph health detail").strip())
         dns_node = next(h for h in self.hosts if "pihole" in self.roles[h])
         answers = {}
         for host in self.hosts:
@@ -297,7 +301,7 @@ class Rack:
             acked_before = _lines(self.ssh(admin, "cat %s" % manifest))
             pulled = time.monotonic()
             self.playbook(ROOT / "playbooks" / "power.yml", "-l", victim, "-e", "power_state=off")
-            time.sleep(5)
+            noticed = self.wait_osd(admin, victim, False, 60)
             self.playbook(ROOT / "playbooks" / "power.yml", "-l", victim, "-e", "power_state=on")
             output, _ = writer.communicate(timeout=600)
         finally:
@@ -305,13 +309,33 @@ class Rack:
                 writer.kill()
         if writer.returncode != 0:
             raise StageFailed("the writer failed (rc %s):\n%s" % (writer.returncode, _tail(output)))
+        back = self.wait_osd(admin, victim, True, 300)
         clean = self.ssh(admin, "python3 /usr/local/sbin/twin-objects wait-clean --timeout 300", timeout=360)
         recovered = time.monotonic() - pulled
         verify = self.ssh(admin, "python3 /usr/local/sbin/twin-objects verify --pool twin-check --manifest %s"
                           % manifest, timeout=300)
+        if not verify.strip().endswith("0 lost, 0 corrupt"):
+            raise StageFailed("objects lost or corrupt after %s's power loss: %s" % (victim, _tail(verify, 10)))
         return {"victim": victim, "objects": count, "acknowledged_before_pull": acked_before,
+                "seconds_until_osd_down": noticed, "seconds_until_osd_up_again": back,
                 "seconds_pull_to_clean": round(recovered, 1), "wait_clean": clean.strip().splitlines()[-1:],
                 "verify": verify.strip().splitlines()[-1:], "writer": output.strip().splitlines()[-3:]}
+
+    def osds_up(self, admin):
+        """{storage host: whether every OSD of it is up}, from the monitors."""
+        tree = json.loads(self.ssh(admin, "ceph osd tree --format json"))
+        status = {n["id"]: n.get("status") for n in tree["nodes"]}
+        return {n["name"]: all(status.get(c) == "up" for c in n.get("children", []))
+                for n in tree["nodes"] if n["type"] == "host" and n.get("children")}
+
+    def wait_osd(self, admin, host, up, timeout):
+        """Seconds until the monitors see ``host``'s OSDs up (or down)."""
+        start = time.monotonic()
+        while self.osds_up(admin).get(host) != up:
+            if time.monotonic() - start > timeout:
+                raise StageFailed("the OSDs of %s were not %s within %d s" % (host, "up" if up else "down", timeout))
+            time.sleep(1)
+        return round(time.monotonic() - start, 1)
 
     # --- the whole run ------------------------------------------------------------------------------------
     def go(self, stages=STAGES):

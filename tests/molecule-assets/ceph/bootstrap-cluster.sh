@@ -64,6 +64,8 @@ else
     ceph config set mon mon_osd_min_down_reporters 1
 fi
 ceph config set mon mon_warn_on_insecure_global_id_reclaim_allowed false
+# Test hosts share one disk among many containers: warn below 5% free, not Ceph's 30%.
+ceph config set mon mon_data_avail_warn 5
 install -d -o ceph -g ceph "/var/lib/ceph/mgr/ceph-$host"
 (umask 077 && ceph auth get-or-create "mgr.$host" mon 'allow profile mgr' osd 'allow *' mds 'allow *' \
     > "/var/lib/ceph/mgr/ceph-$host/keyring")

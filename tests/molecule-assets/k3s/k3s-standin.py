@@ -30,12 +30,14 @@ What it does not do (left unproven by the scenario): TLS, etcd, containerd, imag
 pod networking, real scheduling.
 """
 
+import fcntl
 import hashlib
 import json
 import os
 import secrets
 import signal
 import socket
+import struct
 import sys
 import time
 
@@ -142,6 +144,25 @@ def node_file(name):
     return os.path.join(CLUSTER_DIR, "nodes", f"{name}.json")
 
 
+def node_addresses(name, conf):
+    """What a server URL may name this node by: its names, the addresses set in its config, and the
+    addresses its host name resolves to (a join URL holds an IP address where nodes have no DNS)."""
+    found = {name, socket.gethostname()}
+    for key in ("node-ip", "advertise-address", "bind-address"):
+        found.update(a.strip() for a in str(conf.get(key) or "").split(",") if a.strip())
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _index, ifname in socket.if_nameindex():
+            try:  # SIOCGIFADDR: the interface's IPv4 address
+                packed = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", ifname.encode()[:15]))
+                found.add(socket.inet_ntoa(packed[20:24]))
+            except OSError:
+                continue
+    finally:
+        probe.close()
+    return sorted(a for a in found if a and not a.startswith("127."))
+
+
 def server_registered(url):
     """The node named by the host part of a https://HOST:PORT URL has registered as a server."""
     host = url.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
@@ -215,7 +236,7 @@ def run(kind, args):
         if read_json(cluster_file, {}).get("cluster_init") or server_url:
             labels["node-role.kubernetes.io/etcd"] = "true"
     node = {"name": name, "role": kind, "version": VERSION, "images": images, "ready": True,
-            "addresses": sorted({name, socket.gethostname()}), "server_url": server_url,
+            "addresses": node_addresses(name, conf), "server_url": server_url,
             "created": time.time(), "heartbeat": time.time(), "labels": labels}
 
     def save():
