@@ -63,7 +63,7 @@ class StageFailed(Exception):
 def layout(count):
     if count < 5:
         raise SystemExit("twin_rack: a rack needs at least 5 nodes (3 Ceph storage nodes, a k3s server, an agent)")
-    return LAYOUT_5 + [["k3s_agent", "mpi"] for _ in range(count - 5)]
+    return LAYOUT_5 + [["k3s_agent", "mpi"] for _extra in range(count - 5)]
 
 
 class Rack:
@@ -303,7 +303,7 @@ class Rack:
             self.playbook(ROOT / "playbooks" / "power.yml", "-l", victim, "-e", "power_state=off")
             noticed = self.wait_osd(admin, victim, False, 60)
             self.playbook(ROOT / "playbooks" / "power.yml", "-l", victim, "-e", "power_state=on")
-            output, _ = writer.communicate(timeout=600)
+            output, _errors = writer.communicate(timeout=600)
         finally:
             if writer.poll() is None:
                 writer.kill()
@@ -416,7 +416,7 @@ def _tail(text, lines=60):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--work", default=None, help="working directory (default: a new one under /tmp)")
     parser.add_argument("--keep", action="store_true", help="leave the rack running at the end")

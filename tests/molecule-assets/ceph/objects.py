@@ -186,7 +186,7 @@ def verify_objects(ioctx, manifest_path, not_found=(), retry_on=(), unreadable=(
     lost, corrupt = [], []
     for name, expected in entries.items():
         def read(name=name):
-            size, _ = ioctx.stat(name)
+            size, _mtime = ioctx.stat(name)
             return ioctx.read(name, length=size) if size else b""
         try:
             data = retrying(read, name, retry_on, retry_for, RETRY_PAUSE, clock, sleep, log)
@@ -316,7 +316,7 @@ def ensure_pool(cluster, pool, log=print):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--op-timeout", type=int, default=OP_TIMEOUT,
                         help="seconds librados waits for one operation (default %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -101,7 +101,7 @@ def test_every_acknowledged_object_is_in_the_manifest_with_its_checksum(tmp_path
     written, lines = write(ioctx, manifest, clock, count=3)
     assert written == 3
     entries = manifest_entries(manifest)
-    assert [name for name, _ in entries] == ["obj-000000", "obj-000001", "obj-000002"]
+    assert [name for name, _digest in entries] == ["obj-000000", "obj-000001", "obj-000002"]
     for name, digest in entries:
         assert hashlib.sha256(ioctx.store[name]).hexdigest() == digest
     assert lines[-1].startswith("wrote 3 objects of 64 bytes")
@@ -126,7 +126,7 @@ def test_a_failed_write_is_retried_with_the_same_bytes_on_a_new_connection(tmp_p
     assert len(fresh) == 2  # one per retry, none for the writes that went through first time
     retries = [line for line in lines if line.startswith("retry ")]
     assert len(retries) == 2 and "obj-000001 (attempt 1 failed" in retries[0] and "FakeError" in retries[0]
-    assert [name for name, _ in manifest_entries(manifest)] == ["obj-000000", "obj-000001", "obj-000002"]
+    assert [name for name, _digest in manifest_entries(manifest)] == ["obj-000000", "obj-000001", "obj-000002"]
     assert dict(manifest_entries(manifest))["obj-000001"] == hashlib.sha256(tries[0]).hexdigest()
     assert "2 retries" in lines[-1]
 
@@ -136,9 +136,9 @@ def test_an_object_never_acknowledged_is_not_in_the_manifest_and_ends_the_run(tm
     ioctx = FakeIoctx(clock, failures={"obj-000001": 10 ** 6}, op_time=10.0)
     with pytest.raises(objects.GaveUp, match="obj-000001: not acknowledged after"):
         write(ioctx, manifest, clock, count=3, retry_for=60, pause=1.0)
-    assert [name for name, _ in manifest_entries(manifest)] == ["obj-000000"]
+    assert [name for name, _digest in manifest_entries(manifest)] == ["obj-000000"]
     # Bounded: the attempts stop within the allowed time (each takes 10 s plus a 1 s pause).
-    assert len([n for n, _ in ioctx.attempts if n == "obj-000001"]) == 6
+    assert len([n for n, _data in ioctx.attempts if n == "obj-000001"]) == 6
     assert "obj-000002" not in ioctx.store
 
 
@@ -160,7 +160,7 @@ def test_a_kept_manifest_gets_new_objects_instead_of_overwritten_ones(tmp_path):
     ioctx = FakeIoctx(clock)
     write(ioctx, manifest, clock, count=2)
     assert sorted(ioctx.store) == ["obj-000001", "obj-000003"]
-    names = [name for name, _ in manifest_entries(manifest)]
+    names = [name for name, _digest in manifest_entries(manifest)]
     assert names == ["obj-000000", "obj-000002", "obj-000001", "obj-000003"]
 
 
@@ -173,7 +173,7 @@ def test_a_line_cut_short_is_ignored_then_dropped_before_appending(tmp_path):
     assert lines[0] == "dropped an unfinished manifest line: 'obj-000001 %s'" % ("b" * 20)
     # The name is free again: its object is written anew, and recorded whole.
     assert sorted(ioctx.store) == ["obj-000001", "obj-000002"]
-    assert [name for name, _ in manifest_entries(manifest)] == ["obj-000000", "obj-000001", "obj-000002"]
+    assert [name for name, _digest in manifest_entries(manifest)] == ["obj-000000", "obj-000001", "obj-000002"]
     assert manifest.read_text().endswith("\n")
 
 
@@ -201,7 +201,7 @@ def test_verify_reports_lost_and_corrupt_objects(tmp_path):
     clock, manifest = Clock(), tmp_path / "m"
     ioctx = FakeIoctx(clock)
     write(ioctx, manifest, clock, count=4)
-    assert objects.verify_objects(ioctx, str(manifest), not_found=(NotFound,), log=lambda _: None) == (4, [], [])
+    assert objects.verify_objects(ioctx, str(manifest), not_found=(NotFound,), log=lambda _line: None) == (4, [], [])
     del ioctx.store["obj-000001"]
     ioctx.store["obj-000002"] = b"x" + ioctx.store["obj-000002"][1:]
     lines = []
