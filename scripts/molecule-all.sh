@@ -44,7 +44,8 @@ python "$here/install_collections.py"
 # shares its number with a new container and podman refuses to start it ("deadlock due to lock
 # mismatch", containers/podman#9765). Renumbering before any scenario starts makes them agree; it
 # is only safe with no container running, so a machine running others is left as it is.
-if [[ -z $(podman ps -q) ]]; then
+# MOLECULE_RENUMBER=0: the caller renumbered before starting other containers (make molecule-twin).
+if [[ ${MOLECULE_RENUMBER:-1} != 0 && -z $(podman ps -q) ]]; then
     podman system renumber
 fi
 
