@@ -8,6 +8,8 @@
    the same for the CPU time of the run (user + system of ansible-playbook and its forks and
    modules; the simulator's own is not counted), steadier than wall time on a shared machine.
    BENCH_NODES (a comma list) picks the sizes.
+   Beside them, Ansible's floor for one per-host task (ansible.builtin.debug, no module run) on the
+   same hosts: the least any per-node result costs.
 2. Bus transactions to switch all 10 backplane slots on (stagger 0), counted by the simulator,
    against the minimum of one read, one write and one read-back per chip touched.
 """
@@ -45,6 +47,18 @@ PING = """
     - name: ping
       ansible.builtin.ping:
       delegate_to: "{{ carrier_controller }}"
+"""
+
+# Ansible's own floor for one per-host task: an action plugin that runs no module and touches
+# nothing, over the same hosts with the same forks (what any per-node result costs, however cheap
+# the work behind it).
+FLOOR = """
+- hosts: carrier_nodes
+  gather_facts: false
+  tasks:
+    - name: nothing
+      ansible.builtin.debug:
+        msg: ok
 """
 
 
@@ -95,10 +109,13 @@ def fleet(nodes, runs):
     ping_book = Path(workdir) / "ping.yml"
     ping_book.write_text(PING)
     power = REPO / "playbooks" / "power.yml"
-    times = {"ping": [], "on": [], "noop": [], "status": []}
+    floor_book = Path(workdir) / "floor.yml"
+    floor_book.write_text(FLOOR)
+    times = {"ping": [], "floor": [], "on": [], "noop": [], "status": []}
     try:
         for _run in range(runs):
             times["ping"].append(_play(env, topology, ping_book))
+            times["floor"].append(_play(env, topology, floor_book))
             _play(env, topology, power, "-e", lock, "-e", "power_state=off", "-e", "power_stagger=0")
             times["on"].append(_play(env, topology, power, "-e", lock, "-e", "power_state=on", "-e", "power_stagger=0"))
             times["noop"].append(_play(env, topology, power, "-e", lock, "-e", "power_state=on"))
@@ -112,6 +129,8 @@ def fleet(nodes, runs):
                    best["noop"] / best["ping"], best["status"], best["status"] / best["ping"])
         print("   %4d nodes %s  ping %6.1f s   on %6.1f s %5.2fx   no-op %6.1f s %5.2fx"
               "   status %6.1f s %5.2fx" % figures)
+        print("              %s  Ansible's floor (one debug task per node) %6.1f s %5.2fx ping; no-op %.2fx the floor"
+              % (label, best["floor"], best["floor"] / best["ping"], best["noop"] / best["floor"]))
     print("        (sim start %.1f s)" % start_time)
     sys.stdout.flush()
 

@@ -19,7 +19,8 @@
 #                     by root, never group- or world-writable, existing directories kept as they
 #                     are), then run DIR/.image-setup.sh (if present) in the image and remove it.
 # Built in a build container on the host's network (the Debian archive only), with services kept
-# from starting (policy-rc.d), and cached: nothing is done when the image exists (--force rebuilds).
+# from starting (policy-rc.d), and cached: nothing is done when the image exists and was built from
+# the same inputs (label picluster.carrier.inputs; --force rebuilds).
 # Each role's molecule/default/build-image.sh calls this as the scenario's `dependency` step.
 set -euo pipefail
 
@@ -45,10 +46,6 @@ for pkg in $install $offline; do  # the lists go into a shell script in the cont
     [[ "$pkg" =~ ^[a-z0-9][a-z0-9+.-]+$ ]] || { echo "build-role-image.sh: '$pkg' is not a package name" >&2; exit 2; }
 done
 
-if [[ $force -eq 0 ]] && podman image exists "$image"; then
-    echo "role image: $image exists; not rebuilding"
-    exit 0
-fi
 podman image exists "$base" || "$root/scripts/build-base-image.sh"
 
 script='set -e
@@ -105,6 +102,24 @@ if [[ -n "$offline" ]]; then
 '
 fi
 
+# The cache key: the build script, the base image and the --copy tree's files. An image built from
+# other inputs (a package added to the list, a changed settings file) is rebuilt.
+inputs() {
+    printf '%s\n' "$script" "$(podman image inspect --format '{{.Id}}' "$base")"
+    if [[ -n "$copy" ]]; then
+        (cd "$copy" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)
+    fi
+}
+digest=$(inputs | sha256sum | cut -c1-16)
+if [[ $force -eq 0 ]] && podman image exists "$image"; then
+    have=$(podman image inspect --format '{{index .Labels "picluster.carrier.inputs"}}' "$image" 2>/dev/null || true)
+    if [[ "$have" == "$digest" ]]; then
+        echo "role image: $image is up to date; not rebuilding"
+        exit 0
+    fi
+    echo "role image: $image was built from other inputs (${have:-unlabelled}, now $digest): rebuilding"
+fi
+
 start=$SECONDS
 name=role-image-build-$$
 trap 'podman rm -f "$name" >/dev/null 2>&1 || true' EXIT
@@ -117,5 +132,5 @@ else
 fi
 podman commit --quiet \
     --change 'CMD ["/sbin/init"]' --change 'ENV container=podman' --change 'STOPSIGNAL SIGRTMIN+3' \
-    "$name" "$image" >/dev/null
+    --change "LABEL picluster.carrier.inputs=$digest" "$name" "$image" >/dev/null
 echo "role image: $image built in $((SECONDS - start)) s"

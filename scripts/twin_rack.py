@@ -184,7 +184,7 @@ class Rack:
                 "pihole_admin_password": "{{ lookup('ansible.builtin.file', '%s') }}" % password,
                 "pihole_upstreams": ["192.0.2.53"], "pihole_verify_retries": 20, "pihole_verify_delay": 1,
             },
-            "mpi.yml": {"mpi_network": self.network},
+            "mpi.yml": {"mpi_network": self.network, "mpi_install_dev": True},
         }
         for name, data in files.items():
             (group_vars / name).write_text("---\n" + yaml.safe_dump(data, sort_keys=False))
@@ -278,7 +278,22 @@ class Rack:
         mpi = [h for h in self.hosts if "mpi" in self.roles[h]]
         job = self.ssh(mpi[0], "sudo -n -u mpi -i picluster-mpi-sample", sudo=False, timeout=300)
         out["mpi"] = {"output": job.strip().splitlines()[-12:]}
+        out["mpi"]["pi"] = self.mpi_pi(mpi)
         return out
+
+    def mpi_pi(self, mpi):
+        """The role's C example: built on every MPI node (same path), then one job over all their slots."""
+        self.run([Path(sys.executable).parent / "ansible", "-i", self.inventory, "mpi", "-b", "--become-user", "mpi",
+                  "-m", "ansible.builtin.command", "-a",
+                  "mpicc -O2 -o /home/mpi/mpi-pi /usr/local/share/picluster-mpi/mpi-pi.c -lm"], quiet=True)
+        slots = self.ssh(mpi[0], "awk '/slots=/ {sub(/.*slots=/, \"\"); n += $1} END {print n}' "
+                         "/etc/openmpi/picluster-hostfile").strip()
+        job = self.ssh(mpi[0], "sudo -n -u mpi -i mpirun --hostfile /etc/openmpi/picluster-hostfile -np %s "
+                       "/home/mpi/mpi-pi 100000000" % shlex.quote(slots), sudo=False, timeout=300)
+        result = [line for line in job.splitlines() if line.startswith("pi = ")]
+        if not result:
+            raise StageFailed("the MPI pi job printed no result:\n%s" % _tail(job))
+        return result[-1]
 
     def stage_power_loss(self):
         """Pull a storage node's power while objects are written; recover; read everything back."""
@@ -363,6 +378,31 @@ class Rack:
     def stop(self):
         self.sim("stop", check=False)
 
+    def summary(self):
+        """What the cluster showed, in lines a person reads (the stand-ins said as such)."""
+        lines = []
+        verify, loss = self.results.get("verify") or {}, self.results.get("power_loss") or {}
+        if verify.get("ceph"):
+            ceph = verify["ceph"]
+            lines.append("ceph (real, Debian 12): %s, %d OSDs up on %s" % (ceph["health"], ceph["osds_up"],
+                                                                         ", ".join(ceph["osd_hosts_up"])))
+        if verify.get("dns"):
+            dns = verify["dns"]
+            lines.append("dns (Pi-hole stand-in on %s, the real dnsmasq): %s" % (dns["server"], ", ".join(
+                "%s %s" % kv for kv in sorted(dns["answers"].items()))))
+        if verify.get("k3s"):
+            lines.append("k3s (stand-in): Ready %s" % ", ".join(verify["k3s"]["ready"]))
+        if verify.get("mpi"):
+            lines += ["mpi: " + line for line in verify["mpi"]["output"][-8:]]
+            lines.append("mpi: the role's C example across every slot: %s" % verify["mpi"].get("pi"))
+        if loss:
+            lines.append("power loss: %s's power pulled after %d of %d objects were acknowledged; its OSDs down "
+                         "after %.1f s, up %.1f s after power-on, active+clean %.1f s after the pull; %s"
+                         % (loss["victim"], loss["acknowledged_before_pull"], loss["objects"],
+                            loss["seconds_until_osd_down"], loss["seconds_until_osd_up_again"],
+                            loss["seconds_pull_to_clean"], loss["verify"][-1]))
+        return "\n".join(lines)
+
     def table(self):
         rows = ["%-11s %8s" % ("stage", "seconds")]
         rows += ["%-11s %8.1f" % (name, secs) for name, secs in self.times.items()]
@@ -441,6 +481,8 @@ def main(argv=None):
         memory = rack.memory()
         if not args.keep:
             rack.stop()
+        if rack.summary():
+            print("\n" + rack.summary())
         print("\n" + rack.table())
         if memory:
             print("memory per twin node (MiB): %s" % ", ".join("%s %.0f" % kv for kv in sorted(memory.items())))

@@ -280,11 +280,12 @@ def test_site_playbook_plays_by_specialization(tmp_path):
         elif plays and line and not line.startswith(("pattern:", "hosts (")):
             plays[-1]["hosts"].add(line)
     assert [p["title"].split(": ", 1)[1].split("\t")[0] for p in plays] == [
-        "Base of every node", "Ceph storage nodes", "K3s servers and agents", "Pi-hole DNS nodes"]
+        "Base of every node", "Ceph storage nodes", "K3s servers and agents", "Pi-hole DNS nodes", "MPI compute nodes"]
     assert plays[0]["hosts"] == members("carrier_nodes") and plays[0]["hosts"]
     assert plays[1]["hosts"] == members("ceph_storage") and plays[1]["hosts"]
     assert plays[2]["hosts"] == members("k3s_server") | members("k3s_agent") and plays[2]["hosts"]
     assert plays[3]["hosts"] == members("pihole") and plays[3]["hosts"]
+    assert plays[4]["hosts"] == members("mpi")
     # the controllers are never provisioned as nodes
     assert not plays[0]["hosts"] & members("carrier_controllers")
 

@@ -118,6 +118,10 @@ def test_the_cluster_serves(chain):
     assert result["dns"]["answers"] == rack.address
     assert result["k3s"]["ready"] == sorted(h for h in rack.hosts if {"k3s_server", "k3s_agent"} & set(rack.roles[h]))
     assert result["mpi"]["output"][-1] == "MPI sample: OK"
+    # The C example's reduction over every rank: "pi = 3.141592653589... (error ...) from ... on N ranks".
+    assert result["mpi"]["pi"].startswith("pi = 3.14159265"), result["mpi"]["pi"]
+    slots = sum(int(line.split()[-2]) for line in result["mpi"]["output"] if line.endswith(" ranks"))
+    assert " on %d ranks " % slots in result["mpi"]["pi"], (slots, result["mpi"]["pi"])
     for host in rack.hosts:
         assert any(line.split()[:1] == [host] and line.endswith("ranks") for line in result["mpi"]["output"]), host
 
