@@ -117,18 +117,11 @@ molecule: venv-2.19 collection-link
 twin: venv-2.19 collection-link
 	@$(STAGE) twin $(SCRIPTS)/pytest-stage.sh twin $(VENV) tests/twin $(PYTEST_ARGS)
 
-# make test runs the twin rack beside the molecule scenarios: both spend most of their time waiting
-# on systemd and package installs in containers. The base image both build on comes first, and
-# podman's lock renumbering (molecule-all.sh) before any container exists; the twin rack's output
-# is printed whole when it ends.
+# make test runs the twin rack as one more job of the molecule pool (MOLECULE_JOBS at a time, the
+# twin rack first): a third job beside two scenarios would slow all three on 2 cores.
 molecule-twin: venv-2.19 collection-link
-	@$(STAGE) base-image $(SCRIPTS)/build-base-image.sh
-	@if [ -z "$$(podman ps -q)" ]; then podman system renumber; fi
-	@mkdir -p $(ROOT)/tests/output; rc=0; \
-	MOLECULE_RENUMBER=0 $(MAKE) --no-print-directory molecule & molecule=$$!; \
-	$(MAKE) --no-print-directory twin > $(ROOT)/tests/output/twin.log 2>&1 || rc=1; \
-	wait $$molecule || rc=1; \
-	echo "==== tests/twin (tests/output/twin.log)"; cat $(ROOT)/tests/output/twin.log; exit $$rc
+	@MOLECULE_EXTRA_NAME=twin MOLECULE_EXTRA_CMD='$(MAKE) --no-print-directory twin' \
+		$(STAGE) molecule $(SCRIPTS)/molecule-all.sh $(VENV)
 
 test: lint units integration sanity smoke-2.21 molecule-twin
 

@@ -44,8 +44,7 @@ python "$here/install_collections.py"
 # shares its number with a new container and podman refuses to start it ("deadlock due to lock
 # mismatch", containers/podman#9765). Renumbering before any scenario starts makes them agree; it
 # is only safe with no container running, so a machine running others is left as it is.
-# MOLECULE_RENUMBER=0: the caller renumbered before starting other containers (make molecule-twin).
-if [[ ${MOLECULE_RENUMBER:-1} != 0 && -z $(podman ps -q) ]]; then
+if [[ -z $(podman ps -q) ]]; then
     podman system renumber
 fi
 
@@ -55,6 +54,18 @@ fi
 jobs=${MOLECULE_JOBS:-2}
 logs="$root/tests/output/molecule"
 mkdir -p "$logs"
+
+# MOLECULE_EXTRA_NAME and MOLECULE_EXTRA_CMD: one more job of the pool, started first (make test's
+# twin rack: as long as the longest scenarios, so it goes first), its output in the same log directory.
+run_extra() {
+    local start=$SECONDS
+    if (cd "$root" && eval "$MOLECULE_EXTRA_CMD") >"$logs/$MOLECULE_EXTRA_NAME.log" 2>&1 </dev/null; then
+        echo "==== molecule: $MOLECULE_EXTRA_NAME passed in $((SECONDS - start)) s" >>"$logs/$MOLECULE_EXTRA_NAME.log"
+    else
+        echo "==== molecule: $MOLECULE_EXTRA_NAME FAILED after $((SECONDS - start)) s" >>"$logs/$MOLECULE_EXTRA_NAME.log"
+        return 1
+    fi
+}
 
 run_role() {
     local role=$1 start=$SECONDS
@@ -78,12 +89,20 @@ finish_one() {
     wait -n -p pid "${!running[@]}" && rc=0 || rc=$?
     role=${running[$pid]}
     unset "running[$pid]"
-    echo "==== molecule: roles/$role (default scenario), log $logs/$role.log"
+    if [[ $role == "${MOLECULE_EXTRA_NAME:-}" ]]; then
+        echo "==== molecule: $role (MOLECULE_EXTRA_CMD: $MOLECULE_EXTRA_CMD), log $logs/$role.log"
+    else
+        echo "==== molecule: roles/$role (default scenario), log $logs/$role.log"
+    fi
     cat "$logs/$role.log"
     if [[ $rc -ne 0 ]]; then
         failed+=("$role")
     fi
 }
+if [[ -n "${MOLECULE_EXTRA_NAME:-}" && -n "${MOLECULE_EXTRA_CMD:-}" ]]; then
+    run_extra &
+    running[$!]=$MOLECULE_EXTRA_NAME
+fi
 for role in "${roles[@]}"; do
     if [[ ! -f "$root/roles/$role/molecule/default/molecule.yml" ]]; then
         echo "molecule: roles/$role has no molecule/default/molecule.yml" >&2
