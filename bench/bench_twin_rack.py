@@ -75,6 +75,7 @@ def main():
                             for label, (lo, hi, n) in _memory_by_role(rack, memory).items())
         print("memory per twin, %d nodes%s: %s; total %.0f MiB" % (count, "" if ok else " (FAILED run)", by_role,
                                                                    sum(memory.values())))
+        print("what the %d-node rack showed:\n%s" % (count, rack.summary()))
         loss = rack.results.get("power_loss")
         if loss:
             print("power loss, %d nodes: %s's OSDs down after %.1f s, up again %.1f s after power-on, clean %.1f s "

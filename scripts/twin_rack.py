@@ -283,9 +283,19 @@ class Rack:
 
     def mpi_pi(self, mpi):
         """The role's C example: built on every MPI node (same path), then one job over all their slots."""
-        self.run([Path(sys.executable).parent / "ansible", "-i", self.inventory, "mpi", "-b", "--become-user", "mpi",
-                  "-m", "ansible.builtin.command", "-a",
-                  "mpicc -O2 -o /home/mpi/mpi-pi /usr/local/share/picluster-mpi/mpi-pi.c -lm"], quiet=True)
+        # Over SSH with sudo -u, as a user would: Ansible's become_user to an unprivileged user needs ACLs
+        # (setfacl) on the node for its temporary files, which a minimal image lacks.
+        build = "sudo -n -u mpi -i mpicc -O2 -o /home/mpi/mpi-pi /usr/local/share/picluster-mpi/mpi-pi.c -lm"
+        compilers = {h: subprocess.Popen([str(a) for a in self.ssh_argv(h, build, sudo=False)], stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True, env=self.env, stdin=subprocess.DEVNULL)
+                     for h in mpi}
+        failed = {}
+        for host, proc in compilers.items():
+            output, _errors = proc.communicate(timeout=300)
+            if proc.returncode != 0:
+                failed[host] = _tail(output, 10)
+        if failed:
+            raise StageFailed("mpicc failed on %s" % failed)
         slots = self.ssh(mpi[0], "awk '/slots=/ {sub(/.*slots=/, \"\"); n += $1} END {print n}' "
                          "/etc/openmpi/picluster-hostfile").strip()
         job = self.ssh(mpi[0], "sudo -n -u mpi -i mpirun --hostfile /etc/openmpi/picluster-hostfile -np %s "
@@ -384,8 +394,8 @@ class Rack:
         verify, loss = self.results.get("verify") or {}, self.results.get("power_loss") or {}
         if verify.get("ceph"):
             ceph = verify["ceph"]
-            lines.append("ceph (real, Debian 12): %s, %d OSDs up on %s" % (ceph["health"], ceph["osds_up"],
-                                                                         ", ".join(ceph["osd_hosts_up"])))
+            hosts = ", ".join(ceph["osd_hosts_up"])
+            lines.append("ceph (real, Debian 12): %s, %d OSDs up on %s" % (ceph["health"], ceph["osds_up"], hosts))
         if verify.get("dns"):
             dns = verify["dns"]
             lines.append("dns (Pi-hole stand-in on %s, the real dnsmasq): %s" % (dns["server"], ", ".join(
