@@ -10,7 +10,7 @@
 # up, and a name missing from /etc/hosts would wait on a DNS server the rack cannot reach);
 # python3-apt (Ansible's apt module); the Ceph daemons (ceph-osd, gdisk and lvm2 for ceph_node, a
 # monitor and a manager for the tests' cluster); udev, masked as in ceph_node's image (in a
-# privileged storage twin it would act on the host's devices); OpenMPI and libopenmpi-dev (the mpi
+# privileged storage twin it would act on the host's devices); OpenMPI, libopenmpi-dev and gcc (the mpi
 # role's C example, mpi_install_dev); dig. Offline (an APT
 # repository, the image's only source): what node_base installs at converge time, its time sync and
 # swap managers. sim/twin-image/ holds the settings: cloud-init from the NoCloud seed only, never
@@ -19,6 +19,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 exec "$root/scripts/build-role-image.sh" --image "${TWIN_IMAGE:-localhost/bookworm-systemd-twin}" \
-    --install "openssh-server sudo cloud-init libnss-myhostname python3-apt ceph-mon ceph-mgr ceph-osd gdisk udev openmpi-bin libopenmpi-dev dnsutils" \
+    --install "openssh-server sudo cloud-init libnss-myhostname python3-apt ceph-mon ceph-mgr ceph-osd gdisk udev openmpi-bin libopenmpi-dev gcc libc6-dev dnsutils" \
     --offline "systemd-timesyncd chrony dphys-swapfile zram-tools" \
     --mask-udev --copy "$root/sim/twin-image" "$@"
