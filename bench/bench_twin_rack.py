@@ -8,7 +8,6 @@ Needs root and podman; skipped with the reason otherwise. Figures only; no pass/
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import sys
@@ -16,18 +15,13 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+import twin_rack  # noqa: E402
+
 SERVING = ("rack", "flash", "power", "ssh", "prepare", "site", "verify")
 
 
-def _driver():
-    spec = importlib.util.spec_from_file_location("twin_rack", REPO / "scripts" / "twin_rack.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["twin_rack"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_rack(twin_rack, count):
+def run_rack(count):
     work = tempfile.mkdtemp(prefix="bench-twin-%d-" % count, dir="/tmp")
     rack = twin_rack.Rack(work, count, log=lambda *_args: None)
     ok = True
@@ -55,11 +49,10 @@ def main():
     if os.geteuid() != 0 or shutil.which("podman") is None:
         print("bench_twin_rack: needs root and podman; skipped")
         return 0
-    twin_rack = _driver()
     counts = [int(c) for c in os.environ.get("BENCH_TWIN_NODES", "5,14").split(",") if c.strip()]
     racks = {}
     for count in counts:
-        racks[count] = run_rack(twin_rack, count)
+        racks[count] = run_rack(count)
     print("%-11s" % "stage" + "".join("%12s" % ("%d nodes" % c) for c in counts))
     for stage in twin_rack.STAGES:
         print("%-11s" % stage + "".join("%12s" % ("%.1f" % racks[c][0].times[stage] if stage in racks[c][0].times

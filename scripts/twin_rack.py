@@ -42,6 +42,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "sim")]
+import collection_link  # noqa: E402  (scripts/: the one home of the collection link)
+from carrier_sim.twin import rack_tag  # noqa: E402
 STAGES = ("images", "rack", "flash", "power", "ssh", "prepare", "site", "verify", "power_loss")
 NETWORK = "10.231.%d.0/24"
 USER = "admin"
@@ -76,6 +79,7 @@ class Rack:
         self.subnet = subnet if subnet is not None else _subnet(self.work)
         self.network = NETWORK % self.subnet
         self.state = self.work / "state"
+        self.tag = rack_tag(self.state)  # its twins are named ctw<tag>-<host>
         self.inventory = self.work / "rack.carrier.yml"
         self.key = self.work / "id_ed25519"
         self.hosts = ["node%02d" % (i + 1) for i in range(count)]
@@ -86,7 +90,7 @@ class Rack:
         self.results = {}
         self.env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                         ANSIBLE_FORCE_COLOR="0", ANSIBLE_FORKS=str(max(count, 5)),
-                        ANSIBLE_COLLECTIONS_PATH=_collections_path(),
+                        ANSIBLE_COLLECTIONS_PATH=str(collection_link.collections_path()),
                         ANSIBLE_HOST_KEY_CHECKING="False",
                         ANSIBLE_LOG_PATH=str(self.work / "ansible.log"),  # to follow a long stage: tail -f
                         CONTAINERS_CONF=os.environ.get("CONTAINERS_CONF",
@@ -375,14 +379,14 @@ class Rack:
         return self.results
 
     def memory(self):
-        """Resident memory per twin container (podman stats), MiB."""
+        """Resident memory per twin container of this rack (podman stats), MiB."""
         proc = self.run(["podman", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"], check=False,
                         quiet=True)
-        out = {}
+        out, prefix = {}, "ctw%s-" % self.tag
         for line in proc.stdout.splitlines():
             name, _sep, usage = line.partition(" ")
-            if name.startswith("ctw") and "-node" in name:
-                out[name.rsplit("-", 1)[1]] = _mib(usage.split("/")[0].strip())
+            if name.startswith(prefix):
+                out[name[len(prefix):]] = _mib(usage.split("/")[0].strip())
         return out
 
     def stop(self):
@@ -436,11 +440,6 @@ def _k3s_vars(work):
             "k3s_service_settings": {"LimitNOFILE": "16384", "TasksMax": "infinity"},
             "k3s_server_config": {"write-kubeconfig-mode": "0600", "disable": ["traefik", "servicelb"]},
             "k3s_verify_retries": 30, "k3s_verify_delay": 2}
-
-
-def _collections_path():
-    proc = subprocess.run([str(ROOT / "scripts" / "collection-link.sh")], capture_output=True, text=True, check=True)
-    return proc.stdout.strip()
 
 
 def _write_secret(path, text):

@@ -128,6 +128,11 @@ async def _run(*argv, check=True):
     return out.decode("utf-8", "replace").strip() if proc.returncode == 0 else None
 
 
+def rack_tag(state_dir):
+    """The tag in the names of one simulator's twins, namespaces and container labels (from its state dir)."""
+    return hashlib.sha256(os.path.abspath(state_dir).encode()).hexdigest()[:6]
+
+
 class TwinRack:
     """Every twin of one simulator, their network and their containers."""
 
@@ -135,7 +140,7 @@ class TwinRack:
         """``pairs``: (node, settings) of the nodes with a twin, in topology order."""
         self.state_dir = state_dir
         self.log = log or (lambda msg: None)
-        self.tag = hashlib.sha256(os.path.abspath(state_dir).encode()).hexdigest()[:6]
+        self.tag = rack_tag(state_dir)
         self.rack_ns = "ctw%s" % self.tag  # the bridge's namespace; also the host's veth to it
         self.twins = []
         self.network = None

@@ -11,8 +11,6 @@ printed at the end, as `make demo-cluster` prints it.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -31,15 +29,8 @@ if shutil.which("podman") is None:
     pytest.skip("the twin rack needs podman (.ci/apt-packages.txt)", allow_module_level=True)
 
 
-def _driver():
-    spec = importlib.util.spec_from_file_location("twin_rack", REPO / "scripts" / "twin_rack.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["twin_rack"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-twin_rack = _driver()
+sys.path.insert(0, str(REPO / "scripts"))
+import twin_rack  # noqa: E402
 
 
 class Chain:
@@ -68,8 +59,7 @@ def chain():
         rack.stop()
         print("\n" + rack.table())
         print("memory per twin node (MiB): %s" % ", ".join("%s %.0f" % kv for kv in sorted(memory.items())))
-        tag = hashlib.sha256(str(rack.state).encode()).hexdigest()[:6]  # sim/carrier_sim/twin.py's rack tag
-        left = subprocess.run(["podman", "ps", "-a", "-q", "--filter", "label=picluster.carrier.twin=" + tag],
+        left = subprocess.run(["podman", "ps", "-a", "-q", "--filter", "label=picluster.carrier.twin=" + rack.tag],
                               capture_output=True, text=True, check=False).stdout.split()
         shutil.rmtree(work, ignore_errors=True)
         assert not left, "twin containers left after the simulator stopped: %s" % left
