@@ -28,7 +28,7 @@ UNIT_WORKERS ?= 2
 export CONTAINERS_CONF ?= $(ROOT)/tests/molecule/containers.conf
 
 .PHONY: help venv venv-2.19 venv-2.21 collection-link collections lint units integration sanity \
-	units-2.21 sanity-2.21 smoke-2.21 base-image molecule twin molecule-twin test demo demo-cluster bench \
+	units-2.21 sanity-2.21 smoke-2.21 base-image molecule twin molecule-twin integration-and-checks test demo demo-cluster bench \
 	clean distclean
 
 help:
@@ -123,7 +123,13 @@ molecule-twin: venv-2.19 collection-link
 	@MOLECULE_EXTRA_NAME=twin MOLECULE_EXTRA_CMD='$(MAKE) --no-print-directory twin' \
 		$(STAGE) molecule $(SCRIPTS)/molecule-all.sh $(VENV)
 
-test: lint units integration sanity smoke-2.21 molecule-twin
+# The integration tests wait on simulated boots and timeouts about three quarters of their time:
+# the unit tests, sanity and the 2.21 smoke run beside them (scripts/beside.sh), their output printed after.
+integration-and-checks: venv collection-link
+	@$(SCRIPTS)/beside.sh checks '$(MAKE) --no-print-directory -k units sanity smoke-2.21' \
+		$(MAKE) --no-print-directory integration
+
+test: lint integration-and-checks molecule-twin
 
 # ---------------------------------------------------------------- use
 

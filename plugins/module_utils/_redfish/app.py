@@ -176,12 +176,13 @@ def main(argv=None):
         parser.exit(1, "carrier-redfish: %s\n" % exc)
     except OSError as exc:
         parser.exit(1, "carrier-redfish: cannot listen on %s:%s: %s\n" % (config["listen"], config["port"], exc))
+    # cheroot's stop() waits for the serving loop: serve on a thread, stop from the main one on SIGTERM.
+    # The handler is in place before "serving" is printed: a supervisor may stop us the moment it reads it.
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     host, port = server.bind_addr[:2]
     sys.stdout.write("carrier-redfish: serving %s://%s:%d\n" % ("https" if config["tls_cert"] else "http", host, port))
     sys.stdout.flush()
-    # cheroot's stop() waits for the serving loop: serve on a thread, stop from the main one on SIGTERM
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     thread = threading.Thread(target=server.serve, name="carrier-redfish", daemon=True)
     thread.start()
     try:
