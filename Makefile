@@ -28,7 +28,7 @@ UNIT_WORKERS ?= 2
 export CONTAINERS_CONF ?= $(ROOT)/tests/molecule/containers.conf
 
 .PHONY: help venv venv-2.19 venv-2.21 collection-link collections lint units integration sanity \
-	units-2.21 sanity-2.21 smoke-2.21 base-image molecule twin molecule-twin integration-and-checks test demo demo-cluster bench \
+	units-2.21 sanity-2.21 smoke-2.21 base-image molecule twin integration-and-checks test demo demo-cluster bench \
 	clean distclean
 
 help:
@@ -117,19 +117,14 @@ molecule: venv-2.19 collection-link
 twin: venv-2.19 collection-link
 	@$(STAGE) twin $(SCRIPTS)/pytest-stage.sh twin $(VENV) tests/twin $(PYTEST_ARGS)
 
-# make test runs the twin rack as one more job of the molecule pool (MOLECULE_JOBS at a time, the
-# twin rack first): a third job beside two scenarios would slow all three on 2 cores.
-molecule-twin: venv-2.19 collection-link
-	@MOLECULE_EXTRA_NAME=twin MOLECULE_EXTRA_CMD='$(MAKE) --no-print-directory twin' \
-		$(STAGE) molecule $(SCRIPTS)/molecule-all.sh $(VENV)
-
 # The integration tests wait on simulated boots and timeouts about three quarters of their time:
-# the unit tests, sanity and the 2.21 smoke run beside them (scripts/beside.sh), their output printed after.
+# the unit tests, sanity, the 2.21 smoke and then the twin rack run beside them (scripts/beside.sh),
+# their output printed after. The molecule scenarios come last, two at a time.
 integration-and-checks: venv collection-link
-	@$(SCRIPTS)/beside.sh checks '$(MAKE) --no-print-directory -k units sanity smoke-2.21' \
+	@$(SCRIPTS)/beside.sh checks '$(MAKE) --no-print-directory -k units sanity smoke-2.21 twin' \
 		$(MAKE) --no-print-directory integration
 
-test: lint integration-and-checks molecule-twin
+test: lint integration-and-checks molecule
 
 # ---------------------------------------------------------------- use
 

@@ -17,6 +17,10 @@ root=$(dirname "$here")
 image=${BASE_IMAGE:-localhost/bookworm-systemd}
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/tests/molecule/containers.conf}
 packages=systemd,systemd-sysv,python3,dbus,iproute2
+# One build of an image at a time: make test runs the twin rack (which builds on this image) beside
+# the integration tests (which build it too); the second waits, then finds the image made.
+exec 8>"${TMPDIR:-/tmp}/picluster-image-$(printf %s "$image" | tr -c 'A-Za-z0-9._-' _).lock"
+flock 8
 
 if [[ "${1:-}" != "--force" ]] && podman image exists "$image"; then
     echo "build-base-image: $image exists ($(podman image inspect --format '{{.Created}}' "$image")); not rebuilding"
@@ -37,7 +41,7 @@ if [[ -z "$mirror" ]]; then
 fi
 
 rootfs=$(mktemp -d /var/tmp/bookworm-systemd.XXXXXX)
-trap 'rm -rf "$rootfs"' EXIT
+trap 'rm -rf "$rootfs"; flock -u 8' EXIT  # unlocked even if a child of podman still holds the file
 start=$SECONDS
 echo "build-base-image: debootstrap bookworm from $mirror into $rootfs"
 debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || {

@@ -46,6 +46,9 @@ for pkg in $install $offline; do  # the lists go into a shell script in the cont
     [[ "$pkg" =~ ^[a-z0-9][a-z0-9+.-]+$ ]] || { echo "build-role-image.sh: '$pkg' is not a package name" >&2; exit 2; }
 done
 
+# One build of an image at a time (two stages of make test may want the same one at once).
+exec 7>"${TMPDIR:-/tmp}/picluster-image-$(printf %s "$image" | tr -c 'A-Za-z0-9._-' _).lock"
+flock 7
 podman image exists "$base" || "$root/scripts/build-base-image.sh"
 
 script='set -e
@@ -122,7 +125,7 @@ fi
 
 start=$SECONDS
 name=role-image-build-$$
-trap 'podman rm -f "$name" >/dev/null 2>&1 || true' EXIT
+trap 'podman rm -f "$name" >/dev/null 2>&1 || true; flock -u 7' EXIT  # unlocked even if a child of podman still holds the file
 if [[ -n "$copy" ]]; then
     # Streamed in rather than mounted: a mount point would stay behind in the committed image.
     tar -C "$copy" --owner=0 --group=0 --numeric-owner --mode=go-w -cf - . \

@@ -55,18 +55,6 @@ jobs=${MOLECULE_JOBS:-2}
 logs="$root/tests/output/molecule"
 mkdir -p "$logs"
 
-# MOLECULE_EXTRA_NAME and MOLECULE_EXTRA_CMD: one more job of the pool, started first (make test's
-# twin rack: as long as the longest scenarios, so it goes first), its output in the same log directory.
-run_extra() {
-    local start=$SECONDS
-    if (cd "$root" && eval "$MOLECULE_EXTRA_CMD") >"$logs/$MOLECULE_EXTRA_NAME.log" 2>&1 </dev/null; then
-        echo "==== molecule: $MOLECULE_EXTRA_NAME passed in $((SECONDS - start)) s" >>"$logs/$MOLECULE_EXTRA_NAME.log"
-    else
-        echo "==== molecule: $MOLECULE_EXTRA_NAME FAILED after $((SECONDS - start)) s" >>"$logs/$MOLECULE_EXTRA_NAME.log"
-        return 1
-    fi
-}
-
 run_role() {
     local role=$1 start=$SECONDS
     # molecule names its working directory after the project directory's base name ("main" for
@@ -89,20 +77,12 @@ finish_one() {
     wait -n -p pid "${!running[@]}" && rc=0 || rc=$?
     role=${running[$pid]}
     unset "running[$pid]"
-    if [[ $role == "${MOLECULE_EXTRA_NAME:-}" ]]; then
-        echo "==== molecule: $role (MOLECULE_EXTRA_CMD: $MOLECULE_EXTRA_CMD), log $logs/$role.log"
-    else
-        echo "==== molecule: roles/$role (default scenario), log $logs/$role.log"
-    fi
+    echo "==== molecule: roles/$role (default scenario), log $logs/$role.log"
     cat "$logs/$role.log"
     if [[ $rc -ne 0 ]]; then
         failed+=("$role")
     fi
 }
-if [[ -n "${MOLECULE_EXTRA_NAME:-}" && -n "${MOLECULE_EXTRA_CMD:-}" ]]; then
-    run_extra &
-    running[$!]=$MOLECULE_EXTRA_NAME
-fi
 for role in "${roles[@]}"; do
     if [[ ! -f "$root/roles/$role/molecule/default/molecule.yml" ]]; then
         echo "molecule: roles/$role has no molecule/default/molecule.yml" >&2
