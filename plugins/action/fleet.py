@@ -44,6 +44,14 @@ SENSOR_KEYS = ("board", "profile", "bus", "addresses", "protected_slots", "lock_
 # Modules that read the board's sensors in their own run (option board_sensors): one module start per board
 # instead of two.
 SENSORS_IN_CALL = ("node_status",)
+# Modules whose calls for every board of a controller go in one run of board_calls (a module run costs more
+# than a board's bus traffic), when the board arguments come from the inventory.
+CONTROLLER_WIDE = ("node_power", "node_status")
+# Arguments that, given in the task's args, make the boards' arguments a template of each node's: no
+# controller-wide call then (each board's call is made by one of its own nodes).
+BOARD_LEVEL = frozenset(key for key, _var in BOARD_VARS) | {"slot", "protected_slots"}
+# Arguments that go to board_calls apart from its calls (its no_log option ``secrets``).
+SECRET_KEYS = ("bmc_password", "bmc_priv_password")
 # Parts of a module result that are the call's, not data for the other nodes.
 CALL_KEYS = ("exception", "invocation")
 
@@ -62,10 +70,10 @@ def _board_args(name, args):
     return {k: v for k, v in args.items() if k != "slot" and k not in NODE_KEYS.get(name, ())}
 
 
-def _board_group(task_vars, board):
-    """The hosts of the inventory plugin's group of ``board`` (C(board_<name>)), or None without one."""
+def _group(task_vars, prefix, value):
+    """The hosts of the inventory plugin's group C(<prefix><value>) (board_ or controller_), or None without one."""
     groups = task_vars.get("groups") or {}
-    for name in ("board_" + board, re.sub(r"[^A-Za-z0-9_]", "_", "board_" + board)):
+    for name in (prefix + value, re.sub(r"[^A-Za-z0-9_]", "_", prefix + value)):
         if name in groups:
             return set(groups[name])
     return None
@@ -78,7 +86,7 @@ def _members(task_vars, board, controller):
     board's group are looked at when the inventory has one (every host is checked all the same: a
     host of the board missing from the group only makes its own call)."""
     hostvars = task_vars.get("hostvars", {})
-    group = _board_group(task_vars, board)
+    group = _group(task_vars, "board_", board)
     members = {}
     for host in task_vars.get("ansible_play_batch", []):
         if group is not None and host not in group:
@@ -127,7 +135,17 @@ def _node_spec(hv, host):
     return spec
 
 
-def _slice(result, slot, leader):
+def _call_args(name, shared_args, members, specs):
+    """The module arguments of a board's call for the slots of ``members``."""
+    call = dict(shared_args) if name in BOARD_WIDE else dict(shared_args, slot=sorted(members))
+    if name == "node_power":
+        call["isolate_slots"] = True  # a failing slot fails its own node, not the board's others
+    if name in NODE_KEYS:
+        call["nodes"] = {slot: specs[slot] for slot in sorted(members)}
+    return call
+
+
+def _slice(result, slot, leader, warn):
     """The part of a board result that is one slot's: the shape of a one-slot call."""
     mine = dict((k, v) for k, v in result.items() if k not in (
         "slots", "diff", "skipped", "warnings", "summary", "invocation", "deprecations", "failed", "msg", "exception"))
@@ -149,7 +167,7 @@ def _slice(result, slot, leader):
         prefix = "slot %d:" % slot
         mine["diff"] = {side: "".join(line for line in text.splitlines(True) if line.startswith(prefix))
                         for side, text in result["diff"].items()}
-    if leader and result.get("warnings"):
+    if warn and result.get("warnings"):
         mine["warnings"] = result["warnings"]
     mine["fleet"] = {"leader": leader, "slots": [entry.get("slot") for entry in result.get("slots", [])]}
     return mine
@@ -175,13 +193,13 @@ class ActionModule(ActionBase):
             result["board_sensors"] = self._sensors_call(args, task_vars)
         return result
 
-    def _rendezvous(self, task_vars, board):
+    def _rendezvous(self, task_vars, scope):
         batch = ",".join(sorted(task_vars.get("ansible_play_batch", [])))
-        key = hashlib.sha256(("%s\0%s\0%s" % (self._task._uuid, batch, board)).encode()).hexdigest()[:24]
+        key = hashlib.sha256(("%s\0%s\0%s" % (self._task._uuid, batch, scope)).encode()).hexdigest()[:24]
         return os.path.join(C.DEFAULT_LOCAL_TMP, "carrier-fleet-" + key)
 
-    def _arguments(self, task_vars):
-        """(module name, the node's module arguments, whether to read the board's sensors too)."""
+    def _options(self):
+        """The task's own options: (module name, args, arg_vars, from_inventory, board_sensors)."""
         name = str(self._task.args.get("module", "")).rsplit(".", 1)[-1]
         if name not in MODULES:
             raise AnsibleActionFail("module: %r is not one of %s" % (self._task.args.get("module"), ", ".join(MODULES)))
@@ -196,37 +214,59 @@ class ActionModule(ActionBase):
         arg_vars = self._task.args.get("arg_vars") or {}
         if not isinstance(arg_vars, dict) or not all(isinstance(v, str) for v in arg_vars.values()):
             raise AnsibleActionFail("arg_vars: a dict of argument -> variable name is required (got %r)" % (arg_vars,))
+        if sensors and name in BOARD_WIDE:
+            raise AnsibleActionFail("board_sensors: only with a module of slots (module is %s)" % name)
+        return name, given, arg_vars, from_inventory, sensors
+
+    def _resolve(self, options, host_vars, play_vars):
+        """A node's module arguments: from its host vars (from_inventory), the play's vars (arg_vars), the args."""
+        name, given, arg_vars, from_inventory, _sensors = options
         # Vars reach an action plugin untemplated. Templating them here costs nothing for a plain value, where a
         # template in the task's own arguments is compiled again in every node's fork.
-        args = _inventory_args(name, task_vars) if from_inventory else {}
-        args.update((key, task_vars[var]) for key, var in arg_vars.items() if var in task_vars)
+        args = _inventory_args(name, host_vars) if from_inventory else {}
+        args.update((key, play_vars[var]) for key, var in arg_vars.items() if var in play_vars)
         if args:
             args = {k: v for k, v in self._templar.template(args).items() if v is not None or k not in arg_vars}
         args.update(given)
+        return args
+
+    def _arguments(self, task_vars):
+        """(the task's options, the node's module arguments)."""
+        options = self._options()
+        args = self._resolve(options, task_vars, task_vars)
         if not isinstance(args.get("board"), str):
             raise AnsibleActionFail("args.board: the board name is required (got %r)" % (args.get("board"),))
-        if sensors and name in BOARD_WIDE:
-            raise AnsibleActionFail("board_sensors: only with a module of slots (module is %s)" % name)
-        return name, args, sensors
+        return options, args
+
+    @staticmethod
+    def _controller_wide(options, task_vars):
+        """Whether the boards of the node's controller share one board_calls run: the module is one of
+        CONTROLLER_WIDE, the board arguments come from the inventory (so the plugin can resolve them for
+        every board) and the task's args hold none of them."""
+        name, given, _arg_vars, from_inventory, sensors = options
+        return (name in CONTROLLER_WIDE and from_inventory and isinstance(task_vars.get("carrier_controller"), str)
+                and not BOARD_LEVEL & set(given) and (not sensors or name in SENSORS_IN_CALL))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         super().run(tmp, task_vars)
-        name, args, sensors = self._arguments(task_vars)
+        options, args = self._arguments(task_vars)
+        name, sensors = options[0], options[4]
         own = _slot_of(task_vars.get("carrier_slot") if name in BOARD_WIDE else args.get("slot"))
         host = task_vars.get("inventory_hostname")
         if own is None:  # several slots or all: nothing to share
             return self._own_call(name, args, task_vars, sensors)
-        base = self._rendezvous(task_vars, args["board"])
-        with open(base + ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                with open(base + ".json") as handle:
-                    shared = json.load(handle)
-                leader = False
-            except (OSError, ValueError):
-                shared = self._board_call(name, args, task_vars, base, sensors)
-                leader = True
+        if self._controller_wide(options, task_vars):
+            base = self._rendezvous(task_vars, "controller\0" + task_vars["carrier_controller"])
+            everyone, leader = self._meet(base, lambda: self._controller_call(options, task_vars, base))
+            shared = everyone["boards"].get(args["board"])
+            if shared is None:  # the controller's call did not know this node's board
+                return self._own_call(name, args, task_vars, sensors)
+            boards = sorted(everyone["boards"])
+        else:
+            base = self._rendezvous(task_vars, args["board"])
+            shared, leader = self._meet(base, lambda: self._board_call(name, args, task_vars, base, sensors))
+            boards = [args["board"]]
         members = {int(k): v for k, v in shared["members"].items()}
         result = shared.get("result")
         same = members.get(own) == host and shared["args"] == _digest(_board_args(name, args))
@@ -234,24 +274,93 @@ class ActionModule(ActionBase):
             # The board's one result, a failure too: asking again from every node would only repeat it.
             if result is None or not same:
                 return self._call(name, args, task_vars)
-            return dict(result, fleet={"leader": leader, "slots": sorted(members)})
+            return dict(result, fleet={"leader": leader, "slots": sorted(members), "boards": boards})
         covered = result is not None and any(entry.get("slot") == own for entry in result.get("slots") or [])
         if not covered or not same:
             return self._own_call(name, args, task_vars, sensors)  # as a per-node task would
-        mine = _slice(result, own, leader)
+        # A call's warnings are shown once: by the node that made the call, or (another board of a controller-wide
+        # call) by the node of the board's first slot.
+        warn = leader if "warn_slot" not in shared else own == shared["warn_slot"]
+        mine = _slice(result, own, leader, warn)
+        mine["fleet"]["boards"] = boards
         if sensors:
             mine["board_sensors"] = shared.get("sensors") or self._sensors_call(args, task_vars)
         return mine
 
+    @staticmethod
+    def _meet(base, call):
+        """(what the first of the forks meeting at ``base`` published, whether this fork is that first one)."""
+        with open(base + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                with open(base + ".json") as handle:
+                    return json.load(handle), False
+            except (OSError, ValueError):
+                return call(), True
+
+    def _controller_boards(self, options, task_vars):
+        """board -> (its shared arguments, {slot: host}, {slot: node spec}) for the play batch's hosts of this
+        node's controller, each board's arguments resolved from one of its nodes' host vars."""
+        name = options[0]
+        controller = task_vars["carrier_controller"]
+        hostvars = task_vars.get("hostvars", {})
+        group = _group(task_vars, "controller_", controller)
+        boards = {}
+        for host in task_vars.get("ansible_play_batch", []):
+            if group is not None and host not in group:
+                continue
+            hv = hostvars[host]
+            board, slot = hv.get("carrier_board"), _slot_of(hv.get("carrier_slot"))
+            if hv.get("carrier_controller") != controller or not isinstance(board, str) or slot is None:
+                continue
+            if board not in boards:
+                host_args = task_vars if host == task_vars.get("inventory_hostname") else hv
+                boards[board] = (_board_args(name, self._resolve(options, host_args, task_vars)), {}, {})
+            boards[board][1][slot] = host
+            boards[board][2][slot] = _node_spec(hv, host)
+        return boards
+
+    def _controller_call(self, options, task_vars, base):
+        """One board_calls run for every board of the controller; published per board as a board call is."""
+        name, sensors = options[0], options[4]
+        boards = self._controller_boards(options, task_vars)
+        calls, secrets = [], {}
+        for board, (shared_args, members, specs) in sorted(boards.items()):
+            call = _call_args(name, shared_args, members, specs)
+            if sensors:
+                call["board_sensors"] = True
+            hidden = {key: call[key] for key in SECRET_KEYS if call.get(key) is not None}
+            call = {k: v for k, v in call.items() if k not in SECRET_KEYS}
+            if hidden:
+                secrets[board] = hidden
+            calls.append(call)
+        results = None
+        try:
+            answer = self._execute_module(module_name="picluster.carrier.board_calls", task_vars=task_vars,
+                                          module_args={"module": name, "calls": calls, "secrets": secrets})
+            results = answer.get("calls")
+        finally:  # published even when the call raised: the nodes then make their own calls
+            everyone = {}
+            for index, (board, (shared_args, members, _specs)) in enumerate(sorted(boards.items())):
+                result = results[index] if isinstance(results, list) and index < len(results) else None
+                board_sensors = result.pop("board_sensors", None) if isinstance(result, dict) else None
+                if isinstance(result, dict):
+                    result = {k: v for k, v in result.items() if k not in CALL_KEYS}
+                mine = _slot_of(task_vars.get("carrier_slot")) if board == task_vars.get("carrier_board") else None
+                everyone[board] = {"members": members, "args": _digest(shared_args), "result": result,
+                                   "sensors": board_sensors, "warn_slot": mine if mine in members else min(members)}
+            data = json.dumps({"boards": everyone}, default=str)
+            self._publish(base, data)
+        return json.loads(data)
+
     def _board_call(self, name, args, task_vars, base, sensors):
         members = _members(task_vars, args["board"], task_vars.get("carrier_controller"))
         shared_args = _board_args(name, args)
-        call = dict(shared_args) if name in BOARD_WIDE else dict(shared_args, slot=sorted(members))
-        if name == "node_power":
-            call["isolate_slots"] = True  # a failing slot fails its own node, not the board's others
+        specs = {}
         if name in NODE_KEYS:
             hostvars = task_vars["hostvars"]
-            call["nodes"] = {slot: _node_spec(hostvars[h], h) for slot, h in members.items()}
+            specs = {slot: _node_spec(hostvars[h], h) for slot, h in members.items()}
+        call = _call_args(name, shared_args, members, specs)
         result = board = None
         try:
             if sensors and members and name in SENSORS_IN_CALL:

@@ -45,25 +45,37 @@ def action(monkeypatch, tmp_path):
     monkeypatch.setattr(ActionBase, "run", lambda self, tmp=None, task_vars=None: {})
     calls = []
     failing = []
+    answers = {}  # board (or "board_calls") -> the module's answer, instead of a made-up success
 
     def make(args, module="node_power", uuid="task-1"):
         plugin = fleet.ActionModule.__new__(fleet.ActionModule)
         plugin._task = types.SimpleNamespace(args={"module": module, "args": args}, _uuid=uuid)
 
-        def execute(module_name, module_args, task_vars):
-            calls.append((module_name, module_args))
+        def one(module_args):
+            if module_args["board"] in answers:
+                return dict(answers[module_args["board"]])
             slot = module_args.get("slot", "all")
             slots = slot if isinstance(slot, list) else [1, 2, 3] if slot == "all" else [slot]
             result = power_result(slots, failing=tuple(s for s in failing if s in slots and len(slots) > 1))
+            result["board"] = module_args["board"]
             if module_args.get("board_sensors"):  # node_status reads the sensors in the same run
                 result["board_sensors"] = {"board": module_args["board"], "sensors": {"t": {"ok": True}}}
             return result
+
+        def execute(module_name, module_args, task_vars):
+            calls.append((module_name, module_args))
+            if module_name == "picluster.carrier.board_calls":
+                if "board_calls" in answers:
+                    return answers["board_calls"]
+                return {"changed": True, "calls": [one(call) for call in module_args["calls"]]}
+            return one(module_args)
 
         plugin._execute_module = execute
         return plugin
 
     make.calls = calls
     make.failing = failing
+    make.answers = answers
     return make
 
 
@@ -76,7 +88,8 @@ def test_one_call_per_board_each_host_its_own_slot(action):
     second = action(args(2)).run(task_vars=task_vars("n2"))
     assert action.calls == [("picluster.carrier.node_power", dict(args([1, 2]), isolate_slots=True))]
     assert [e["slot"] for e in first["slots"]] == [1] and [e["slot"] for e in second["slots"]] == [2]
-    assert first["fleet"] == {"leader": True, "slots": [1, 2]} and second["fleet"]["leader"] is False
+    assert first["fleet"] == {"leader": True, "slots": [1, 2], "boards": ["rack1"]}
+    assert second["fleet"]["leader"] is False
     assert second["diff"] == {"before": "slot 2: off\n", "after": "slot 2: on\n"}
     assert second["changed"] is True and "failed" not in second
 
@@ -138,8 +151,8 @@ def test_board_sensors_one_read_every_node_the_board_result(action):
     first = action(dict(plain), module="board_sensors").run(task_vars=dict(task_vars("n1"), carrier_slot=1))
     second = action(dict(plain), module="board_sensors").run(task_vars=dict(task_vars("n2"), carrier_slot=2))
     assert action.calls == [("picluster.carrier.board_sensors", plain)]
-    assert first["fleet"] == {"leader": True, "slots": [1, 2]} and second["fleet"]["leader"] is False
-    assert first["slots"] == second["slots"]
+    assert first["fleet"] == {"leader": True, "slots": [1, 2], "boards": ["rack1"]}
+    assert second["fleet"]["leader"] is False and first["slots"] == second["slots"]
 
 
 class Templar:
@@ -156,10 +169,12 @@ class Templar:
         return value
 
 
-def inventory_vars(host, **extra):
-    found = task_vars(host)
-    found.update(found["hostvars"][host], carrier_profile="backplane10", carrier_bus=1, inventory_hostname=host,
-                 carrier_protected_slots=[], **extra)
+def inventory_vars(host, batch=("n1", "n2", "m1"), **extra):
+    """The vars of ``host`` as the inventory plugin makes them, every host's board options in its hostvars."""
+    found = task_vars(host, batch=batch)
+    for name, hv in found["hostvars"].items():
+        hv.update(carrier_profile="backplane10", carrier_bus=1, carrier_protected_slots=[], inventory_hostname=name)
+    found.update(found["hostvars"][host], **extra)
     return found
 
 
@@ -174,9 +189,12 @@ def test_from_inventory_and_arg_vars_make_the_arguments(action):
                            power_stagger=None)
     run_with(action({}), found, from_inventory=True, arg_vars={"state": "power_state", "stagger": "power_stagger",
                                                                "usb_boot": "power_usb_boot"})
-    assert action.calls == [("picluster.carrier.node_power", {
-        "board": "rack1", "profile": "backplane10", "bus": 1, "lock_dir": "/tmp/locks", "protected_slots": [],
-        "slot": [1, 2], "state": "on", "isolate_slots": True})]
+    # one module run for every board of the controller, each board's options from its own nodes' vars
+    assert action.calls == [("picluster.carrier.board_calls", {"module": "node_power", "secrets": {}, "calls": [
+        {"board": "rack1", "profile": "backplane10", "bus": 1, "lock_dir": "/tmp/locks", "protected_slots": [],
+         "slot": [1, 2], "state": "on", "isolate_slots": True},
+        {"board": "rack2", "profile": "backplane10", "bus": 1, "protected_slots": [], "slot": [1], "state": "on",
+         "isolate_slots": True}]})]
     run_with(action({"force": True}), inventory_vars("n2", power_state="on"), from_inventory=True,
              arg_vars={"state": "power_state"})
     _name, own = action.calls[1]  # args over the inventory's: not the board call's arguments, its own call
@@ -186,7 +204,7 @@ def test_from_inventory_and_arg_vars_make_the_arguments(action):
 def test_node_status_from_inventory_names_the_node(action):
     found = inventory_vars("n1", carrier_console="/dev/ttyUSB0", carrier_profile_data={"chips": []})
     run_with(action({}, module="node_status"), found, from_inventory=True)
-    _name, call = action.calls[0]
+    call = action.calls[0][1]["calls"][0]
     assert call["profile"] == {"chips": []} and "protected_slots" not in call
     assert "node" not in call and "port" not in call
     assert call["nodes"][1] == {"host": "n1", "model": "cm5"}
@@ -231,3 +249,75 @@ def test_bad_options(action, options, message):
     plugin._task.args = dict(plugin._task.args, **options)
     with pytest.raises(AnsibleActionFail, match=message):
         plugin.run(task_vars=task_vars("n1"))
+
+
+def inventory_run(action, host, module="node_power", **options):
+    found = inventory_vars(host, power_state="on")
+    options = dict({"from_inventory": True, "arg_vars": {"state": "power_state"}}, **options)
+    return run_with(action({}, module=module, uuid="inv"), found, **options)
+
+
+def test_the_controllers_boards_share_one_run_each_node_its_slot(action):
+    first = inventory_run(action, "n1")
+    others = [inventory_run(action, host) for host in ("n2", "m1")]
+    assert [name for name, _args in action.calls] == ["picluster.carrier.board_calls"]
+    assert [e["slot"] for e in first["slots"]] == [1]
+    assert first["fleet"] == {"leader": True, "slots": [1, 2], "boards": ["rack1", "rack2"]}
+    assert [(r["slots"][0]["slot"], r["fleet"]["leader"]) for r in others] == [(2, False), (1, False)]
+    assert others[1]["fleet"]["slots"] == [1]  # m1's board is rack2
+
+
+def test_a_board_failing_as_a_whole_makes_its_nodes_own_calls(action):
+    action.answers["rack2"] = {"failed": True, "msg": "bus 1: no answer"}
+    inventory_run(action, "n1")
+    assert "failed" not in inventory_run(action, "n2")
+    theirs = inventory_run(action, "m1")
+    assert [name for name, _args in action.calls] == ["picluster.carrier.board_calls", "picluster.carrier.node_power"]
+    assert action.calls[1][1]["slot"] == 1 and theirs["failed"] is True  # its own call's answer
+
+
+def test_a_failed_controller_run_makes_everyone_call_alone(action):
+    action.answers["board_calls"] = {"failed": True, "msg": "calls[1] (board 'rack2'): missing bus"}
+    inventory_run(action, "n1")
+    inventory_run(action, "m1")
+    assert [name for name, _args in action.calls] == ["picluster.carrier.board_calls"] + [
+        "picluster.carrier.node_power"] * 2
+
+
+def test_secrets_go_apart_and_stay_out_of_the_rendezvous(action, tmp_path):
+    found = inventory_vars("n1", power_state="on")
+    found["hostvars"]["m1"].update(carrier_bmc_user="admin", carrier_bmc_password="s3cret-value")
+    run_with(action({}, uuid="inv"), found, from_inventory=True, arg_vars={"state": "power_state"})
+    sent = action.calls[0][1]
+    assert sent["secrets"] == {"rack2": {"bmc_password": "s3cret-value"}}
+    assert all("bmc_password" not in call for call in sent["calls"]) and sent["calls"][1]["bmc_user"] == "admin"
+    assert not any("s3cret" in path.read_text() for path in tmp_path.iterdir() if path.suffix == ".json")
+
+
+def test_another_boards_warnings_go_to_its_first_slot(action):
+    action.answers["rack2"] = dict(power_result([1]), board="rack2", warnings=["slot by slot, all succeeded"])
+    assert "warnings" not in inventory_run(action, "n1")
+    assert inventory_run(action, "m1")["warnings"] == ["slot by slot, all succeeded"]
+
+
+def test_node_status_sensors_in_the_controller_run(action):
+    mine = inventory_run(action, "n1", module="node_status", board_sensors=True)
+    theirs = inventory_run(action, "m1", module="node_status", board_sensors=True)
+    sent = action.calls[0][1]
+    assert [name for name, _args in action.calls] == ["picluster.carrier.board_calls"]
+    assert all(call["board_sensors"] is True for call in sent["calls"])
+    assert sent["calls"][1]["nodes"] == {1: {"host": "m1", "model": "cm5"}}
+    assert mine["board_sensors"]["board"] == "rack1" and theirs["board_sensors"]["board"] == "rack2"
+
+
+def test_board_options_in_the_args_keep_one_call_per_board(action):
+    found = inventory_vars("n1", power_state="on")
+    run_with(action({"bus": 2}), found, from_inventory=True, arg_vars={"state": "power_state"})
+    assert [name for name, _args in action.calls] == ["picluster.carrier.node_power"]
+    assert action.calls[0][1]["slot"] == [1, 2] and action.calls[0][1]["bus"] == 2
+
+
+def test_node_power_with_board_sensors_keeps_one_call_per_board(action):
+    inventory_run(action, "n1", board_sensors=True)
+    assert [name for name, _args in action.calls] == ["picluster.carrier.node_power",
+                                                      "picluster.carrier.board_sensors"]
