@@ -11,11 +11,11 @@ short_description: Run one board module for several boards of one controller in 
 version_added: 0.3.0
 description:
   - Makes the calls of M(picluster.carrier.node_power) or M(picluster.carrier.node_status) that one run per board would
-    make, for several boards wired to the same controller, in one module run: each call in its own thread, so the
+    make, for several boards wired to the same controller, in one module run, each call in its own thread, so the
     boards act in parallel and each board's stagger between power-ons stays exact.
   - Every call is validated by the module's own options before any of them runs; a call that fails (a bus that does
     not answer, a slot that does not follow) is reported in its own entry of RV(calls) and does not stop the others.
-  - M(picluster.carrier.fleet) uses it for the boards of each controller: a module run costs far more than a board's
+  - M(picluster.carrier.fleet) uses it for the boards of each controller. A module run costs far more than a board's
     bus traffic, so one run per controller instead of one per board is what keeps power.yml and status.yml cheap at
     fleet scale.
   - Runs on the controller that is wired to the boards.

@@ -29,6 +29,11 @@ description:
   - Delegate the task to C(carrier_controller), as for the module itself.
   - Each node's fork templates the task's arguments anew (Ansible compiles a template each time), which at a hundred
     nodes cost more than the board calls; O(from_inventory) and O(arg_vars) let a task carry no template at all.
+  - With O(from_inventory=true) and none of the board options in O(args), the calls of
+    M(picluster.carrier.node_power) and M(picluster.carrier.node_status) for every board of a controller go in one run
+    of M(picluster.carrier.board_calls) (the boards in threads, each board's stagger kept). A module run costs more
+    than a board's bus traffic, so this is one module run per controller instead of one per board. Each node still
+    gets its own board's slice, and a board whose call failed as a whole makes its nodes call alone, as above.
   - This is an action plugin; the module it calls runs on the controller.
 author:
   - picluster.carrier contributors (@picluster)
@@ -100,6 +105,7 @@ notes:
 seealso:
   - module: picluster.carrier.node_power
   - module: picluster.carrier.node_status
+  - module: picluster.carrier.board_calls
 """
 
 EXAMPLES = r"""
@@ -155,11 +161,16 @@ fleet:
   type: dict
   contains:
     leader:
-      description: Whether this node's fork made the board call.
+      description: Whether this node's fork made the module call.
       type: bool
     slots:
-      description: The slots of the board call.
+      description: The slots of the node's board in the call.
       type: list
       elements: int
-  sample: {"leader": false, "slots": [1, 2, 3, 4]}
+    boards:
+      description: The boards of the call (every board of the controller in the play batch when it was a
+        M(picluster.carrier.board_calls) run, else the node's board).
+      type: list
+      elements: str
+  sample: {"leader": false, "slots": [1, 2, 3, 4], "boards": ["carrier1", "rack1"]}
 """
