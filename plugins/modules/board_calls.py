@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: board_calls
 short_description: Run one board module for several boards of one controller in a single run
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Makes the calls of M(picluster.carrier.node_power) or M(picluster.carrier.node_status) that one run per board would
     make, for several boards wired to the same controller, in one module run, each call in its own thread, so the
@@ -75,9 +75,9 @@ EXAMPLES = r"""
 RETURN = r"""
 calls:
   description:
-    - Per call, in the order given, what the module returns for that board (for example RV(picluster.carrier.node_power#module:slots)),
-      or, for a call that failed, C(failed), C(msg) and what the module returns with a failure. A call's warnings are in
-      its own C(warnings).
+    - Per call, in the order given, what the module returns for that board (for example
+      RV(picluster.carrier.node_power#module:slots)), or, for a call that failed, C(failed), C(msg) and what the module
+      returns with a failure. A call's warnings are in its own C(warnings).
   returned: always
   type: list
   elements: dict

@@ -27,7 +27,8 @@ def topology():
         return {"profile": "itx4", "controller": "ctrl0", "bus": "sim:{dir}/%s" % sock,
                 "slots": {slot: {"host": host, "model": "cm4"} for slot, host in hosts.items()}}
     return {"controllers": {"ctrl0": {}},
-            "boards": {"b1": board("bus.sock", {1: "n1", 2: "n2", 3: "n3"}), "b2": board("bus2.sock", {1: "m1", 2: "m2"})}}
+            "boards": {"b1": board("bus.sock", {1: "n1", 2: "n2", 3: "n3"}),
+                       "b2": board("bus2.sock", {1: "m1", 2: "m2"})}}
 
 
 @pytest.fixture
